@@ -1,0 +1,217 @@
+"""Command line: ``harness run | tasks | ladder``. Bad input prints one line and exits non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.errors import HarnessError
+from harness.runner import Reporter
+
+console = Console(stderr=True, highlight=False)
+out = Console(highlight=False, width=160)
+
+
+class RichReporter(Reporter):
+    """Bars for models and the current model's tasks on stderr."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=False)
+        self.models = self.tasks = None
+
+    def start(self, n_models: int) -> None:
+        self.progress.start()
+        self.models = self.progress.add_task("models", total=n_models)
+
+    def model(self, name: str, n_todo: int, n_done: int) -> None:
+        if self.tasks is not None:  # the previous model is finished
+            self.progress.remove_task(self.tasks)
+            self.progress.update(self.models, advance=1)
+        self.tasks = self.progress.add_task(f"  {name}"[:36], total=n_todo + n_done, completed=n_done)
+        if n_todo == 0:
+            self.progress.console.log(f"{name}: all {n_done} task(s) already stored, skipped")
+
+    def task(self, name: str, n: int) -> None:
+        if self.tasks is not None:
+            self.progress.update(self.tasks, description=f"  {name} ({n} docs)"[:36])
+
+    def task_done(self, name: str, summary: dict) -> None:
+        if self.tasks is not None:
+            self.progress.update(self.tasks, advance=1)
+        first = next(iter(summary["scores"].items()))
+        self.progress.console.log(f"{summary['model']} / {name}: {first[0]}={first[1]['value']:.4f} "
+                                  f"(n={summary['n']}, {summary['seconds']:.1f}s)")
+
+    def log(self, message: str) -> None:
+        self.progress.console.log(message)
+
+    def finish(self) -> None:
+        if self.models is not None:
+            self.progress.update(self.models, completed=self.progress.tasks[self.models].total)
+        self.progress.stop()
+
+
+def summary_table(rows: list[dict]) -> Table:
+    """Tasks x metrics down, models across: each line is one task's curve over the suite."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    table = Table(title="scores (value ± stderr)", show_lines=False)
+    table.add_column("task")
+    table.add_column("metric")
+    for m in models:
+        table.add_column(m, justify="right")
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for r in rows:
+        label = r["task"] + (f" ({r['aggregate']})" if r["aggregate"] else "")
+        se = r["stderr"]
+        cells.setdefault((label, r["metric"]), {})[r["model"]] = (
+            f"{r['value']:.3f}" + (f"±{se:.3f}" if se == se and se is not None else ""))
+    for (task, metric), vals in cells.items():
+        table.add_row(task, metric, *[vals.get(m, "-") for m in models])
+    return table
+
+
+# ---------------------------------------------------------------------------- commands
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.config import load_config
+    from harness.runner import run
+
+    overrides = {"output": args.output, "limit": args.limit, "device": args.device, "dtype": args.dtype,
+                 "batch_size": args.batch_size, "seed": args.seed, "on_error": args.on_error}
+    config = load_config(Path(args.config), overrides)
+    result = run(config, RichReporter())
+    if result.rows:
+        out.print(summary_table(result.rows))
+    out.print(f"results: {result.output}  ({result.computed} computed, {result.skipped} reused from earlier runs)")
+    for f in result.failures:
+        console.print(f"[red]FAILED[/] {f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}")
+    return 1 if result.failures else 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from harness.runner import prepare
+    from harness.tasks import TaskIndex, load_task_file
+
+    if args.action == "list":
+        index = TaskIndex()
+        table = Table(title="tasks")
+        for col in ("name", "group", "output", "file"):
+            table.add_column(col)
+        for name, e in sorted(index.entries.items()):
+            try:
+                tasks = {t.name: t for t in load_task_file(e.path)}
+                output = tasks[name].spec.output if name in tasks else "group"
+            except HarnessError:
+                output = "[red]invalid[/]"
+            table.add_row(name, e.group if e.group != name else "", output, str(e.path))
+        out.print(table)
+        for path, err in index.broken.items():
+            console.print(f"[red]unreadable[/] {err}")
+        return 0
+    if args.action == "validate":
+        paths = [Path(p) for p in args.paths] or sorted({e.path for e in TaskIndex().entries.values()} |
+                                                        set(TaskIndex().broken))
+        failed = 0
+        for path in paths:
+            try:
+                for task in load_task_file(path):
+                    n = len(prepare(task, args.limit).instances)
+                    out.print(f"ok  {task.name}  ({n} documents)  {path}")
+            except HarnessError as err:
+                failed += 1
+                console.print(f"[red]error[/] {err}")
+        return 1 if failed else 0
+    # show
+    from harness.tasks import resolve_tasks
+
+    for task in resolve_tasks([args.name], Path.cwd()):
+        p = prepare(task, args.n)
+        out.rule(f"{task.name}  ({task.spec.output}, from {task.source})")
+        for inst in p.instances:
+            out.print(f"[bold]doc {inst.doc_id}[/] context:", markup=True)
+            out.print(repr(inst.context), markup=False)
+            if inst.choices is not None:
+                for i, c in enumerate(inst.continuations):
+                    out.print(f"  choice {i}{' (gold)' if i == inst.gold else ''}: {c!r}", markup=False)
+            elif inst.target is not None:
+                out.print(f"  target: {inst.delimiter + inst.target!r}", markup=False)
+    return 0
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    from harness import ladder
+
+    if args.action == "build":
+        ladder.ensure_ladder(args.name, force=args.force, log=console.log)
+        return 0
+    table = Table(title=f"ladders in {ladder.ladder_root()}")
+    for col in ("ladder", "model", "params", "nonembedding", "seed", "tokens", "train loss", "path"):
+        table.add_column(col)
+    for meta, path in ladder.list_built():
+        table.add_row(meta["ladder"], meta["size"], f"{meta['params']:,}", f"{meta['nonembedding_params']:,}",
+                      str(meta["seed"]), f"{meta['tokens']:,}", f"{meta['final_loss']:.3f}", str(path))
+    out.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="Evaluate model families and classify scaling curves.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="evaluate every model of a config's suite on its tasks")
+    r.add_argument("config")
+    r.add_argument("--output", help="results directory (default: the config's output, or results/<name>)")
+    r.add_argument("--limit", type=int, help="first N documents of each task")
+    r.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
+    r.add_argument("--batch-size", type=lambda s: s if s == "auto" else int(s))
+    r.add_argument("--seed", type=int)
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--fail-fast", dest="on_error", action="store_const", const="stop",
+                   help="stop at the first failing model or task")
+    g.add_argument("--keep-going", dest="on_error", action="store_const", const="continue",
+                   help="record failures and go on with the other models (default)")
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("tasks", help="list, validate or show tasks")
+    tsub = t.add_subparsers(dest="action", required=True)
+    tsub.add_parser("list", help="tasks found in the task directories")
+    v = tsub.add_parser("validate", help="load, validate and render task files (all, if none given)")
+    v.add_argument("paths", nargs="*")
+    v.add_argument("--limit", type=int, default=None)
+    s = tsub.add_parser("show", help="render the first documents exactly as the model sees them")
+    s.add_argument("name")
+    s.add_argument("--n", type=int, default=3)
+    t.set_defaults(func=cmd_tasks)
+
+    lad = sub.add_parser("ladder", help="build or list locally trained model ladders")
+    lsub = lad.add_subparsers(dest="action", required=True)
+    b = lsub.add_parser("build", help="train a ladder (cached; rebuilt when its recipe changes)")
+    b.add_argument("name", nargs="?", default="toy")
+    b.add_argument("--force", action="store_true", help="retrain even if cached")
+    lsub.add_parser("list", help="ladder models built in the cache")
+    lad.set_defaults(func=cmd_ladder)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as err:
+        console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted; completed (model, task) pairs are saved and will be reused")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

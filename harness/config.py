@@ -1,0 +1,77 @@
+"""Experiment config: which models (the suite), which tasks, run settings, and where results go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import HarnessError, pydantic_error
+from harness.models.suite import DType, ModelSpec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LadderRef(_Strict):
+    """``suite: {ladder: toy}``: the models of a locally trained ladder, built on first use."""
+
+    ladder: str
+
+
+class RunSettings(_Strict):
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: DType = "auto"  # auto: bfloat16 on GPU, float32 on CPU
+    batch_size: Union[int, Literal["auto"]] = "auto"  # auto: rows sized by a token budget, halved on OOM
+    token_budget: Optional[int] = Field(default=None, ge=64)  # max padded tokens per batch
+    limit: Optional[int] = Field(default=None, ge=1)  # first N documents of each task
+    seed: int = 1234
+    on_error: Literal["continue", "stop"] = "continue"  # keep going past a failing model, or stop at once
+
+
+class ExperimentConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    suite: Union[list[ModelSpec], LadderRef]
+    tasks: list[str] = Field(min_length=1)
+    run: RunSettings = Field(default_factory=RunSettings)
+    output: Optional[str] = None  # default: results/<name>
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output or f"results/{self.name}")
+
+
+def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> ExperimentConfig:
+    """Read and validate a config; ``overrides`` are ``run`` settings (or ``output``) from the CLI."""
+    from harness.tasks.loading import read_yaml
+
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise HarnessError("a config must be a mapping of fields", source=path)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key == "output":
+            raw["output"] = value
+        else:
+            run = raw.setdefault("run", {})
+            if not isinstance(run, dict):
+                raise HarnessError("must be a mapping", source=path, where="run")
+            run[key] = value
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise pydantic_error(exc, path) from None
+    if isinstance(config.suite, list):
+        if not config.suite:
+            raise HarnessError("the suite is empty", source=path, where="suite")
+        names = [m.name for m in config.suite]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise HarnessError(f"two suite entries share the name {dup[0]!r}: give one a 'label'", source=path, where="suite")
+        for i, m in enumerate(config.suite):
+            if m.is_local and not m.path.is_dir():
+                raise HarnessError(f"model path does not exist: {m.model}", source=path, where=f"suite.{i}.model")
+    return config

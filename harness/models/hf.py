@@ -1,0 +1,277 @@
+"""Hugging Face transformers backend: batched continuation log-likelihoods and greedy generation.
+
+Log-likelihoods follow lm-eval's conventions (joint tokenization decides the context/continuation
+boundary; trailing context whitespace moves to the continuation) so scores are comparable. Only the
+scored positions go through the output layer, and log-softmax runs in float32 whatever the dtype.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union
+
+import torch
+import torch.nn.functional as F
+
+from harness.errors import HarnessError
+from harness.models.backend import GenerationRequest, LogLikelihood
+from harness.models.suite import ModelSpec
+
+T = TypeVar("T")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+CPU_TOKEN_BUDGET = 16_384
+GPU_TOKEN_BUDGET = 262_144
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` is CUDA when present, else CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``auto`` is bfloat16 on GPU (float16 where bf16 is unsupported) and float32 on CPU."""
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"
+
+
+def is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
+
+
+class HFBackend:
+    """A causal LM loaded once; call :meth:`close` to release it before the next model."""
+
+    def __init__(self, spec: ModelSpec, *, device: str = "auto", dtype: str = "auto",
+                 batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the run shows its own progress
+
+        self.spec = spec
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(spec.dtype or dtype, self.device)
+        if spec.is_local and not spec.path.is_dir():
+            raise HarnessError("model path does not exist", source=spec.model, where="suite")
+        kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer or spec.model, **kwargs)
+            self.model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=DTYPES[self.dtype], **kwargs)
+        except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ... ; all mean "cannot load"
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise HarnessError(f"could not load model: {type(exc).__name__}: {first}", source=spec.model) from None
+        self.model.to(self.device).eval()
+        tok = self.tokenizer
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.max_length = spec.max_length or _max_length(self.model.config, tok)
+        self.max_rows = batch_size if isinstance(batch_size, int) else 1 << 30
+        self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
+        self._head = self._output_head()
+
+    # ------------------------------------------------------------------ setup
+
+    def _output_head(self) -> Optional[Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]]:
+        """Logits at chosen positions only: base model + output layer, if that equals the full forward.
+
+        Models whose logits are post-processed (soft-capping, scaling) fail the probe and use the full forward.
+        """
+        base, head = self.model.base_model, self.model.get_output_embeddings()
+        if base is self.model or head is None:
+            return None
+        ids = torch.arange(1, 9, device=self.device).remainder(self.model.config.vocab_size)[None]
+        with torch.inference_mode():
+            full = self.model(input_ids=ids).logits.float()
+            split = head(base(input_ids=ids).last_hidden_state).float()
+        if not torch.allclose(full, split, atol=1e-4, rtol=1e-4):
+            return None
+        return lambda ids, mask, rows_pos: head(base(input_ids=ids, attention_mask=mask).last_hidden_state[rows_pos])
+
+    def close(self) -> None:
+        """Release the weights (and GPU memory) before loading the next model."""
+        del self.model
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------ tokenization
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _encode(self, text: str) -> list[int]:
+        """As the tokenizer encodes a prompt: special tokens only where the tokenizer adds them."""
+        return self.tokenizer(text)["input_ids"]
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Split tokens at the context boundary of the joint encoding (lm-eval's convention)."""
+        if not context:
+            return [self.prefix_id], self.tokenize(continuation)
+        n_spaces = len(context) - len(context.rstrip())
+        if n_spaces:
+            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+        whole = self._encode(context + continuation)
+        ctx = self._encode(context)
+        return ctx, whole[len(ctx):]
+
+    # ------------------------------------------------------------------ batching
+
+    def _batches(self, lengths: Sequence[int], order: Sequence[int]) -> Iterator[list[int]]:
+        """Consecutive groups of ``order`` (longest first) within the row and token budgets."""
+        batch: list[int] = []
+        for i in order:
+            longest = lengths[batch[0]] if batch else lengths[i]
+            if batch and (len(batch) >= self.max_rows or (len(batch) + 1) * longest > self.token_budget):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
+    def _run(self, fn: Callable[[list[T]], list[Any]], batch: list[T]) -> list[Any]:
+        """Run a batch; on out-of-memory halve the token budget and retry the halves."""
+        try:
+            return fn(batch)
+        except Exception as exc:
+            if not is_oom(exc) or len(batch) == 1:
+                raise
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self.token_budget = max(1, self.token_budget // 2)
+        self.max_rows = max(1, min(self.max_rows, len(batch) // 2))
+        mid = len(batch) // 2
+        return self._run(fn, batch[:mid]) + self._run(fn, batch[mid:])
+
+    # ------------------------------------------------------------------ log-likelihood
+
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
+        return self.score_tokens([self.encode_pair(c, x) for c, x in requests])
+
+    def score_tokens(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[LogLikelihood]:
+        """Log-likelihood of token continuations; identical pairs are computed once."""
+        unique: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        index = [unique.setdefault((tuple(c), tuple(x)), len(unique)) for c, x in pairs]
+        items = []
+        for ctx, cont in unique:
+            cont = cont[-self.max_length:]
+            inp = (ctx + cont)[-(self.max_length + 1):][:-1]
+            items.append((inp, cont))
+        lengths = [len(inp) for inp, _ in items]
+        order = sorted(range(len(items)), key=lambda i: -lengths[i])
+        out: list[Optional[LogLikelihood]] = [None] * len(items)
+        for batch in self._batches(lengths, order):
+            for i, res in zip(batch, self._run(lambda b: self._score_batch([items[i] for i in b]), batch)):
+                out[i] = res
+        return [out[i] for i in index]  # type: ignore[misc]
+
+    @torch.inference_mode()
+    def _score_batch(self, items: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[LogLikelihood]:
+        width = max(len(inp) for inp, _ in items)
+        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        rows, pos, targets, sizes = [], [], [], []
+        for r, (inp, cont) in enumerate(items):  # right padding: positions stay absolute for every row
+            ids[r, : len(inp)] = torch.tensor(inp)
+            mask[r, : len(inp)] = 1
+            rows += [r] * len(cont)
+            pos += range(len(inp) - len(cont), len(inp))
+            targets += cont
+            sizes.append(len(cont))
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        rows_pos = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
+        if self._head is not None:
+            logits = self._head(ids, mask, rows_pos)
+        else:
+            logits = self.model(input_ids=ids, attention_mask=mask).logits[rows_pos]
+        logp = F.log_softmax(logits.float(), dim=-1)
+        tgt = torch.tensor(targets, device=self.device)
+        token_lp = logp.gather(-1, tgt[:, None])[:, 0].double().cpu()
+        greedy = (logp.argmax(-1) == tgt).cpu()
+        out, start = [], 0
+        for n in sizes:
+            out.append(LogLikelihood(float(token_lp[start:start + n].sum()), bool(greedy[start:start + n].all()), n))
+            start += n
+        return out
+
+    def loglikelihood_rolling(self, texts: Sequence[str], window: Optional[int] = None,
+                              stride: Optional[int] = None) -> list[LogLikelihood]:
+        """Whole-text log-likelihood; the first token is predicted from the BOS (or EOS) token.
+
+        Each window holds at most ``window`` input tokens and scores the ``stride`` tokens that follow
+        the previous window's; ``stride == window`` gives disjoint windows, as in lm-eval.
+        """
+        window = min(window or self.max_length, self.max_length)
+        stride = min(stride or window, window)
+        pairs, owner = [], []
+        for t, text in enumerate(texts):
+            ids = [self.prefix_id] + self.tokenize(text)
+            n = len(ids) - 1
+            for a in range(0, n, stride):
+                b = min(a + stride, n)
+                lo = max(0, b - window)
+                pairs.append((ids[lo: a + 1], ids[a + 1: b + 1]))
+                owner.append(t)
+        totals = [[0.0, True, 0] for _ in texts]
+        for t, res in zip(owner, self.score_tokens(pairs)):
+            totals[t][0] += res.logprob
+            totals[t][1] = totals[t][1] and res.is_greedy
+            totals[t][2] += res.n_tokens
+        return [LogLikelihood(lp, g, n) for lp, g, n in totals]
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """Greedy decoding, batched with left padding; each row stops at its first stop sequence."""
+        out: list[Optional[str]] = [None] * len(requests)
+        groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((tuple(r.until), r.max_new_tokens), []).append(i)
+        for (until, max_new), members in groups.items():
+            keep = max(1, self.max_length - max_new)
+            encoded = {i: self._encode(requests[i].context)[-keep:] for i in members}
+            lengths = {i: len(e) + max_new for i, e in encoded.items()}
+            order = sorted(members, key=lambda i: -lengths[i])
+            lens = [lengths.get(i, 0) for i in range(len(requests))]
+            for batch in self._batches(lens, order):
+                texts = self._run(lambda b: self._generate_batch([encoded[i] for i in b], until, max_new), batch)
+                for i, text in zip(batch, texts):
+                    out[i] = text
+        return out  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _generate_batch(self, prompts: list[list[int]], until: tuple[str, ...], max_new: int) -> list[str]:
+        from transformers import GenerationConfig
+
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, p in enumerate(prompts):
+            ids[r, width - len(p):] = torch.tensor(p)
+            mask[r, width - len(p):] = 1
+        config = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=self.pad_id,
+                                  eos_token_id=self.tokenizer.eos_token_id,
+                                  stop_strings=list(until) or None)
+        gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                  generation_config=config, tokenizer=self.tokenizer)
+        texts = self.tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
+        return [cut_at_stop(t, until) for t in texts]
+
+
+def cut_at_stop(text: str, until: Sequence[str]) -> str:
+    """Text before the earliest occurrence of any stop sequence."""
+    cut = min((i for s in until if s and (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+def _max_length(config: Any, tokenizer: Any) -> int:
+    for attr in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    tml = getattr(tokenizer, "model_max_length", None)
+    return tml if isinstance(tml, int) and 0 < tml < 1_000_000 else 2048

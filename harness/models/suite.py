@@ -1,0 +1,99 @@
+"""Model specs and the scale metadata of a suite: parameter counts, tokens, FLOPs, a weights hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+METADATA_FILE = "harness_meta.json"  # written by `harness ladder build`; read for tokens/FLOPs/seed
+DType = Literal["auto", "float32", "float16", "bfloat16"]
+
+
+class ModelSpec(BaseModel):
+    """One suite entry, named as ``from_pretrained`` takes it: a hub id or a local folder."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model: str
+    revision: Optional[str] = None
+    dtype: Optional[DType] = None  # None: the run's dtype
+    label: Optional[str] = None  # name in results; default derived from model and revision
+    tokenizer: Optional[str] = None
+    tokens: Optional[float] = Field(default=None, ge=0)  # training tokens, if known
+    flops: Optional[float] = Field(default=None, ge=0)  # training FLOPs; default 6*N*D when tokens known
+    max_length: Optional[int] = Field(default=None, ge=8)
+    trust_remote_code: bool = False
+
+    @property
+    def is_local(self) -> bool:
+        return self.model.startswith((".", "/", "~")) or Path(self.model).expanduser().is_dir()
+
+    @property
+    def path(self) -> Path:
+        return Path(self.model).expanduser().resolve()
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        base = self.path.name if self.is_local else self.model.replace("/", "__")
+        return base + (f"@{self.revision}" if self.revision else "")
+
+    def local_metadata(self) -> dict[str, Any]:
+        """What a ladder build recorded next to the weights (empty for hub models)."""
+        meta = self.path / METADATA_FILE if self.is_local else None
+        return json.loads(meta.read_text()) if meta is not None and meta.is_file() else {}
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(total, non-embedding) parameters. Non-embedding excludes token and position embeddings and an
+    untied output embedding, as in Kaplan et al. (2020)."""
+    import torch
+
+    total = sum(p.numel() for p in model.parameters())
+    seen: set[int] = set()
+    embed = 0
+    modules = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]
+    out = model.get_output_embeddings()
+    if out is not None:
+        modules.append(out)
+    for m in modules:
+        for p in m.parameters(recurse=False):
+            if id(p) not in seen:
+                seen.add(id(p))
+                embed += p.numel()
+    return total, total - embed
+
+
+def weights_hash(spec: ModelSpec, cache_dir: Path) -> str:
+    """sha256 over a local folder's files (cached by size and mtime); the id and revision for hub models."""
+    if not spec.is_local:
+        return hashlib.sha256(f"{spec.model}@{spec.revision or 'main'}".encode()).hexdigest()[:16]
+    cache_file = cache_dir / "weights-hashes.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    h = hashlib.sha256()
+    for f in sorted(p for p in spec.path.rglob("*") if p.is_file() and p.name != METADATA_FILE):
+        st = f.stat()
+        key = f"{f}:{st.st_size}:{st.st_mtime_ns}"
+        if key not in cache:
+            fh = hashlib.sha256()
+            with open(f, "rb") as fp:
+                for chunk in iter(lambda: fp.read(1 << 22), b""):
+                    fh.update(chunk)
+            cache[key] = fh.hexdigest()
+        h.update(f"{f.relative_to(spec.path)}:{cache[key]}".encode())
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(cache))
+        os.replace(tmp, cache_file)
+    except OSError:
+        pass  # the cache is an optimisation only
+    return h.hexdigest()[:16]

@@ -1,0 +1,95 @@
+"""Documents for a task: local files (JSONL/JSON/CSV/Parquet), ``datasets.load_dataset``, or a generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from harness.errors import HarnessError
+from harness.tasks.generators import generate
+from harness.tasks.schema import DatasetSpec
+
+Document = dict[str, Any]
+
+
+def load_documents(spec: DatasetSpec, task_file: Path, split: Optional[str] = None) -> list[Document]:
+    """Load one split of a task's dataset. ``split=None`` is the evaluated split."""
+    if spec.generator is not None:
+        try:
+            docs = generate(spec.generator, split or "test", spec.args)
+        except HarnessError as err:
+            err.source = task_file
+            raise
+        where: object = "dataset.generator"
+    elif spec.hf is not None:
+        docs = _load_hf(spec, task_file, split)
+        where = "dataset.hf"
+    else:
+        if split is not None:
+            raise HarnessError("a 'path' dataset has a single split; leave fewshot.split empty", source=task_file, where="fewshot.split")
+        path = (task_file.parent / spec.path).resolve()  # type: ignore[operator]
+        docs = read_file(path)
+        where = path
+    if not docs:
+        raise HarnessError("dataset is empty", source=task_file, where=where)
+    return docs
+
+
+def _load_hf(spec: DatasetSpec, task_file: Path, split: Optional[str]) -> list[Document]:
+    import datasets  # heavy import, only when needed
+
+    hf = spec.hf
+    assert hf is not None
+    path = hf.path
+    local = task_file.parent / path
+    if local.exists():  # a local dataset folder, relative to the task file like every path
+        path = str(local.resolve())
+    try:
+        ds = datasets.load_dataset(path, hf.name, split=split or hf.split, revision=hf.revision)
+    except Exception as exc:  # datasets raises many types; the user needs the message
+        raise HarnessError(f"could not load dataset '{hf.path}' split '{split or hf.split}': {type(exc).__name__}: {exc}",
+                           source=task_file, where="dataset.hf") from None
+    return [dict(row) for row in ds]
+
+
+def read_file(path: Path) -> list[Document]:
+    """Read a JSONL, JSON (list of objects), CSV or Parquet file into a list of dicts."""
+    if not path.is_file():
+        raise HarnessError("data file not found", source=path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            raise HarnessError(f"not valid UTF-8 (byte {exc.start})", source=path, where=f"line {line}") from None
+        if suffix == ".json":
+            try:
+                rows = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {exc.lineno}") from None
+            if not isinstance(rows, list):
+                raise HarnessError("a .json data file must hold a list of objects", source=path)
+            numbered = list(enumerate(rows, 1))
+        else:
+            numbered = []
+            for i, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        numbered.append((i, json.loads(line)))
+                    except json.JSONDecodeError as exc:
+                        raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {i}") from None
+        for i, row in numbered:
+            if not isinstance(row, dict):
+                raise HarnessError(f"each row must be a JSON object (got {type(row).__name__})", source=path, where=f"row {i}")
+        return [row for _, row in numbered]
+    if suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        try:
+            df = pd.read_csv(path, keep_default_na=False, dtype=str) if suffix == ".csv" else pd.read_parquet(path)
+        except Exception as exc:
+            raise HarnessError(f"could not read {suffix[1:]}: {exc}", source=path) from None
+        return df.to_dict(orient="records")
+    raise HarnessError(f"unsupported data file type '{suffix}' (use .jsonl, .json, .csv or .parquet)", source=path)

@@ -1,0 +1,129 @@
+"""Deterministic synthetic datasets, named from task YAML as ``dataset: {generator: NAME, args: {...}}``.
+
+Each generator takes ``split`` and its args and returns a list of flat dicts (the documents).
+The same generators write the toy ladder's training corpus, so train and test formats agree.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from typing import Any, Callable
+
+from harness.errors import HarnessError
+
+GENERATORS: dict[str, Callable[..., list[dict[str, Any]]]] = {}
+_SPLIT_OFFSET = {"train": 0, "validation": 1, "test": 2}
+
+
+def generator(name: str) -> Callable:
+    """Register a generator ``fn(split, **args) -> list[dict]``."""
+
+    def register(fn: Callable) -> Callable:
+        GENERATORS[name] = fn
+        return fn
+
+    return register
+
+
+def generate(name: str, split: str, args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run a registered generator; unknown names or arguments are HarnessErrors naming the field."""
+    fn = GENERATORS.get(name)
+    if fn is None:
+        raise HarnessError(f"unknown generator '{name}' (known: {', '.join(sorted(GENERATORS))})", where="dataset.generator")
+    params = inspect.signature(fn).parameters
+    unknown = sorted(set(args) - set(params) - {"split"})
+    if unknown:
+        raise HarnessError(f"generator '{name}' has no argument(s) {unknown} (known: {sorted(set(params) - {'split'})})", where="dataset.args")
+    try:
+        return fn(split=split, **args)
+    except (TypeError, ValueError) as exc:
+        raise HarnessError(f"generator '{name}': {exc}", where="dataset.args") from None
+
+
+def _rng(seed: int, split: str) -> random.Random:
+    return random.Random(f"{seed}:{_SPLIT_OFFSET.get(split, split)}")
+
+
+def _unique(rng: random.Random, n: int, draw: Callable[[], tuple], limit: int) -> list[tuple]:
+    """Draw ``n`` distinct items (or all ``limit`` of them when fewer exist)."""
+    seen: dict[tuple, None] = {}
+    n = min(n, limit)
+    while len(seen) < n:
+        seen.setdefault(draw(), None)
+    return list(seen)
+
+
+@generator("arithmetic")
+def arithmetic(split: str, op: str = "+", digits: int = 2, n: int = 500, seed: int = 0,
+               pad: bool = False, choices: int = 0) -> list[dict[str, Any]]:
+    """``a OP b`` with operands of ``digits`` digits. ``pad`` zero-pads operands and answer to fixed
+    width (``07+42=049``). ``choices > 1`` adds ``options`` (distractors near the answer) and ``label``."""
+    if op not in "+-*" or len(op) != 1:
+        raise ValueError(f"op must be one of + - * (got {op!r})")
+    if not 1 <= digits <= 9:
+        raise ValueError("digits must be between 1 and 9")
+    hi = 10 ** digits
+    rng = _rng(seed, split)
+    width = {"+": digits + 1, "-": digits, "*": 2 * digits}[op]
+    pairs = _unique(rng, n, lambda: (rng.randrange(hi), rng.randrange(hi)), hi * hi)
+    docs = []
+    for a, b in pairs:
+        if op == "-" and b > a:
+            a, b = b, a
+        value = {"+": a + b, "-": a - b, "*": a * b}[op]
+        fmt = (lambda x, w: str(x).zfill(w)) if pad else (lambda x, w: str(x))
+        doc: dict[str, Any] = {"a": fmt(a, digits), "b": fmt(b, digits), "op": op, "answer": fmt(value, width)}
+        if choices > 1:
+            wrong: set[int] = set()
+            while len(wrong) < choices - 1:
+                cand = value + rng.choice([-1, 1]) * rng.randrange(1, 10 ** max(1, digits - 1) + 1)
+                if cand >= 0 and cand != value:
+                    wrong.add(cand)
+            options = [value] + sorted(wrong)
+            rng.shuffle(options)
+            doc["options"] = [fmt(x, width) for x in options]
+            doc["label"] = options.index(value)
+        docs.append(doc)
+    return docs
+
+
+@generator("sequence")
+def sequence(split: str, op: str = "copy", length: int = 4, alphabet: str = "abcdefgh", n: int = 500,
+             seed: int = 0) -> list[dict[str, Any]]:
+    """String transforms: ``copy``, ``reverse`` or ``sort`` a random string of ``length`` symbols."""
+    fns = {"copy": lambda s: s, "reverse": lambda s: s[::-1], "sort": lambda s: "".join(sorted(s))}
+    if op not in fns:
+        raise ValueError(f"op must be one of {sorted(fns)} (got {op!r})")
+    rng = _rng(seed, split)
+    items = _unique(rng, n, lambda: tuple(rng.choice(alphabet) for _ in range(length)), len(alphabet) ** length)
+    return [{"input": "".join(t), "answer": fns[op]("".join(t))} for t in items]
+
+
+@generator("modular")
+def modular(split: str, modulus: int = 7, op: str = "+", n: int = 500, seed: int = 0) -> list[dict[str, Any]]:
+    """``(a OP b) mod m`` for a, b < m; single-token answers, so chance is 1/m."""
+    if modulus < 2:
+        raise ValueError("modulus must be at least 2")
+    rng = _rng(seed, split)
+    pairs = _unique(rng, n, lambda: (rng.randrange(modulus), rng.randrange(modulus)), modulus * modulus)
+    calc = {"+": lambda a, b: a + b, "*": lambda a, b: a * b}[op]
+    return [{"a": str(a), "b": str(b), "m": str(modulus), "answer": str(calc(a, b) % modulus)} for a, b in pairs]
+
+
+@generator("lookup")
+def lookup(split: str, pairs: int = 4, key_len: int = 2, n: int = 500, seed: int = 0,
+           keys: str = "abcdefgh", values: str = "0123456789") -> list[dict[str, Any]]:
+    """Key-value retrieval: ``context`` lists ``pairs`` entries like ``ab:3``; the query is one key."""
+    rng = _rng(seed, split)
+    docs = []
+    for _ in range(n):
+        ks: list[str] = []
+        while len(ks) < pairs:
+            k = "".join(rng.choice(keys) for _ in range(key_len))
+            if k not in ks:
+                ks.append(k)
+        vs = [rng.choice(values) for _ in ks]
+        q = rng.randrange(pairs)
+        docs.append({"context": ",".join(f"{k}:{v}" for k, v in zip(ks, vs)), "key": ks[q], "answer": vs[q]})
+    return docs

@@ -1,0 +1,109 @@
+"""Find and load task YAML files: by path, by name or glob from the task directories, groups expanded."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from harness.errors import HarnessError
+from harness.tasks.schema import Task, parse_task_dict
+
+PACKAGE_TASKS = Path(__file__).resolve().parents[2] / "tasks"
+
+
+def read_yaml(path: Path) -> Any:
+    """``yaml.safe_load`` a file (no Python objects from YAML), with errors naming the file and line."""
+    if not path.is_file():
+        raise HarnessError("file not found", source=path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"not valid UTF-8 (byte {exc.start})", source=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise HarnessError(f"invalid YAML: {problem}", source=path, where=where) from None
+
+
+def load_task_file(path: Path) -> list[Task]:
+    """Validate one task file: a single task, or a group's subtasks."""
+    path = Path(path).resolve()
+    return parse_task_dict(read_yaml(path), path)
+
+
+def task_dirs() -> list[Path]:
+    """Where task names are looked up: ``$HARNESS_TASKS_PATH`` entries, ``./tasks``, then the project's ``tasks/``."""
+    dirs = [Path(p) for p in os.environ.get("HARNESS_TASKS_PATH", "").split(os.pathsep) if p]
+    dirs += [Path.cwd() / "tasks", PACKAGE_TASKS]
+    seen: list[Path] = []
+    for d in dirs:
+        d = d.resolve()
+        if d.is_dir() and d not in seen:
+            seen.append(d)
+    return seen
+
+
+@dataclass
+class IndexEntry:
+    name: str
+    path: Path
+    group: Optional[str]  # the group this name belongs to, or the name itself for a group
+
+
+class TaskIndex:
+    """Names defined by the YAML files under the task directories (read, not yet validated)."""
+
+    def __init__(self, dirs: Optional[list[Path]] = None):
+        self.entries: dict[str, IndexEntry] = {}
+        self.broken: dict[Path, str] = {}
+        for d in dirs if dirs is not None else task_dirs():
+            for path in sorted(list(d.rglob("*.yaml")) + list(d.rglob("*.yml"))):
+                try:
+                    raw = read_yaml(path)
+                except HarnessError as err:
+                    self.broken[path] = str(err)
+                    continue
+                if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+                    self.broken[path] = f"{path}: name: missing"
+                    continue
+                names = [(raw["name"], raw["name"] if "subtasks" in raw else None)]
+                for sub in raw.get("subtasks") or []:
+                    if isinstance(sub, dict) and isinstance(sub.get("name"), str):
+                        names.append((sub["name"], raw["name"]))
+                for name, group in names:
+                    self.entries.setdefault(name, IndexEntry(name, path, group))
+
+    def resolve(self, entry: str, base: Path) -> list[Task]:
+        """A path to a YAML file (relative to ``base``), a task or group name, or a glob over names."""
+        if entry.endswith((".yaml", ".yml")) or "/" in entry:
+            return load_task_file(base / entry)
+        names = [n for n in self.entries if fnmatch.fnmatchcase(n, entry)]
+        if not names:
+            hint = f"; {len(self.broken)} task file(s) could not be read: run 'harness tasks validate'" if self.broken else ""
+            raise HarnessError(f"no task named '{entry}' in {', '.join(map(str, task_dirs())) or 'no task directory'}{hint}", where="tasks")
+        tasks: list[Task] = []
+        for name in sorted(names):
+            e = self.entries[name]
+            for task in load_task_file(e.path):
+                if e.group == name or task.name == name:  # a group name selects all its subtasks
+                    tasks.append(task)
+        return tasks
+
+
+def resolve_tasks(entries: list[str], base: Path) -> list[Task]:
+    """Resolve a config's task list into unique tasks, in order of first mention."""
+    index = TaskIndex()
+    out: dict[str, Task] = {}
+    for entry in entries:
+        for task in index.resolve(entry, base):
+            prev = out.get(task.name)
+            if prev is not None and prev.source != task.source:
+                raise HarnessError(f"task name '{task.name}' is defined in both {prev.source} and {task.source}", where="tasks")
+            out.setdefault(task.name, task)
+    return list(out.values())

@@ -1,0 +1,153 @@
+"""Render documents into model inputs: sandboxed Jinja2 templates, few-shot contexts, choices, answers.
+
+Everything the model will see is decided here, once per task, and reused for every model.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from harness.errors import HarnessError
+from harness.tasks.datasets import Document
+from harness.tasks.schema import Task
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+_SINGLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One document as the model sees it. Continuations are ``delimiter + choice`` or ``delimiter + target``."""
+
+    doc_id: int
+    context: str
+    delimiter: str
+    target: Optional[str] = None
+    choices: Optional[tuple[str, ...]] = None
+    gold: Optional[int] = None
+
+    @property
+    def continuations(self) -> list[str]:
+        return [self.delimiter + c for c in self.choices or ()]
+
+
+class Templates:
+    """The compiled templates of one task; every error names the task file, the field and the row."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        spec = task.spec
+        self._prompt = self._compile(spec.prompt, "prompt")
+        self._target = self._compile(spec.target, "target") if spec.target is not None else None
+        self._choices: Any = None
+        if isinstance(spec.choices, list):
+            self._choices = [self._compile(c, f"choices.{i}") for i, c in enumerate(spec.choices)]
+        elif spec.choices is not None:
+            self._choices = self._compile(spec.choices, "choices", native=True)
+        self._answer: Any = spec.answer
+        if isinstance(spec.answer, str):
+            self._answer = self._compile(spec.answer, "answer", native=True)
+
+    def _compile(self, text: str, field: str, native: bool = False) -> Callable[[Document], Any]:
+        """A template renders to a string; with ``native``, a lone ``{{ expr }}`` keeps its Python type."""
+        try:
+            m = _SINGLE_EXPR.match(text) if native else None
+            if m and "}}" not in m.group(1):
+                expr = _ENV.compile_expression(m.group(1), undefined_to_none=False)
+                return lambda doc: expr(**doc)
+            tmpl = _ENV.from_string(text)
+            return lambda doc: tmpl.render(**doc)
+        except TemplateError as exc:
+            raise HarnessError(f"invalid template: {exc}", source=self.task.source, where=f"{self._where()}{field}") from None
+
+    def _where(self) -> str:
+        return f"task {self.task.name}: " if self.task.group else ""
+
+    def _render(self, fn: Callable[[Document], Any], doc: Document, field: str, row: int) -> Any:
+        try:
+            value = fn(doc)
+            if isinstance(value, Undefined):
+                str(value)  # StrictUndefined raises with the missing name
+            return value
+        except SecurityError as exc:
+            raise HarnessError(f"template blocked by the sandbox: {exc}", source=self.task.source, where=f"{self._where()}{field}: row {row}") from None
+        except Exception as exc:  # UndefinedError, TypeError in a filter, ...
+            raise HarnessError(f"cannot render: {exc}", source=self.task.source, where=f"{self._where()}{field}: row {row}") from None
+
+    def prompt(self, doc: Document, row: int) -> str:
+        return str(self._render(self._prompt, doc, "prompt", row))
+
+    def target(self, doc: Document, row: int) -> str:
+        assert self._target is not None
+        return str(self._render(self._target, doc, "target", row))
+
+    def choices(self, doc: Document, row: int) -> list[str]:
+        if isinstance(self._choices, list):
+            return [str(self._render(c, doc, f"choices.{i}", row)) for i, c in enumerate(self._choices)]
+        value = self._render(self._choices, doc, "choices", row)
+        if not isinstance(value, (list, tuple)) or len(value) < 2:
+            raise HarnessError(f"choices must render to a list of at least 2 items (got {value!r:.80})",
+                               source=self.task.source, where=f"{self._where()}choices: row {row}")
+        return [str(c) for c in value]
+
+    def answer(self, doc: Document, row: int, choices: Sequence[str]) -> int:
+        """The gold index: an int, a digit string, or the text of one of the choices."""
+        value = self._answer if isinstance(self._answer, int) else self._render(self._answer, doc, "answer", row)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        elif isinstance(value, str) and value in choices:
+            value = list(choices).index(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < len(choices):
+            raise HarnessError(f"answer {value!r} is not a choice index in 0..{len(choices) - 1} nor a choice's text",
+                               source=self.task.source, where=f"{self._where()}answer: row {row}")
+        return value
+
+    def answer_text(self, doc: Document, row: int) -> str:
+        """The text a few-shot example shows after its prompt."""
+        if self.task.spec.output == "multiple_choice":
+            choices = self.choices(doc, row)
+            return choices[self.answer(doc, row, choices)]
+        return self.target(doc, row)
+
+
+def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional[Sequence[Document]] = None) -> list[Instance]:
+    """Render every document. ``fewshot_pool=None`` samples shots from ``docs``, never the document itself."""
+    spec = task.spec
+    tmpl = Templates(task)
+    shots_cfg = spec.fewshot
+    same_split = fewshot_pool is None
+    pool = docs if fewshot_pool is None else fewshot_pool
+    if shots_cfg.k and len(pool) - (1 if same_split else 0) < shots_cfg.k:
+        raise HarnessError(f"few-shot k={shots_cfg.k} but the pool has only {len(pool)} documents",
+                           source=task.source, where="fewshot.k")
+    shot_text: dict[int, str] = {}
+
+    def shot(i: int) -> str:
+        if i not in shot_text:
+            d = pool[i]
+            shot_text[i] = tmpl.prompt(d, i) + spec.target_delimiter + tmpl.answer_text(d, i)
+        return shot_text[i]
+
+    out = []
+    for row, doc in enumerate(docs):
+        prompt = tmpl.prompt(doc, row)
+        if shots_cfg.k:
+            rng = random.Random(f"{shots_cfg.seed}:{row}")
+            candidates = rng.sample(range(len(pool)), shots_cfg.k + (1 if same_split else 0))
+            picked = [i for i in candidates if not (same_split and i == row)][: shots_cfg.k]
+            prompt = shots_cfg.delimiter.join([shot(i) for i in picked] + [prompt])
+        if spec.output == "multiple_choice":
+            choices = tmpl.choices(doc, row)
+            out.append(Instance(row, prompt, spec.target_delimiter, choices=tuple(choices), gold=tmpl.answer(doc, row, choices)))
+        elif spec.output == "perplexity":
+            out.append(Instance(row, prompt, ""))
+        else:
+            out.append(Instance(row, prompt, spec.target_delimiter, target=tmpl.target(doc, row)))
+    return out

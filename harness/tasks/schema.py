@@ -1,0 +1,186 @@
+"""Task YAML schema: one validated ``TaskSpec`` per (sub)task; unknown fields are errors."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import HarnessError, pydantic_error
+
+OutputType = Literal["multiple_choice", "generate", "loglikelihood", "perplexity"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HFDataset(_Strict):
+    path: str
+    name: Optional[str] = None
+    split: str = "test"
+    revision: Optional[str] = None
+
+
+class DatasetSpec(_Strict):
+    """Exactly one source: a local file, a ``datasets`` dataset, or a built-in generator."""
+
+    path: Optional[str] = None
+    hf: Optional[HFDataset] = None
+    generator: Optional[str] = None
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DatasetSpec":
+        given = [k for k in ("path", "hf", "generator") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of path, hf, generator (got {given or 'none'})")
+        if self.args and self.generator is None:
+            raise ValueError("args is only for generator datasets")
+        return self
+
+
+class GenerationSpec(_Strict):
+    until: list[str] = Field(default_factory=lambda: ["\n\n"])
+    max_new_tokens: int = Field(default=32, ge=1, le=4096)
+
+
+class FewshotSpec(_Strict):
+    k: int = Field(default=0, ge=0, le=64)
+    split: Optional[str] = None  # None: sample from the evaluated split, never the document itself
+    seed: int = 1234
+    delimiter: str = "\n\n"
+
+
+class PerplexitySpec(_Strict):
+    window: Optional[int] = Field(default=None, ge=2)  # None: the model's maximum length
+    stride: Optional[int] = Field(default=None, ge=1)  # None: the window (disjoint windows)
+
+
+class MetricSpec(_Strict):
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TaskSpec(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    version: Union[int, str] = 1
+    description: str = ""
+    dataset: DatasetSpec
+    prompt: str
+    target: Optional[str] = None
+    choices: Optional[Union[str, list[str]]] = None
+    answer: Optional[Union[str, int]] = None
+    output: OutputType
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    fewshot: FewshotSpec = Field(default_factory=FewshotSpec)
+    perplexity: PerplexitySpec = Field(default_factory=PerplexitySpec)
+    metrics: list[MetricSpec]
+    target_delimiter: str = " "
+    chance: Optional[float] = Field(default=None, ge=0)  # override the chance level used by `classify`
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _metric_entries(cls, value: Any) -> Any:
+        """Accept ``[acc, {name: exact_match, ignore_case: true}]``."""
+        if not isinstance(value, list) or not value:
+            raise ValueError("must be a non-empty list")
+        out = []
+        for entry in value:
+            if isinstance(entry, str):
+                out.append({"name": entry})
+            elif isinstance(entry, dict) and "name" in entry:
+                out.append({"name": entry["name"], "options": {k: v for k, v in entry.items() if k != "name"}})
+            else:
+                raise ValueError(f"each metric is a name or a mapping with 'name' (got {entry!r})")
+        return out
+
+    @model_validator(mode="after")
+    def _fields_for_output(self) -> "TaskSpec":
+        from harness.metrics import check_metric  # late import: metrics does not import tasks
+
+        needs = {
+            "multiple_choice": ("choices", "answer"),
+            "generate": ("target",),
+            "loglikelihood": ("target",),
+            "perplexity": (),
+        }[self.output]
+        for f in needs:
+            if getattr(self, f) is None:
+                raise ValueError(f"output '{self.output}' needs the field '{f}'")
+        for i, m in enumerate(self.metrics):
+            check_metric(m.name, self.output, m.options, where=f"metrics.{i}")
+        return self
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class Task:
+    """A validated task with where it came from: its file, its group, and a content hash."""
+
+    def __init__(self, spec: TaskSpec, source: Path, group: Optional[str] = None):
+        self.spec = spec
+        self.source = source
+        self.group = group
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def hash(self) -> str:
+        """Hash of the resolved spec (the task file's content as it applies to this task)."""
+        blob = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r}, source={str(self.source)!r}, group={self.group!r})"
+
+
+def parse_task_dict(raw: Any, source: Path) -> list[Task]:
+    """Validate one task file's content: a single task, or a group with ``subtasks``."""
+    if not isinstance(raw, dict):
+        raise HarnessError("a task file must be a mapping of fields", source=source)
+    if "subtasks" not in raw:
+        return [Task(_validate(raw, source, prefix=""), source)]
+    subtasks = raw["subtasks"]
+    group = raw.get("name")
+    if not isinstance(group, str):
+        raise HarnessError("a task group needs a 'name'", source=source, where="name")
+    if not isinstance(subtasks, list) or not subtasks:
+        raise HarnessError("must be a non-empty list of subtask mappings", source=source, where="subtasks")
+    parent = {k: v for k, v in raw.items() if k != "subtasks"}
+    tasks = []
+    for i, sub in enumerate(subtasks):
+        if not isinstance(sub, dict) or "name" not in sub:
+            raise HarnessError("each subtask is a mapping with a 'name'", source=source, where=f"subtasks.{i}")
+        tasks.append(Task(_validate(_deep_merge(parent, sub), source, prefix=f"subtasks.{i}."), source, group))
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names) or group in names:
+        raise HarnessError("subtask names must be unique and differ from the group name", source=source, where="subtasks")
+    return tasks
+
+
+def _validate(raw: dict, source: Path, prefix: str) -> TaskSpec:
+    try:
+        return TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        err = pydantic_error(exc, source)
+        err.where = prefix + (err.where or "")
+        raise err from None
+    except HarnessError as err:  # raised by a metric check inside a validator
+        err.source, err.where = source, prefix + (err.where or "")
+        raise
