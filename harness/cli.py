@@ -134,14 +134,13 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for task in resolve_tasks([args.name], Path.cwd()):
         p = prepare(task, args.n)
         out.rule(f"{task.name}  ({task.spec.output}, from {task.source})")
-        for inst in p.instances:
-            out.print(f"[bold]doc {inst.doc_id}[/] context:", markup=True)
-            out.print(repr(inst.context), markup=False)
+        for inst in p.instances:  # plain print: the text exactly as the model sees it, no markup
+            print(f"--- doc {inst.doc_id}: context between the markers ---\n{inst.context}\n--- end of context ---")
             if inst.choices is not None:
                 for i, c in enumerate(inst.continuations):
-                    out.print(f"  choice {i}{' (gold)' if i == inst.gold else ''}: {c!r}", markup=False)
+                    print(f"  choice {i}{' (gold)' if i == inst.gold else ''}: {c!r}")
             elif inst.target is not None:
-                out.print(f"  target: {inst.delimiter + inst.target!r}", markup=False)
+                print(f"  target: {inst.delimiter + inst.target!r}")
     return 0
 
 

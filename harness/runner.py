@@ -140,7 +140,10 @@ def run(config: ExperimentConfig, reporter: Optional["Reporter"] = None,
     """Evaluate the suite on the tasks, resuming whatever is already stored under the same key."""
     from harness.models.hf import HFBackend, resolve_device, resolve_dtype
 
+    import torch
+
     rep = reporter or Reporter()
+    torch.manual_seed(config.run.seed)
     store = RunStore(config.output_dir)
     store.check_writable()
     tasks = resolve_tasks(config.tasks, Path.cwd())
@@ -232,14 +235,16 @@ def score_rows(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedT
             s = summaries.get((spec.name, p.task.name))
             if s is None:
                 continue
-            for metric, sc in s["scores"].items():
+            for metric in (m.name for m in p.task.spec.metrics):
+                sc = s["scores"][metric]
                 rows.append(_row(s["model_meta"], p.task.name, p.task.group, "", metric, sc["value"], sc["stderr"],
                                  sc["n"], s["chance"].get(metric)))
         for group, members in groups.items():
             ss = [summaries.get((spec.name, p.task.name)) for p in members]
             if any(s is None for s in ss):
                 continue  # aggregate only complete groups
-            common = [m for m in ss[0]["scores"] if all(m in s["scores"] for s in ss)]  # type: ignore[index]
+            common = [m.name for m in members[0].task.spec.metrics
+                      if all(m.name in s["scores"] for s in ss)]  # type: ignore[index]
             pooled = [r for p in members for r in store.records(spec.name, p.task.name)]
             for metric in common:
                 vals = [s["scores"][metric] for s in ss]  # type: ignore[index]

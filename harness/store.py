@@ -61,14 +61,22 @@ class RunStore:
         return d / f"{safe_name(task)}.jsonl", d / f"{safe_name(task)}.json"
 
     def check_writable(self) -> None:
-        """Fail before any model runs if the output folder cannot be created or written."""
+        """Fail before any model runs if the output folder cannot be created or written (creates nothing)."""
+        import tempfile
+
         from harness.errors import HarnessError
 
-        probe = self.root
+        probe = self.root.resolve()
         while not probe.exists():
             probe = probe.parent
-        if not probe.is_dir() or not os.access(probe, os.W_OK):
-            raise HarnessError("output directory is not writable", source=self.root, where="output")
+        try:
+            if not probe.is_dir():
+                raise OSError(f"{probe} is not a directory")
+            with tempfile.TemporaryFile(dir=probe):
+                pass
+        except OSError as exc:
+            raise HarnessError(f"output directory is not writable ({exc.strerror or exc})", source=self.root,
+                               where="output") from None
 
     def clean_tmp(self) -> None:
         """Remove temporary files a killed run left behind."""

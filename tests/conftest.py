@@ -84,13 +84,13 @@ def workdir(tmp_path, monkeypatch) -> Path:
     (tmp_path / "tasks").mkdir()
     write_jsonl(tmp_path / "tasks" / "mc.jsonl", MC_ROWS)
     (tmp_path / "tasks" / "mc.yaml").write_text(
-        "name: toy_mc\ndataset: {path: mc.jsonl}\nprompt: 'Question: {{question}}\\nAnswer:'\n"
+        "name: toy_mc\ndataset: {path: mc.jsonl}\nprompt: \"Question: {{question}}\\nAnswer:\"\n"
         "choices: '{{options}}'\nanswer: '{{label}}'\noutput: multiple_choice\n"
         "metrics: [acc, acc_norm, p_correct, brier, target_logprob, gold_rank]\n")
     (tmp_path / "tasks" / "add.yaml").write_text(
         "name: toy_add\ndataset: {generator: arithmetic, args: {digits: 2, n: 12, seed: 3}}\n"
-        "prompt: 'Q: What is {{a}} + {{b}}?\\nA:'\ntarget: '{{answer}}'\noutput: generate\n"
-        "generation: {until: ['\\n'], max_new_tokens: 6}\nfewshot: {k: 2, seed: 7}\n"
+        "prompt: \"Q: What is {{a}} + {{b}}?\\nA:\"\ntarget: '{{answer}}'\noutput: generate\n"
+        "generation: {until: [\"\\n\"], max_new_tokens: 6}\nfewshot: {k: 2, seed: 7}\n"
         "metrics: [exact_match, char_edit_distance, token_edit_distance, target_logprob, target_logprob_per_token]\n")
     return tmp_path
 

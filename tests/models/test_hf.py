@@ -1,0 +1,144 @@
+"""The HF backend against a naive one-sequence-at-a-time float32 reference, on three architectures."""
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from harness.models.backend import GenerationRequest
+from harness.models.hf import HFBackend, cut_at_stop
+from harness.models.suite import ModelSpec, count_parameters
+
+REQUESTS = [
+    ("Question: What is 2 + 2?\nAnswer:", " 4"),
+    ("Question: What is 2 + 2?\nAnswer:", " banana split with extra words"),
+    ("the cat sat on the ", "mat"),  # trailing space moves into the continuation
+    ("", "the dog sat"),  # empty context: scored after the prefix token
+    ("a red " * 30, "blue green answer"),
+    ("Q: What is 10 + 7?\nA:", " 17"),
+]
+
+
+def naive(backend: HFBackend, context: str, continuation: str) -> tuple[float, bool]:
+    ctx, cont = backend.encode_pair(context, continuation)
+    ids = torch.tensor([ctx + cont])
+    with torch.no_grad():
+        logp = F.log_softmax(backend.model(input_ids=ids).logits[0].float(), -1)
+    pos = range(len(ctx) - 1, len(ctx) + len(cont) - 1)
+    lp = sum(logp[p, t].item() for p, t in zip(pos, cont))
+    greedy = all(logp[p].argmax().item() == t for p, t in zip(pos, cont))
+    return lp, greedy
+
+
+@pytest.fixture(scope="module", params=["gpt2", "neox", "llama"])
+def backend(request, tiny_models):
+    b = HFBackend(ModelSpec(model=str(tiny_models[request.param])), device="cpu", batch_size=64)
+    yield b
+    b.close()
+
+
+def test_loglikelihood_equals_naive_reference(backend):
+    got = backend.loglikelihood(REQUESTS)
+    for (c, x), res in zip(REQUESTS, got):
+        lp, greedy = naive(backend, c, x)
+        assert abs(res.logprob - lp) <= 1e-4, (c, x)
+        assert res.is_greedy == greedy
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5])
+def test_batch_size_invariance(backend, batch_size):
+    reqs = REQUESTS * 3
+    random.Random(batch_size).shuffle(reqs)
+    ref = {r: ll.logprob for r, ll in zip(reqs, backend.loglikelihood(reqs))}
+    old = backend.max_rows
+    backend.max_rows = batch_size
+    try:
+        got = backend.loglikelihood(reqs)
+    finally:
+        backend.max_rows = old
+    assert max(abs(g.logprob - ref[r]) for r, g in zip(reqs, got)) <= 1e-4
+
+
+def test_rolling_loglikelihood_equals_full_sequence(backend):
+    text = "the cat sat on the mat and the dog sat on the red mat"
+    ids = [backend.prefix_id] + backend.tokenize(text)
+    with torch.no_grad():
+        logp = F.log_softmax(backend.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+    full = sum(logp[i, ids[i + 1]].item() for i in range(len(ids) - 1))
+    (one,) = backend.loglikelihood_rolling([text])
+    assert one.n_tokens == len(ids) - 1 and abs(one.logprob - full) <= 1e-4
+    # small disjoint windows lose context, so the total changes, but every token is scored once
+    (win,) = backend.loglikelihood_rolling([text], window=4)
+    assert win.n_tokens == len(ids) - 1 and win.logprob != pytest.approx(full)
+    (slide,) = backend.loglikelihood_rolling([text], window=8, stride=2)
+    assert slide.n_tokens == len(ids) - 1
+
+
+def test_generation_greedy_and_batch_invariant(backend):
+    reqs = [GenerationRequest(c, ("\n",), 8) for c, _ in REQUESTS if c] * 2
+    one = [backend.generate([r])[0] for r in reqs]
+    many = backend.generate(reqs)
+    assert one == many
+    # greedy: the first generated token is the argmax of the next-token distribution
+    ctx = backend._encode(reqs[0].context)
+    with torch.no_grad():
+        nxt = backend.model(input_ids=torch.tensor([ctx])).logits[0, -1].argmax().item()
+    full = backend.tokenizer.decode([nxt], skip_special_tokens=True)
+    assert many[0].startswith(full.split("\n")[0]) or full.startswith("\n")
+    assert all("\n" not in g for g in many)
+
+
+def test_stop_sequences_cut_each_row():
+    assert cut_at_stop("12 + 3\nQ: next", ["\n"]) == "12 + 3"
+    assert cut_at_stop("abc END def STOP", ["STOP", "END"]) == "abc "
+    assert cut_at_stop("no stop here", ["\n", ""]) == "no stop here"
+
+
+def test_generation_stops_at_stop_string(tiny_llama):
+    b = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
+    free = b.generate([GenerationRequest("the cat", (), 12)])[0]
+    assert len(free) > 2
+    stop = free[1:3]  # a stop string the model will produce
+    cut = b.generate([GenerationRequest("the cat", (stop,), 12)])[0]
+    assert cut == free[: free.find(stop)]
+    b.close()
+
+
+def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatch):
+    b = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=16)
+    ref = b.loglikelihood(REQUESTS * 2)
+    real = b._score_batch
+    sizes = []
+
+    def flaky(items):
+        sizes.append(len(items))
+        if len(items) > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(items)
+
+    monkeypatch.setattr(b, "_score_batch", flaky)
+    got = b.loglikelihood(REQUESTS * 2)
+    assert [g.logprob for g in got] == [r.logprob for r in ref]
+    assert sizes[0] == len(set(REQUESTS)) and max(sizes[1:]) <= 3 and b.max_rows <= 3
+    b.close()
+
+
+def test_parameter_counts(tiny_models):
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"])
+    total, nonemb = count_parameters(m)
+    emb = m.transformer.wte.weight.numel() + m.transformer.wpe.weight.numel()  # lm_head is tied to wte
+    assert total == sum(p.numel() for p in m.parameters()) and nonemb == total - emb
+
+
+def test_missing_model_path_is_a_clear_error(tmp_path):
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="does not exist"):
+        HFBackend(ModelSpec(model=str(tmp_path / "nope")), device="cpu")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    with pytest.raises(HarnessError, match="could not load model"):
+        HFBackend(ModelSpec(model=str(tmp_path / "broken")), device="cpu")

@@ -1,0 +1,169 @@
+"""Task YAML: accepted as in DESIGN.md, rendered exactly, and every bad input named by file and field/row."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.runner import prepare
+from harness.tasks import GENERATORS, load_task_file, resolve_tasks
+from harness.tasks.generators import generate
+
+ARC_LIKE = """
+name: arc_like
+dataset: {hf: {path: arc_data, split: test}}
+prompt: "Question: {{question}}\\nAnswer:"
+choices: "{{choices.text}}"
+answer: "{{choices.label.index(answerKey)}}"
+output: multiple_choice
+metrics: [acc, acc_norm, p_correct, brier, target_logprob]
+"""
+
+
+def test_design_md_multiple_choice_example_via_datasets_load_dataset(tmp_path):
+    data = tmp_path / "arc_data"
+    data.mkdir()
+    rows = [{"question": "Which is a color?", "choices": {"text": ["red", "cat", "run"], "label": ["A", "B", "C"]},
+             "answerKey": "A"},
+            {"question": "Which is an animal?", "choices": {"text": ["blue", "dog", "jump"], "label": ["A", "B", "C"]},
+             "answerKey": "B"}]
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "arc.yaml").write_text(ARC_LIKE)
+    (task,) = load_task_file(tmp_path / "arc.yaml")
+    insts = prepare(task).instances
+    assert insts[1].context == "Question: Which is an animal?\nAnswer:"
+    assert insts[1].continuations == [" blue", " dog", " jump"] and insts[1].gold == 1
+
+
+def test_design_md_generate_example(tmp_path):
+    (tmp_path / "t.yaml").write_text("""
+name: arithmetic_3d_add
+version: 1
+description: Three-digit addition; the answer is generated greedily.
+dataset:
+  generator: arithmetic
+  args: {op: "+", digits: 3, n: 50, seed: 0}
+prompt: "Q: What is {{a}} + {{b}}?\\nA:"
+target: "{{answer}}"
+output: generate
+generation: {until: ["\\n"], max_new_tokens: 8}
+fewshot: {k: 2, split: train, seed: 1234}
+metrics: [exact_match, token_edit_distance, target_logprob]
+""")
+    (task,) = load_task_file(tmp_path / "t.yaml")
+    insts = prepare(task).instances
+    assert len(insts) == 50
+    a = insts[0]
+    assert a.context.count("Q: What is") == 3 and a.context.endswith("?\nA:")
+    shots = a.context.split("\n\n")[:2]
+    assert all(s.startswith("Q: What is") and "\nA: " in s for s in shots)
+    assert int(a.target) == sum(int(x) for x in a.context.rsplit("What is ", 1)[1].split("?")[0].split(" + "))
+
+
+def test_fewshot_never_includes_the_document_itself(tmp_path):
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"q": f"q{i}", "a": f"a{i}"}) + "\n" for i in range(6)))
+    (tmp_path / "t.yaml").write_text("name: fs\ndataset: {path: d.jsonl}\nprompt: '{{q}}'\ntarget: '{{a}}'\n"
+                                     "output: generate\nfewshot: {k: 5, seed: 3}\nmetrics: [exact_match]\n")
+    (task,) = load_task_file(tmp_path / "t.yaml")
+    for inst in prepare(task).instances:
+        shots = inst.context.split("\n\n")[:-1]
+        assert len(shots) == 5 and f"q{inst.doc_id} a{inst.doc_id}" not in shots
+    again = prepare(task).instances
+    assert [i.context for i in again] == [i.context for i in prepare(task).instances]  # deterministic
+
+
+def test_task_group_subtasks(tmp_path):
+    (tmp_path / "g.yaml").write_text("""
+name: arith
+prompt: "{{a}}{{op}}{{b}}="
+target: "{{answer}}"
+target_delimiter: ""
+output: generate
+metrics: [exact_match]
+dataset: {generator: arithmetic, args: {n: 5}}
+subtasks:
+  - {name: arith_add, dataset: {args: {op: "+"}}}
+  - {name: arith_mul, dataset: {args: {op: "*"}}}
+""")
+    tasks = load_task_file(tmp_path / "g.yaml")
+    assert [t.name for t in tasks] == ["arith_add", "arith_mul"] and {t.group for t in tasks} == {"arith"}
+    assert "*" in prepare(tasks[1]).instances[0].context
+    assert tasks[0].hash != tasks[1].hash
+
+
+def test_resolve_by_name_glob_group_and_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tasks").mkdir()
+    for name in ("alpha_one", "alpha_two", "beta"):
+        (tmp_path / "tasks" / f"{name}.yaml").write_text(
+            f"name: {name}\ndataset: {{generator: modular}}\nprompt: '{{{{a}}}}'\ntarget: '{{{{answer}}}}'\n"
+            "output: generate\nmetrics: [exact_match]\n")
+    names = [t.name for t in resolve_tasks(["alpha_*", "beta", "tasks/alpha_one.yaml"], tmp_path)]
+    assert names == ["alpha_one", "alpha_two", "beta"]
+    with pytest.raises(HarnessError, match="no task named 'gamma'"):
+        resolve_tasks(["gamma"], tmp_path)
+
+
+def test_generators_are_deterministic_and_split_aware():
+    for name in GENERATORS:
+        a, b = generate(name, "test", {"n": 20}), generate(name, "test", {"n": 20})
+        assert a == b and len(a) == 20
+        assert generate(name, "train", {"n": 20}) != a
+    docs = generate("arithmetic", "test", {"digits": 2, "pad": True, "choices": 4, "n": 30})
+    for d in docs:
+        assert len(d["a"]) == 2 and len(d["answer"]) == 3
+        assert d["options"][d["label"]] == d["answer"] and len(set(d["options"])) == 4
+
+
+GOOD = {"name": "t", "dataset": {"path": "d.jsonl"}, "prompt": "{{q}}", "choices": "{{opts}}", "answer": "{{gold}}",
+        "output": "multiple_choice", "metrics": ["acc"]}
+ROWS = [{"q": "x", "opts": ["a", "b"], "gold": 1}, {"q": "y", "opts": ["a", "b"], "gold": 0}]
+
+# (description, change to GOOD or raw text, rows, expected fragment of the one-line error)
+BAD = [
+    ("yaml syntax", "name: [unclosed\n", None, "invalid YAML"),
+    ("not a mapping", "- a\n- b\n", None, "must be a mapping"),
+    ("unknown field", {"promt": "x"}, None, "promt: unknown field"),
+    ("wrong type", {"metrics": "acc"}, None, "metrics"),
+    ("unknown metric", {"metrics": ["accuracy"]}, None, "unknown metric 'accuracy'"),
+    ("metric for wrong output", {"metrics": ["exact_match"]}, None, "not defined for output"),
+    ("unknown output", {"output": "classify"}, None, "output"),
+    ("missing prompt", {"prompt": None}, None, "prompt"),
+    ("bad name", {"name": "has space"}, None, "name"),
+    ("two sources", {"dataset": {"path": "d.jsonl", "generator": "arithmetic"}}, None, "exactly one of"),
+    ("unknown generator", {"dataset": {"generator": "nope"}}, None, "unknown generator"),
+    ("unknown generator arg", {"dataset": {"generator": "arithmetic", "args": {"dgts": 2}}}, None, "no argument"),
+    ("bad jinja", {"prompt": "{{ q "}, None, "invalid template"),
+    ("missing variable", {"prompt": "{{ question }}"}, None, "prompt: row 0"),
+    ("sandbox", {"prompt": "{{ q.__class__.__mro__ }}"}, None, "sandbox"),
+    ("answer out of range", {"answer": "{{gold + 5}}"}, None, "answer: row 0"),
+    ("choices not a list", {"choices": "{{q}}"}, None, "choices: row 0"),
+    ("missing data file", {"dataset": {"path": "nope.jsonl"}}, None, "data file not found"),
+    ("corrupt row", {}, '{"q": "x", "opts": ["a","b"], "gold": 1}\n{"q": broken\n', "line 2"),
+    ("row not object", {}, '[1, 2]\n', "row 1"),
+    ("empty dataset", {}, "", "dataset is empty"),
+    ("non utf-8", {}, b'{"q": "\xff\xfe"}\n', "not valid UTF-8"),
+    ("fewshot too large", {"fewshot": {"k": 5}}, None, "fewshot.k"),
+    ("generate without target", {"output": "generate", "metrics": ["exact_match"]}, None, "needs the field 'target'"),
+]
+
+
+@pytest.mark.parametrize("desc,change,rows,fragment", BAD, ids=[b[0] for b in BAD])
+def test_bad_task_files_give_one_line_errors(tmp_path, desc, change, rows, fragment):
+    import yaml
+
+    path = tmp_path / "t.yaml"
+    if isinstance(change, str):
+        path.write_text(change)
+    else:
+        spec = {**GOOD, **change}
+        path.write_text(yaml.safe_dump({k: v for k, v in spec.items() if v is not None}))
+    data = rows if rows is not None else "".join(json.dumps(r) + "\n" for r in ROWS)
+    (tmp_path / "d.jsonl").write_bytes(data if isinstance(data, bytes) else data.encode())
+    with pytest.raises(HarnessError) as info:
+        for task in load_task_file(path):
+            prepare(task)
+    msg = str(info.value)
+    assert fragment in msg and "\n" not in msg
+    assert str(tmp_path) in msg  # names the file (the task file or its data file)

@@ -1,0 +1,152 @@
+"""End to end through the CLI: results layout, resume, keys, failures, and bad configs."""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import build_tiny_model, write_config
+from harness.cli import main
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and p.suffix in (".jsonl", ".csv")}
+
+
+def scores(out: Path) -> list[dict]:
+    return list(csv.DictReader(open(out / "scores.csv")))
+
+
+def test_run_writes_layout_and_resume_is_identical(workdir, tiny_models, capsys):
+    cfg = write_config(workdir, [tiny_models["llama"], tiny_models["gpt2"]], ["toy_mc", "toy_add"], batch_size=3)
+    assert main(["run", str(cfg)]) == 0
+    out = workdir / "results" / "t"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [m["label"] for m in manifest["models"]] == ["llama", "gpt2"]
+    assert {t["name"] for t in manifest["tasks"]} == {"toy_mc", "toy_add"} and manifest["packages"]["torch"]
+    rows = scores(out)
+    assert len(rows) == 2 * (6 + 5)
+    assert set(rows[0]) >= {"model", "params", "nonembedding_params", "task", "metric", "value", "stderr", "n"}
+    assert {r["chance"] for r in rows if r["metric"] == "acc"} == {"0.25"}
+    recs = [json.loads(l) for l in (out / "models" / "llama" / "toy_mc.jsonl").read_text().splitlines()]
+    assert len(recs) == 8 and len(recs[0]["logprobs"]) == 4 and "acc" in recs[0]["metrics"]
+    before = files(out)
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--batch-size", "1"]) == 0  # batch size is not part of the key
+    assert "0 computed, 4 reused" in capsys.readouterr().out
+    assert files(out) == before
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_changing_a_key_part_recomputes_only_that_pair(workdir, tiny_models, capsys):
+    cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc", "toy_add"])
+    assert main(["run", str(cfg)]) == 0
+    task = workdir / "tasks" / "add.yaml"
+    task.write_text(task.read_text().replace("seed: 7", "seed: 8"))  # few-shot seed
+    capsys.readouterr()
+    assert main(["run", str(cfg)]) == 0
+    assert "1 computed, 1 reused" in capsys.readouterr().out
+    assert main(["run", str(cfg), "--dtype", "bfloat16"]) == 0
+    assert "2 computed, 0 reused" in capsys.readouterr().out
+    assert main(["run", str(cfg), "--limit", "3"]) == 0  # fewer documents: different prompts
+    assert "2 computed" in capsys.readouterr().out
+
+
+def test_local_weights_change_recomputes(workdir, tmp_path, capsys):
+    model = build_tiny_model(tmp_path / "m", "llama", seed=0)
+    cfg = write_config(workdir, [model], ["toy_mc"])
+    assert main(["run", str(cfg)]) == 0
+    build_tiny_model(model, "llama", seed=1)  # same path, new weights
+    capsys.readouterr()
+    assert main(["run", str(cfg)]) == 0
+    assert "1 computed, 0 reused" in capsys.readouterr().out
+
+
+def test_group_rows_macro_and_micro(workdir, tiny_llama):
+    (workdir / "tasks" / "grp.yaml").write_text("""
+name: arith
+prompt: "{{a}}{{op}}{{b}}="
+target: "{{answer}}"
+output: generate
+generation: {until: ["\\n"], max_new_tokens: 4}
+metrics: [exact_match, target_logprob]
+dataset: {generator: arithmetic, args: {n: 6}}
+subtasks:
+  - {name: arith_add, dataset: {args: {op: "+"}}}
+  - {name: arith_sub, dataset: {args: {op: "-", n: 10}}}
+""")
+    cfg = write_config(workdir, [tiny_llama], ["arith"])
+    assert main(["run", str(cfg)]) == 0
+    rows = scores(workdir / "results" / "t")
+    tl = {(r["task"], r["aggregate"]): r for r in rows if r["metric"] == "target_logprob"}
+    add, sub = float(tl[("arith_add", "")]["value"]), float(tl[("arith_sub", "")]["value"])
+    assert float(tl[("arith", "macro")]["value"]) == pytest.approx((add + sub) / 2)
+    assert float(tl[("arith", "micro")]["value"]) == pytest.approx((6 * add + 10 * sub) / 16)
+    assert tl[("arith", "micro")]["n"] == "16"
+
+
+def test_failing_model_keeps_other_results_and_exits_nonzero(workdir, tiny_llama, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    cfg = write_config(workdir, [broken, tiny_llama], ["toy_mc"])
+    assert main(["run", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED" in err and "could not load model" in err
+    rows = scores(workdir / "results" / "t")
+    assert {r["model"] for r in rows} == {"tiny_llama"} or {r["model"] for r in rows} == {"llama"}
+    assert main(["run", str(cfg), "--fail-fast"]) == 2
+
+
+@pytest.mark.parametrize("change,fragment", [
+    ({"suite": [{"model": "./does/not/exist"}]}, "suite.0.model: model path does not exist"),
+    ({"tasks": ["no_such_task"]}, "no task named 'no_such_task'"),
+    ({"run": {"batch_size": "big"}}, "run.batch_size"),
+    ({"colour": "blue"}, "colour: unknown field"),
+    ({"suite": []}, "suite"),
+])
+def test_bad_config_writes_nothing(workdir, tiny_llama, capsys, change, fragment):
+    import yaml
+
+    cfg = write_config(workdir, [tiny_llama], ["toy_mc"])
+    raw = yaml.safe_load(cfg.read_text())
+    raw.update(change)
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert fragment in err and len(err.splitlines()) == 1 and str(cfg) in err or fragment in err
+    assert not (workdir / "results").exists()
+
+
+def test_bad_task_leaves_earlier_results_untouched(workdir, tiny_llama):
+    cfg = write_config(workdir, [tiny_llama], ["toy_mc"])
+    assert main(["run", str(cfg)]) == 0
+    before = files(workdir / "results")
+    (workdir / "tasks" / "mc.yaml").write_text((workdir / "tasks" / "mc.yaml").read_text().replace("acc_norm", "acc_nrm"))
+    assert main(["run", str(cfg)]) == 2
+    assert files(workdir / "results") == before
+
+
+def test_unwritable_output_fails_before_running(workdir, tiny_llama, capsys):
+    if os.geteuid() == 0:
+        target = "/proc/harness-results"  # not creatable even by root
+    else:
+        (workdir / "ro").mkdir(mode=0o500)
+        target = str(workdir / "ro" / "out")
+    cfg = write_config(workdir, [tiny_llama], ["toy_mc"])
+    assert main(["run", str(cfg), "--output", target]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+def test_tasks_commands(workdir, capsys):
+    assert main(["tasks", "list"]) == 0
+    assert "toy_mc" in capsys.readouterr().out
+    assert main(["tasks", "validate"]) == 0
+    assert main(["tasks", "show", "toy_mc", "--n", "2"]) == 0
+    shown = capsys.readouterr().out
+    assert "markers ---\nQuestion: What is 1 + 2?\nAnswer:\n--- end" in shown and "choice 0 (gold): ' 3'" in shown
+    (workdir / "tasks" / "bad.yaml").write_text("name: bad\nprompt: [\n")
+    assert main(["tasks", "validate"]) == 1
