@@ -1,0 +1,238 @@
+"""The toy ladder: a family of tiny Llama-style LMs trained from scratch on the CPU, deterministically.
+
+The corpus is the train split of the toy tasks, rendered by the tasks' own templates (so training and
+evaluation formats agree), with every evaluated item removed. Models are saved in Hugging Face format
+under ``$HARNESS_CACHE/ladders/<name>/<recipe hash>/`` and rebuilt when the recipe changes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from harness.errors import HarnessError
+from harness.models.suite import METADATA_FILE, ModelSpec
+from harness.store import digest
+
+PAD, BOS, EOS = "<pad>", "<s>", "</s>"
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    tasks: tuple[str, ...]  # task files (relative to tasks/) whose train splits form the corpus
+    sizes: tuple[Size, ...]
+    seeds: tuple[int, ...] = (0, 1, 2)
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 3e-3
+    warmup: int = 60
+    train_docs: int = 20_000  # per task, before removing evaluated items
+    max_len: int = 64
+    workers: int = 2
+
+    def hash(self, task_dir: Path) -> str:
+        """The recipe plus the content of every task file it trains on."""
+        files = {t: (task_dir / t).read_text() for t in self.tasks}
+        return digest({**asdict(self), "workers": None, "files": files, "version": 1})
+
+
+TOY_TASKS = ("toy/toy_add.yaml", "toy/toy_lookup.yaml", "toy/toy_reverse.yaml", "toy/toy_mod.yaml")
+RECIPES = {
+    "toy": Recipe("toy", TOY_TASKS, (
+        Size("xxs", 8, 1, 1), Size("xs", 16, 2, 2), Size("s", 32, 2, 2),
+        Size("m", 64, 2, 4), Size("l", 96, 3, 4), Size("xl", 128, 3, 4)), seeds=(0, 1), steps=500),
+}
+
+
+def ladder_root() -> Path:
+    from harness.runner import cache_dir
+
+    return cache_dir() / "ladders"
+
+
+def task_dir() -> Path:
+    from harness.tasks.loading import PACKAGE_TASKS
+
+    return PACKAGE_TASKS
+
+
+def model_dirs(recipe: Recipe, root: Path, tdir: Path) -> list[tuple[Size, int, Path]]:
+    base = root / recipe.name / recipe.hash(tdir)
+    return [(s, seed, base / f"{s.name}-seed{seed}") for s in recipe.sizes for seed in recipe.seeds]
+
+
+def ensure_ladder(name_or_recipe: "str | Recipe", *, force: bool = False, root: Optional[Path] = None,
+                  tdir: Optional[Path] = None, log: Optional[Callable[[str], None]] = None) -> list[ModelSpec]:
+    """Build whatever is missing of a ladder (all of it with ``force``) and return its suite, small to large."""
+    recipe = RECIPES.get(name_or_recipe) if isinstance(name_or_recipe, str) else name_or_recipe
+    if recipe is None:
+        raise HarnessError(f"unknown ladder '{name_or_recipe}' (known: {', '.join(RECIPES)})", where="suite.ladder")
+    root, tdir = root or ladder_root(), tdir or task_dir()
+    log = log or (lambda m: None)
+    dirs = model_dirs(recipe, root, tdir)
+    if force and dirs:
+        shutil.rmtree(dirs[0][2].parent, ignore_errors=True)
+    missing = [(s, seed, d) for s, seed, d in dirs if not (d / METADATA_FILE).is_file()]
+    if missing:
+        t0 = time.perf_counter()
+        log(f"training ladder '{recipe.name}': {len(missing)} model(s) into {dirs[0][2].parent}")
+        corpus_file, tok_dir = _prepare_corpus(recipe, dirs[0][2].parent, tdir)
+        workers = max(1, min(recipe.workers, os.cpu_count() or 1, len(missing)))
+        jobs = [(recipe, s, seed, str(d), str(corpus_file), str(tok_dir)) for s, seed, d in missing]
+        if workers == 1:
+            metas = map(_train_job, jobs)
+        else:
+            import multiprocessing as mp
+
+            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+            metas = pool.map(_train_job, jobs)
+        for meta in metas:
+            log(f"  trained {meta['size']} seed {meta['seed']}: {meta['params']:,} params, "
+                f"loss {meta['final_loss']:.3f}, {meta['train_seconds']:.0f}s")
+        if workers > 1:
+            pool.shutdown()
+        log(f"ladder '{recipe.name}' built in {time.perf_counter() - t0:.0f}s")
+    return [ModelSpec(model=str(d), label=d.name) for _, _, d in dirs]
+
+
+def list_built(root: Optional[Path] = None) -> list[tuple[dict, Path]]:
+    root = root or ladder_root()
+    out = []
+    for meta_file in sorted(root.glob(f"*/*/*/{METADATA_FILE}")):
+        out.append((json.loads(meta_file.read_text()), meta_file.parent))
+    return sorted(out, key=lambda mp: (mp[0]["ladder"], mp[0]["params"], mp[0]["seed"]))
+
+
+# ---------------------------------------------------------------------------- corpus and tokenizer
+
+def _prepare_corpus(recipe: Recipe, base: Path, tdir: Path) -> tuple[Path, Path]:
+    """Render the train split of every task; drop texts that equal an evaluated item; build the tokenizer."""
+    from harness.runner import prepare
+    from harness.tasks import load_task_file
+    from harness.tasks.datasets import load_documents
+    from harness.tasks.prompts import Templates
+
+    base.mkdir(parents=True, exist_ok=True)
+    corpus_file, tok_dir = base / "corpus.txt", base / "tokenizer"
+    if corpus_file.is_file() and (tok_dir / "tokenizer.json").is_file():
+        return corpus_file, tok_dir
+    texts: list[str] = []
+    for rel in recipe.tasks:
+        for task in load_task_file(tdir / rel):
+            spec = task.spec
+            evaluated = {i.context + i.delimiter + (i.target or (i.choices[i.gold] if i.choices else ""))
+                         for i in prepare(task).instances}
+            train_spec = spec.dataset.model_copy(update={"args": {**spec.dataset.args, "n": recipe.train_docs}})
+            tmpl = Templates(task)
+            for row, doc in enumerate(load_documents(train_spec, task.source, split="train")):
+                text = tmpl.prompt(doc, row) + spec.target_delimiter + tmpl.answer_text(doc, row)
+                if text not in evaluated and "\n" not in text:
+                    texts.append(text)
+    _build_tokenizer(texts).save_pretrained(tok_dir)
+    tmp = corpus_file.with_suffix(".tmp")
+    tmp.write_text("\n".join(texts) + "\n")
+    os.replace(tmp, corpus_file)
+    return corpus_file, tok_dir
+
+
+def _build_tokenizer(texts: list[str]):
+    """Character-level tokenizer that adds BOS like a Llama tokenizer does, so prompts match training."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    chars = sorted(set("".join(texts)) | set("\n "))
+    vocab = {t: i for i, t in enumerate([PAD, BOS, EOS] + chars)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=PAD))
+    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, vocab[BOS])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD)
+
+
+# ---------------------------------------------------------------------------- training
+
+def _train_job(job: tuple) -> dict:
+    recipe, size, seed, out_dir, corpus_file, tok_dir = job
+    return train_model(recipe, size, seed, Path(out_dir), Path(corpus_file), Path(tok_dir))
+
+
+def train_model(recipe: Recipe, size: Size, seed: int, out_dir: Path, corpus_file: Path, tok_dir: Path) -> dict:
+    """Train one model (single thread, fixed seed: bit-for-bit reproducible) and save it atomically."""
+    import numpy as np
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from harness.models.suite import count_parameters
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(1)
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    texts = corpus_file.read_text().splitlines()
+    seqs = [ids + [tok.eos_token_id] for ids in tok(texts)["input_ids"]]
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=size.d_model, intermediate_size=4 * size.d_model,
+                         num_hidden_layers=size.n_layers, num_attention_heads=size.n_heads,
+                         max_position_embeddings=recipe.max_len, bos_token_id=tok.bos_token_id,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.95), weight_decay=0.01)
+
+    def lr_at(step: int) -> float:
+        if step < recipe.warmup:
+            return (step + 1) / recipe.warmup
+        progress = (step - recipe.warmup) / max(1, recipe.steps - recipe.warmup)
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * progress))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    rng = np.random.default_rng(seed)
+    tokens, losses = 0, []
+    model.train()
+    for _ in range(recipe.steps):
+        batch = [seqs[i] for i in rng.integers(0, len(seqs), recipe.batch_size)]
+        width = max(len(s) for s in batch)
+        ids = torch.full((len(batch), width), tok.pad_token_id)
+        for r, s in enumerate(batch):
+            ids[r, : len(s)] = torch.tensor(s)
+        mask = (ids != tok.pad_token_id).long()
+        labels = ids.masked_fill(mask == 0, -100)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        tokens += int(mask.sum())
+        losses.append(loss.item())
+    model.eval()
+    total, nonemb = count_parameters(model)
+    meta = {"ladder": recipe.name, "size": size.name, "seed": seed, "params": total, "nonembedding_params": nonemb,
+            "tokens": tokens, "flops": 6.0 * total * tokens, "steps": recipe.steps, "recipe": asdict(recipe),
+            "recipe_hash": out_dir.parent.name, "final_loss": float(np.mean(losses[-20:])),
+            "train_seconds": round(time.perf_counter() - t0, 1)}
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return meta
