@@ -207,6 +207,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except HarnessError as err:
         console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
         return 2
+    except OSError as exc:  # disk full, permissions: earlier results stay as they were (atomic writes)
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(f"error: {where}{exc.strerror or exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
     except KeyboardInterrupt:
         console.print("interrupted; completed (model, task) pairs are saved and will be reused")
         return 130

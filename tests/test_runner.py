@@ -150,3 +150,27 @@ def test_tasks_commands(workdir, capsys):
     assert "markers ---\nQuestion: What is 1 + 2?\nAnswer:\n--- end" in shown and "choice 0 (gold): ' 3'" in shown
     (workdir / "tasks" / "bad.yaml").write_text("name: bad\nprompt: [\n")
     assert main(["tasks", "validate"]) == 1
+
+
+def test_disk_full_keeps_earlier_results(workdir, tiny_llama, monkeypatch, capsys):
+    import errno
+
+    import harness.store as store
+
+    cfg = write_config(workdir, [tiny_llama], ["toy_mc"])
+    assert main(["run", str(cfg)]) == 0
+    before = files(workdir / "results")
+    real = store.atomic_write
+
+    def full(path, data):
+        if path.suffix == ".jsonl":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(store, "atomic_write", full)
+    (workdir / "tasks" / "add.yaml").write_text((workdir / "tasks" / "add.yaml").read_text())
+    cfg = write_config(workdir, [tiny_llama], ["toy_mc", "toy_add"])
+    assert main(["run", str(cfg), "--fail-fast"]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and len(err.strip().splitlines()) >= 1
+    assert files(workdir / "results") == before and not list((workdir / "results").rglob(".tmp-*"))

@@ -127,3 +127,16 @@ def lookup(split: str, pairs: int = 4, key_len: int = 2, n: int = 500, seed: int
         q = rng.randrange(pairs)
         docs.append({"context": ",".join(f"{k}:{v}" for k, v in zip(ks, vs)), "key": ks[q], "answer": vs[q]})
     return docs
+
+
+@generator("facts")
+def facts(split: str, n: int = 500, key_len: int = 3, keys: str = "abcdefghij", values: int = 100,
+          seed: int = 0) -> list[dict[str, Any]]:
+    """A fixed table of ``n`` key -> value facts (``abc?42``). The table depends on ``seed`` only, not on
+    the split: the task is memorisation, so every split holds the same facts (in a split-dependent order)."""
+    table_rng = random.Random(f"facts:{seed}")
+    width = len(str(values - 1))
+    items = _unique(table_rng, n, lambda: tuple(table_rng.choice(keys) for _ in range(key_len)), len(keys) ** key_len)
+    docs = [{"key": "".join(k), "value": str(table_rng.randrange(values)).zfill(width)} for k in items]
+    _rng(seed, split).shuffle(docs)
+    return docs

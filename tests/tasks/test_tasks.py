@@ -146,6 +146,26 @@ BAD = [
     ("non utf-8", {}, b'{"q": "\xff\xfe"}\n', "not valid UTF-8"),
     ("fewshot too large", {"fewshot": {"k": 5}}, None, "fewshot.k"),
     ("generate without target", {"output": "generate", "metrics": ["exact_match"]}, None, "needs the field 'target'"),
+    ("empty file", "", None, "must be a mapping"),
+    ("tab indentation", "name: t\n\tprompt: x\n", None, "invalid YAML"),
+    ("answer text not a choice", {"answer": "{{q}}"}, None, "answer: row 0"),
+    ("negative answer", {"answer": -1}, None, "answer: row 0"),
+    ("until not a list", {"output": "generate", "target": "{{q}}", "metrics": ["exact_match"],
+                          "generation": {"until": 5}}, None, "generation.until"),
+    ("max_new_tokens zero", {"output": "generate", "target": "{{q}}", "metrics": ["exact_match"],
+                             "generation": {"max_new_tokens": 0}}, None, "generation.max_new_tokens"),
+    ("negative k", {"fewshot": {"k": -1}}, None, "fewshot.k"),
+    ("unknown fewshot field", {"fewshot": {"shots": 2}}, None, "fewshot.shots: unknown field"),
+    ("subtasks not a list", {"subtasks": "a"}, None, "subtasks"),
+    ("duplicate subtasks", {"subtasks": [{"name": "a"}, {"name": "a"}]}, None, "unique"),
+    ("subtask error named", {"subtasks": [{"name": "a"}, {"name": "b", "metrics": ["nope"]}]}, None,
+     "subtasks.1.metrics.0"),
+    ("unsupported data type", {"dataset": {"path": "d.txt"}}, None, "unsupported data file type"),
+    ("path dataset with split", {"fewshot": {"k": 1, "split": "train"}}, None, "fewshot.split"),
+    ("hf dataset missing", {"dataset": {"hf": {"path": "no_such_local_dataset_dir"}}}, None, "could not load dataset"),
+    ("unknown metric option", {"metrics": [{"name": "acc", "ignore_case": True}]}, None, "has no option"),
+    ("undefined filter", {"prompt": "{{ q | shout }}"}, None, "invalid template"),
+    ("version wrong type", {"version": [1]}, None, "version"),
 ]
 
 
@@ -161,9 +181,22 @@ def test_bad_task_files_give_one_line_errors(tmp_path, desc, change, rows, fragm
         path.write_text(yaml.safe_dump({k: v for k, v in spec.items() if v is not None}))
     data = rows if rows is not None else "".join(json.dumps(r) + "\n" for r in ROWS)
     (tmp_path / "d.jsonl").write_bytes(data if isinstance(data, bytes) else data.encode())
+    (tmp_path / "d.txt").write_text("x")
     with pytest.raises(HarnessError) as info:
         for task in load_task_file(path):
             prepare(task)
     msg = str(info.value)
     assert fragment in msg and "\n" not in msg
     assert str(tmp_path) in msg  # names the file (the task file or its data file)
+
+
+def test_huge_prompt_is_truncated_from_the_left_not_an_error(tmp_path, tiny_llama):
+    from harness.models.hf import HFBackend
+    from harness.models.suite import ModelSpec
+
+    b = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
+    huge = "the cat sat on the mat " * 2000  # far beyond the 256-token context
+    (short, full) = b.loglikelihood([(huge[-400:], " dog"), (huge, " dog")])
+    assert full.n_tokens == short.n_tokens and abs(full.logprob) > 0
+    assert len(b.generate([__import__("harness").GenerationRequest(huge, ("\n",), 4)])) == 1
+    b.close()

@@ -1,0 +1,67 @@
+"""A 2-model mini ladder trains in seconds, reloads with from_pretrained, evaluates, and is reproducible."""
+
+import dataclasses
+import hashlib
+
+import pytest
+
+from harness.ladder import RECIPES, TOY_TASKS, Recipe, Size, ensure_ladder, list_built
+from harness.models.hf import HFBackend
+from harness.runner import evaluate, prepare
+from harness.tasks import load_task_file
+from harness.tasks.loading import PACKAGE_TASKS
+
+MINI = Recipe("mini", TOY_TASKS, (Size("a", 8, 1, 1), Size("b", 16, 1, 2)), seeds=(0,), steps=15,
+              batch_size=16, train_docs=200, workers=1)
+
+
+def weights(spec) -> str:
+    return hashlib.sha256((spec.path / "model.safetensors").read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ladders")
+    return root, ensure_ladder(MINI, root=root)
+
+
+def test_mini_ladder_builds_reloads_and_evaluates(mini):
+    root, specs = mini
+    assert [s.name for s in specs] == ["a-seed0", "b-seed0"]
+    metas = [m for m, _ in list_built(root)]
+    assert [m["size"] for m in metas] == ["a", "b"] and metas[0]["params"] < metas[1]["params"]
+    assert all(m["tokens"] > 0 and m["flops"] == 6.0 * m["params"] * m["tokens"] for m in metas)
+    (task,) = load_task_file(PACKAGE_TASKS / "toy" / "toy_add.yaml")
+    p = prepare(task, limit=5)
+    for spec in specs:
+        backend = HFBackend(spec, device="cpu")
+        records = evaluate(backend, p)
+        backend.close()
+        assert len(records) == 5 and all(r["target_logprob"] < 0 for r in records)
+        assert backend.tokenizer("12+34=")["input_ids"][0] == backend.tokenizer.bos_token_id  # BOS as in training
+
+
+def test_same_seed_same_weights_and_cache_reuse(mini, tmp_path):
+    root, specs = mini
+    logs = []
+    again = ensure_ladder(MINI, root=root, log=logs.append)
+    assert [s.model for s in again] == [s.model for s in specs] and logs == []  # cached: nothing trained
+    other = ensure_ladder(MINI, root=tmp_path)  # a fresh build elsewhere
+    assert [weights(s) for s in other] == [weights(s) for s in specs]
+
+
+def test_recipe_change_rebuilds(mini):
+    root, specs = mini
+    changed = dataclasses.replace(MINI, steps=16)
+    logs = []
+    new = ensure_ladder(changed, root=root, log=logs.append)
+    assert any("training ladder" in line for line in logs)
+    assert new[0].model != specs[0].model and weights(new[0]) != weights(specs[0])
+
+
+def test_unknown_ladder_is_a_clear_error():
+    from harness.errors import HarnessError
+
+    with pytest.raises(HarnessError, match="unknown ladder 'huge'"):
+        ensure_ladder("huge")
+    assert "toy" in RECIPES and len(RECIPES["toy"].sizes) >= 6
