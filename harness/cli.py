@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -59,21 +60,32 @@ class RichReporter(Reporter):
 
 
 def summary_table(rows: list[dict]) -> Table:
-    """Tasks x metrics down, models across: each line is one task's curve over the suite."""
-    models = list(dict.fromkeys(r["model"] for r in rows))
-    table = Table(title="scores (value ± stderr)", show_lines=False)
+    """Each task x metric is one curve: columns are model sizes, small to large. Models of the same size
+    (seeds, replicates) are pooled: mean [min, max]; a single model shows value ± stderr."""
+    sizes = sorted({int(r["params"]) for r in rows})
+    counts = {p: len({r["model"] for r in rows if int(r["params"]) == p}) for p in sizes}
+    table = Table(title=escape("scores by model size (parameters); replicates: mean [min,max]"))
     table.add_column("task")
     table.add_column("metric")
-    for m in models:
-        table.add_column(m, justify="right")
-    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for p in sizes:
+        table.add_column(f"{p:,}" + (f" ×{counts[p]}" if counts[p] > 1 else ""), justify="right", no_wrap=True)
+    cells: dict[tuple[str, str], dict[int, list[dict]]] = {}
     for r in rows:
         label = r["task"] + (f" ({r['aggregate']})" if r["aggregate"] else "")
-        se = r["stderr"]
-        cells.setdefault((label, r["metric"]), {})[r["model"]] = (
-            f"{r['value']:.3f}" + (f"±{se:.3f}" if se == se and se is not None else ""))
-    for (task, metric), vals in cells.items():
-        table.add_row(task, metric, *[vals.get(m, "-") for m in models])
+        cells.setdefault((label, r["metric"]), {}).setdefault(int(r["params"]), []).append(r)
+    for (task, metric), by_size in cells.items():
+        out = []
+        for p in sizes:
+            rs = by_size.get(p, [])
+            vals = [r["value"] for r in rs]
+            if not rs:
+                out.append("-")
+            elif len(rs) == 1:
+                se = rs[0]["stderr"]
+                out.append(f"{vals[0]:.3f}" + (f"±{se:.3f}" if se is not None and se == se else ""))
+            else:
+                out.append(f"{sum(vals) / len(vals):.2f} [{min(vals):.2f},{max(vals):.2f}]")
+        table.add_row(task, metric, *[escape(c) for c in out])
     return table
 
 

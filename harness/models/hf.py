@@ -245,7 +245,7 @@ class HFBackend:
 
     @torch.inference_mode()
     def _generate_batch(self, prompts: list[list[int]], until: tuple[str, ...], max_new: int) -> list[str]:
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, StoppingCriteriaList
 
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
@@ -254,12 +254,35 @@ class HFBackend:
             ids[r, width - len(p):] = torch.tensor(p)
             mask[r, width - len(p):] = 1
         config = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=self.pad_id,
-                                  eos_token_id=self.tokenizer.eos_token_id,
-                                  stop_strings=list(until) or None)
+                                  eos_token_id=self.tokenizer.eos_token_id)
+        stops = StoppingCriteriaList([StopOnStrings(self.tokenizer, until, width)] if any(until) else [])
         gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                  generation_config=config, tokenizer=self.tokenizer)
+                                  generation_config=config, stopping_criteria=stops)
         texts = self.tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
         return [cut_at_stop(t, until) for t in texts]
+
+
+class StopOnStrings:
+    """Per-row stop: a row is done once its generated text contains a stop string. Each step decodes only
+    the last few tokens of each row (enough to hold the longest stop string), not the whole batch."""
+
+    def __init__(self, tokenizer: Any, until: Sequence[str], prompt_width: int):
+        self.tokenizer = tokenizer
+        self.until = [u for u in until if u]
+        self.start = prompt_width
+        self.window = max(len(u) for u in self.until) + 2  # tokens; every token yields >= 1 char or is special
+        self.done: Optional[torch.Tensor] = None
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        if self.done is None:
+            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        new = input_ids[:, self.start:]
+        tail = new[:, -self.window:].tolist()
+        for r, toks in enumerate(tail):
+            if not self.done[r]:
+                text = self.tokenizer.decode(toks, skip_special_tokens=True)
+                self.done[r] = any(u in text for u in self.until)
+        return self.done.clone()
 
 
 def cut_at_stop(text: str, until: Sequence[str]) -> str:

@@ -122,6 +122,9 @@ def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatc
     assert [g.logprob for g in got] == [r.logprob for r in ref]
     assert sizes[0] == len(set(REQUESTS)) and max(sizes[1:]) <= 3 and b.max_rows <= 3
     b.close()
+    small = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=3)  # smaller from the start
+    assert [g.logprob for g in got] == [r.logprob for r in small.loglikelihood(REQUESTS * 2)]
+    small.close()
 
 
 def test_parameter_counts(tiny_models):

@@ -166,6 +166,7 @@ BAD = [
     ("unknown metric option", {"metrics": [{"name": "acc", "ignore_case": True}]}, None, "has no option"),
     ("undefined filter", {"prompt": "{{ q | shout }}"}, None, "invalid template"),
     ("version wrong type", {"version": [1]}, None, "version"),
+    ("python object tag", "name: !!python/object/apply:os.system ['echo pwned']\n", None, "invalid YAML"),
 ]
 
 
