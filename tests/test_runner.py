@@ -174,3 +174,39 @@ def test_disk_full_keeps_earlier_results(workdir, tiny_llama, monkeypatch, capsy
     err = capsys.readouterr().err
     assert "No space left on device" in err and len(err.strip().splitlines()) >= 1
     assert files(workdir / "results") == before and not list((workdir / "results").rglob(".tmp-*"))
+
+
+def test_perplexity_and_loglikelihood_tasks_end_to_end(workdir, tiny_llama):
+    (workdir / "tasks" / "text.jsonl").write_text('{"text": "the cat sat on the mat"}\n{"text": "a red dog is blue"}\n')
+    (workdir / "tasks" / "ppl.yaml").write_text(
+        "name: toy_ppl\ndataset: {path: text.jsonl}\nprompt: '{{text}}'\noutput: perplexity\n"
+        "perplexity: {window: 4, stride: 2}\nmetrics: [bits_per_byte, token_perplexity, word_perplexity]\n")
+    (workdir / "tasks" / "ll.yaml").write_text(
+        "name: toy_ll\ndataset: {path: text.jsonl}\nprompt: 'the'\ntarget: '{{text[4:]}}'\noutput: loglikelihood\n"
+        "metrics: [target_logprob, is_greedy]\n")
+    cfg = write_config(workdir, [tiny_llama], ["toy_ppl", "toy_ll"])
+    assert main(["run", str(cfg)]) == 0
+    rows = {(r["task"], r["metric"]): float(r["value"]) for r in scores(workdir / "results" / "t")}
+    assert rows[("toy_ppl", "bits_per_byte")] > 0 and rows[("toy_ppl", "token_perplexity")] > 1
+    assert rows[("toy_ll", "target_logprob")] < 0 and rows[("toy_ll", "is_greedy")] in (0.0, 0.5, 1.0)
+
+
+def test_crash_mid_task_keeps_going_and_reports(workdir, tiny_models):
+    from harness.config import load_config
+    from harness.models.hf import HFBackend
+    from harness.runner import run
+
+    class Crashing(HFBackend):
+        def generate(self, requests):
+            raise RuntimeError("CUDA error: device-side assert (injected)")
+
+    def factory(spec, **kw):
+        return (Crashing if spec.name == "gpt2" else HFBackend)(spec, **kw)
+
+    cfg = write_config(workdir, [tiny_models["gpt2"], tiny_models["llama"]], ["toy_mc", "toy_add"])
+    result = run(load_config(cfg), backend_factory=factory)
+    assert [(f.model, f.task) for f in result.failures] == [("gpt2", "toy_add")]
+    pairs = {(r["model"], r["task"]) for r in result.rows}
+    assert pairs == {("gpt2", "toy_mc"), ("llama", "toy_mc"), ("llama", "toy_add")}
+    again = run(load_config(cfg))  # the rerun computes only what failed
+    assert again.computed == 1 and not again.failures
