@@ -128,8 +128,8 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             console.print(f"[red]unreadable[/] {err}")
         return 0
     if args.action == "validate":
-        paths = [Path(p) for p in args.paths] or sorted({e.path for e in TaskIndex().entries.values()} |
-                                                        set(TaskIndex().broken))
+        index = TaskIndex()
+        paths = [Path(p) for p in args.paths] or sorted({e.path for e in index.entries.values()} | set(index.broken))
         failed = 0
         for path in paths:
             try:

@@ -37,7 +37,6 @@ class Recipe:
     name: str
     tasks: tuple[str, ...]  # task files (relative to tasks/) whose train splits form the corpus
     sizes: tuple[Size, ...]
-    memorize: tuple[str, ...] = ()  # tasks whose evaluated items are the training data (fact recall)
     seeds: tuple[int, ...] = (0, 1, 2)
     steps: int = 600
     batch_size: int = 64
@@ -137,9 +136,8 @@ def _prepare_corpus(recipe: Recipe, base: Path, tdir: Path) -> tuple[Path, Path]
     for rel in recipe.tasks:
         for task in load_task_file(tdir / rel):
             spec = task.spec
-            evaluated = set() if task.name in recipe.memorize else {
-                i.context + i.delimiter + (i.target or (i.choices[i.gold] if i.choices else ""))
-                for i in prepare(task).instances}
+            evaluated = {i.context + i.delimiter + (i.target or (i.choices[i.gold] if i.choices else ""))
+                         for i in prepare(task).instances}
             train_spec = spec.dataset.model_copy(update={"args": {**spec.dataset.args, "n": recipe.train_docs}})
             tmpl = Templates(task)
             for row, doc in enumerate(load_documents(train_spec, task.source, split="train")):

@@ -158,7 +158,8 @@ def run(config: ExperimentConfig, reporter: Optional["Reporter"] = None,
     rep.start(len(suite))
     for spec in suite:
         dtype = resolve_dtype(spec.dtype or config.run.dtype, device)
-        keys = {p.task.name: pair_key(spec, dtype, weights_hash(spec, cache_dir()), p) for p in prepared}
+        whash = weights_hash(spec, cache_dir())
+        keys = {p.task.name: pair_key(spec, dtype, whash, p) for p in prepared}
         done = {p.task.name: s for p in prepared if (s := store.summary(spec.name, p.task.name, keys[p.task.name]))}
         todo = [p for p in prepared if p.task.name not in done]
         result.skipped += len(done)
