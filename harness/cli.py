@@ -124,7 +124,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
                 output = "[red]invalid[/]"
             table.add_row(name, e.group if e.group != name else "", output, str(e.path))
         out.print(table)
-        for path, err in index.broken.items():
+        for err in index.broken.values():
             console.print(f"[red]unreadable[/] {err}")
         return 0
     if args.action == "validate":

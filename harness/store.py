@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from harness.errors import HarnessError
+
 SCORING_VERSION = 1
 TMP_PREFIX = ".tmp-"
 SCORE_COLUMNS = ["model", "params", "nonembedding_params", "tokens", "flops", "task", "group", "aggregate",
@@ -63,8 +65,6 @@ class RunStore:
     def check_writable(self) -> None:
         """Fail before any model runs if the output folder cannot be created or written (creates nothing)."""
         import tempfile
-
-        from harness.errors import HarnessError
 
         probe = self.root.resolve()
         while not probe.exists():

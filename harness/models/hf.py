@@ -8,7 +8,7 @@ scored positions go through the output layer, and log-softmax runs in float32 wh
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
 
 import torch
 import torch.nn.functional as F
@@ -121,7 +121,7 @@ class HFBackend:
 
     # ------------------------------------------------------------------ batching
 
-    def _batches(self, lengths: Sequence[int], order: Sequence[int]) -> Iterator[list[int]]:
+    def _batches(self, lengths: Mapping[int, int] | Sequence[int], order: Sequence[int]) -> Iterator[list[int]]:
         """Consecutive groups of ``order`` (longest first) within the row and token budgets."""
         batch: list[int] = []
         for i in order:
@@ -236,8 +236,7 @@ class HFBackend:
             encoded = {i: self._encode(requests[i].context)[-keep:] for i in members}
             lengths = {i: len(e) + max_new for i, e in encoded.items()}
             order = sorted(members, key=lambda i: -lengths[i])
-            lens = [lengths.get(i, 0) for i in range(len(requests))]
-            for batch in self._batches(lens, order):
+            for batch in self._batches(lengths, order):
                 texts = self._run(lambda b: self._generate_batch([encoded[i] for i in b], until, max_new), batch)
                 for i, text in zip(batch, texts):
                     out[i] = text

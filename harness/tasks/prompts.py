@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from jinja2 import StrictUndefined, TemplateError, Undefined

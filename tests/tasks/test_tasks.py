@@ -1,7 +1,6 @@
 """Task YAML: accepted as in DESIGN.md, rendered exactly, and every bad input named by file and field/row."""
 
 import json
-from pathlib import Path
 
 import pytest
 
