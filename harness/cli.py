@@ -172,6 +172,70 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs(values: Optional[list[str]], flag: str) -> dict[str, float]:
+    """``NAME=NUMBER`` options into a dict, with a one-line error for a malformed one."""
+    out = {}
+    for item in values or []:
+        name, sep, number = item.rpartition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name] = float(number)
+        except ValueError:
+            raise HarnessError(f"expected NAME=NUMBER, got {item!r}", where=flag) from None
+    return out
+
+
+def load_classified(args: argparse.Namespace):
+    """Results, their curves' classifications, and the curves skipped (fewer than 3 sizes)."""
+    from harness.importers import curves, load_results
+    from harness.scaling import Rules, classify
+
+    res = load_results(Path(args.results), _pairs(args.size, "--size"), args.x)
+    done, skipped = [], []
+    for curve in curves(res, args.x, args.metric, args.task, _pairs(args.chance, "--chance")):
+        try:
+            done.append((curve, classify(curve, Rules(bootstrap=args.bootstrap))))
+        except HarnessError as err:
+            skipped.append(str(err))
+    if not done:
+        raise HarnessError("no curve with at least 3 model sizes" + (f" ({skipped[0]})" if skipped else ""),
+                           source=res.source)
+    return res, done, skipped
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    import json
+
+    from harness.scaling import LABELS, metric_artifacts
+
+    _, done, skipped = load_classified(args)
+    results = [c for _, c in done]
+    artifacts = {(a.task, a.discontinuous[0]): a.message for a in metric_artifacts(results)}
+    if args.json:
+        rows = [{**c.to_dict(), "metric_artifact": artifacts.get((c.task, c.metric))} for c in results]
+        print(json.dumps(rows, indent=1, default=float))
+        return 0
+    table = Table(title=escape(f"scaling labels (x = {args.x}; confidence = share of resampled curves)"))
+    for col in ("task", "metric", "label", "conf.", "sizes", "gain", "slope/decade", "break", "linearity",
+                "breakthr.", "notes"):
+        table.add_column(col, overflow="fold")
+    for c in results:
+        d = c.diagnostics
+        brk = "-" if "break_between" not in d else "{:.3g}–{:.3g}".format(*d["break_between"])
+        table.add_row(c.task, c.metric, c.label, f"{c.confidence:.2f}", str(len(d["sizes"])) + ("*" if d["few_points"] else ""),
+                      f"{d['gain']:+.3g}", f"{d['slope_per_decade']:+.3g}", brk, f"{d['linearity']:.2f}",
+                      f"{d['breakthroughness']:.2f}", escape("; ".join(c.notes)))
+    out.print(table)
+    share = {lab: sum(c.label == lab for c in results) for lab in LABELS}
+    out.print("categories: " + ", ".join(f"{lab} {n} ({n / len(results):.0%})" for lab, n in share.items() if n))
+    for msg in (f"{task}: {m}" for (task, _), m in artifacts.items()):
+        out.print(f"metric artifact? {escape(msg)}")
+    for msg in skipped:
+        console.print(f"skipped: {msg}", markup=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="Evaluate model families and classify scaling curves.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -209,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="retrain even if cached")
     lsub.add_parser("list", help="ladder models built in the cache")
     lad.set_defaults(func=cmd_ladder)
+    def results_args(q: argparse.ArgumentParser) -> None:
+        q.add_argument("results", help="a run folder, a folder of lm-eval results JSON, or a long-format CSV")
+        q.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops"],
+                       help="scale variable (default: params)")
+        q.add_argument("--metric", action="append", help="only this metric (repeatable)")
+        q.add_argument("--task", action="append", help="only this task (repeatable)")
+        q.add_argument("--chance", action="append", metavar="TASK=VALUE", help="chance level of a task (repeatable)")
+        q.add_argument("--size", action="append", metavar="MODEL=VALUE",
+                       help="x value of a model whose size is in neither the file nor its name (repeatable)")
+        q.add_argument("--bootstrap", type=int, default=400, help="resamples for the confidence (default 400)")
+
+    c = sub.add_parser("classify", help="label each task's scaling curve, with a confidence")
+    results_args(c)
+    c.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    c.set_defaults(func=cmd_classify)
     return p
 
 

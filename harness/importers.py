@@ -1,0 +1,223 @@
+"""Read scores from this harness's run folders, from lm-evaluation-harness result files (v0.3 and v0.4
+layouts), or from a long-format CSV, into one tidy table the classifier, report and compare share.
+
+Model size comes from the file (``params`` column, ``config.model_num_parameters``), else from the
+model name (``pythia-1.4b``, ``bloom-1b1``, ``Qwen1.5-0.5B``, ``70m``), else from a user mapping.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import HarnessError
+from harness.scaling import Curve, known_chance, metric_info
+from harness.store import SCORE_COLUMNS, RunStore
+
+X_COLUMNS = ("params", "nonembedding_params", "tokens", "flops")
+_UNITS = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+_SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([kmbt])(\d*)(?![a-z])", re.IGNORECASE)
+
+
+def parse_size(name: str) -> Optional[float]:
+    """Parameters from a model name: ``pythia-1.4b`` → 1.4e9, ``bloom-1b1`` → 1.1e9, ``70m`` → 7e7.
+    The first size-like token of the last path component wins; None when there is none."""
+    m = _SIZE.search(name.rstrip("/").split("/")[-1])
+    if m is None:
+        return None
+    number = m.group(1) + ("." + m.group(3) if m.group(3) and "." not in m.group(1) else "")
+    return float(number) * _UNITS[m.group(2).lower()]
+
+
+@dataclass
+class Results:
+    """Scores from one source: a table with ``SCORE_COLUMNS`` and, where kept, per-example values."""
+
+    source: Path
+    format: str  # "harness" | "lm-eval" | "csv"
+    scores: pd.DataFrame
+    store: Optional[RunStore] = None
+    samples: dict[tuple[str, str], Path] = field(default_factory=dict)  # lm-eval --log_samples files
+
+    def items(self, model: str, task: str, metric: str) -> Optional[dict]:
+        """Per-example values of one model on one task, by document id; None when not kept."""
+        if self.store is not None:
+            if self.store.summary(model, task) is None:
+                return None
+            return {r["doc_id"]: r["metrics"][metric] for r in self.store.records(model, task) if metric in r["metrics"]}
+        path = self.samples.get((model, task))
+        if path is None:
+            return None
+        base, _, filt = metric.partition(",")
+        out = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line) if line.strip() else None
+            if row is not None and row.get("filter", "none") == (filt or "none") and isinstance(row.get(base), (int, float)):
+                out[row["doc_id"]] = float(row[base])
+        return out or None
+
+    def prompts(self, model: str, task: str, k: int = 3) -> list[dict]:
+        """The first k per-example records of a harness run (for the report's drill-down)."""
+        if self.store is None or self.store.summary(model, task) is None:
+            return []
+        return self.store.records(model, task)[:k]
+
+
+def load_results(path: Path, sizes: Optional[dict[str, float]] = None, x: str = "params") -> Results:
+    """Detect the format of ``path`` and read it. ``sizes`` sets the x value of named models."""
+    path = Path(path)
+    if not path.exists():
+        raise HarnessError("no such file or directory", source=path)
+    if path.is_dir() and (path / "scores.csv").is_file():
+        res = Results(path, "harness", _read_csv(path / "scores.csv"), store=RunStore(path))
+    elif path.is_file():
+        res = Results(path, "csv", _read_csv(path))
+    else:
+        res = _read_lm_eval(path)
+    return _fill_sizes(res, sizes or {}, x)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, keep_default_na=True, dtype={"model": str, "task": str, "metric": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise HarnessError(f"not a readable CSV ({str(exc).splitlines()[0]})", source=path) from None
+    missing = [c for c in ("model", "task", "metric", "value") if c not in df.columns]
+    if missing:
+        raise HarnessError(f"missing column(s) {missing} (need model, params, task, metric, value[, stderr, n, chance])",
+                           source=path, where="header")
+    for col in ("value", "stderr", "n", "chance", *X_COLUMNS):
+        if col in df.columns:
+            bad = pd.to_numeric(df[col], errors="coerce").isna() & df[col].notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise HarnessError(f"column '{col}' is not a number: {df[col].iloc[row]!r}", source=path,
+                                   where=f"row {row + 2}")
+            df[col] = pd.to_numeric(df[col])
+    if df["value"].isna().any():
+        raise HarnessError("empty value", source=path, where=f"row {int(np.flatnonzero(df['value'].isna())[0]) + 2}")
+    for col in SCORE_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan
+    df["group"] = df["group"].fillna("").astype(str)
+    df["aggregate"] = df["aggregate"].fillna("").astype(str)
+    df["source"] = str(path)
+    return df
+
+
+def _lm_eval_model(data: dict, file: Path) -> tuple[str, Optional[float]]:
+    config = data.get("config") or {}
+    args = config.get("model_args") or ""
+    if isinstance(args, dict):
+        name = args.get("pretrained")
+    else:
+        name = next((kv.split("=", 1)[1] for kv in str(args).split(",") if kv.startswith("pretrained=")), None)
+    name = name or data.get("model_name") or config.get("model") or file.parent.name
+    params = config.get("model_num_parameters")
+    return str(name).rstrip("/"), float(params) if isinstance(params, (int, float)) and params > 0 else None
+
+
+def _read_lm_eval(root: Path) -> Results:
+    files = sorted(p for p in root.rglob("*.json") if not p.name.startswith("samples_"))
+    rows: dict[tuple, dict] = {}
+    samples: dict[tuple[str, str], Path] = {}
+    for file in files:
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HarnessError(f"not valid JSON ({exc})", source=file) from None
+        if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+            continue  # not an lm-eval results file
+        model, params = _lm_eval_model(data, file)
+        n_samples = data.get("n-samples") or {}
+        for task, metrics in data["results"].items():
+            if not isinstance(metrics, dict):
+                raise HarnessError("expected an object of metrics", source=file, where=f"results.{task}")
+            n = (n_samples.get(task) or {}).get("effective")
+            for key, value in metrics.items():
+                name, _, filt = key.partition(",")
+                if "_stderr" in name or key == "alias" or not isinstance(value, (int, float)) or isinstance(value, bool):
+                    continue
+                metric = name if filt in ("", "none") else key
+                se = metrics.get(f"{name}_stderr" + (f",{filt}" if filt else ""))
+                info = metric_info(metric)
+                rows[(model, task, metric)] = {  # a later file for the same model and task replaces an earlier one
+                    "model": model, "params": params, "task": task, "group": "", "aggregate": "", "metric": metric,
+                    "value": float(value), "stderr": float(se) if isinstance(se, (int, float)) else np.nan,
+                    "n": n, "kind": info.kind, "higher_is_better": info.higher_is_better,
+                    "chance": known_chance(task, metric), "source": str(file)}
+        for sample in file.parent.glob("samples_*.jsonl"):
+            task = re.sub(r"^samples_(.+?)(_\d{4}-\d{2}-\d{2}T[\d\-.]+)?$", r"\1", sample.stem)
+            samples[(model, task)] = sample
+    if not rows:
+        raise HarnessError("no scores.csv (harness run) and no lm-evaluation-harness results JSON found", source=root)
+    df = pd.DataFrame(list(rows.values()))
+    for col in SCORE_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan
+    return Results(root, "lm-eval", df, samples=samples)
+
+
+def _fill_sizes(res: Results, sizes: dict[str, float], x: str) -> Results:
+    if x not in X_COLUMNS:
+        raise HarnessError(f"unknown x '{x}' (use {', '.join(X_COLUMNS)})", where="--x")
+    df = res.scores
+    df[x] = pd.to_numeric(df[x], errors="coerce").astype(float)
+    unknown = [m for m in sizes if m not in set(df["model"])]
+    if unknown:
+        raise HarnessError(f"--size names model(s) not in the results: {unknown}", source=res.source)
+    for model, value in sizes.items():
+        df.loc[df["model"] == model, x] = float(value)
+    if x == "params":
+        missing = df[x].isna()
+        df.loc[missing, x] = [parse_size(m) for m in df.loc[missing, "model"]]
+    still = sorted(set(df.loc[df[x].isna() | (df[x] <= 0), "model"]))
+    if still:
+        raise HarnessError(f"no {x} for model(s) {still}: none in the file or the name; pass --size MODEL=VALUE",
+                           source=res.source)
+    return res
+
+
+def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = None,
+           tasks: Optional[Sequence[str]] = None, chance: Optional[dict[str, float]] = None) -> list[Curve]:
+    """One Curve per task (group rows: "group (macro)") and metric, with per-example values where kept."""
+    df = res.scores
+    if metrics:
+        df = df[df["metric"].isin(metrics)]
+    if tasks:
+        df = df[df["task"].isin(tasks)]
+    out = []
+    for (task, aggregate, metric), g in df.groupby(["task", "aggregate", "metric"], sort=True):
+        name = f"{task} ({aggregate})" if aggregate else task
+        info = metric_info(metric)
+        hib = g["higher_is_better"].dropna()
+        higher = bool(str(hib.iloc[0]).lower() == "true") if len(hib) else info.higher_is_better
+        kinds = g["kind"].dropna()
+        cvals = g["chance"].dropna()
+        c = (chance or {}).get(task, float(cvals.mean()) if len(cvals) else None)
+        out.append(Curve(
+            task=name, metric=metric, models=g["model"].tolist(), x=g[x].tolist(), values=g["value"].tolist(),
+            stderr=[None if v is None or math.isnan(v) else v for v in g["stderr"].astype(float)],
+            n=[None if v is None or math.isnan(v) else int(v) for v in g["n"].astype(float)],
+            chance=c, ceiling=info.ceiling, floor=info.lower if higher else info.upper, higher_is_better=higher,
+            kind=str(kinds.iloc[0]) if len(kinds) else info.kind,
+            items=None if aggregate else _items(res, g["model"].tolist(), task, metric), x_name=x))
+    return out
+
+
+def _items(res: Results, models: list[str], task: str, metric: str) -> Optional[np.ndarray]:
+    """Models × items per-example values on the items every model answered, or None."""
+    per = [res.items(m, task, metric) for m in models]
+    if any(p is None for p in per):
+        return None
+    common = sorted(set.intersection(*(set(p) for p in per)))  # type: ignore[arg-type]
+    if len(common) < 2:
+        return None
+    return np.array([[p[d] for d in common] for p in per], dtype=np.float64)  # type: ignore[index]

@@ -1,0 +1,309 @@
+"""Label a scaling curve (one task, one metric, K model sizes) with a confidence and its diagnostics.
+
+The rules, in the order they are tried, on the curve pooled per size and oriented so higher is better
+(``δ`` is the smallest change that counts: the larger of a minimum effect size and the noise):
+
+1. **flat**: the whole curve moves less than δ (a change within the noise or below the minimum effect
+   size is no change). Curves already at the ceiling, or at chance throughout, land here.
+2. **u_shaped / inverted_u** (K ≥ 5): an interior extreme with both arms at least δ and a fair share of
+   the range, monotone on each side within δ, and a quadratic in log x that halves the linear fit's
+   residual. Inverse scaling that recovers is U-shaped (Wei et al. 2022, "Inverse scaling can become
+   U-shaped"; McKenzie et al. 2023).
+3. **emergent** (K ≥ 5): the smaller models (at least two) are near chance (no more than δ above it;
+   below it is allowed) and the larger ones clearly above, and a plateau-then-rise ("hinge") fit halves
+   the residual of a straight line on log x (Wei et al. 2022, "Emergent abilities": performance near
+   random until a threshold scale, then well above). Without a known chance the plateau must be flat
+   within δ, and the notes say chance is unknown.
+4. **smooth / inverse**: a monotone trend (|Spearman ρ| ≥ 0.6) with a fitted change of at least δ.
+5. **not_correlated**: it moves by more than the noise, but in none of these shapes.
+
+Confidence is the share of resampled curves that get the same label: items are resampled jointly across
+models when per-example values exist (every model answered the same items), otherwise each score is
+redrawn from its standard error; models of one size (seeds, replicate checkpoints) are resampled too,
+so their spread counts as noise. With fewer than 5 sizes the curve is flagged and only the coarse
+labels (flat, smooth, inverse, not_correlated) are given. BIG-bench-style linearity and
+breakthroughness (Srivastava et al. 2022, §3.4) are reported as diagnostics, and ``metric_artifacts``
+contrasts a task's discontinuous and continuous metrics (Schaeffer et al. 2023, "mirage").
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy.stats import chi2
+
+from harness.errors import HarnessError
+from harness.scaling import fits
+
+LABELS = ("smooth", "inverse", "flat", "emergent", "u_shaped", "inverted_u", "not_correlated")
+SHAPED = ("emergent", "u_shaped", "inverted_u")
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Thresholds of the rules above; the defaults are what the tests hold the classifier to."""
+
+    min_effect: float = 0.02   # smallest change that counts, as a share of the metric's scale
+    z: float = 2.0             # a difference between two sizes counts beyond z standard errors
+    min_points: int = 5        # fewer sizes: flagged, and emergent / U shapes are not assigned
+    min_rho: float = 0.6       # |Spearman rho| for smooth / inverse
+    fit_ratio: float = 0.5     # a shape fit must cut the straight line's residual to this share
+    turn_share: float = 0.2    # each arm of a U: at least this share of the curve's range
+    near: float = 0.1          # emergent: "near chance" is within this share of the scale (or δ, if larger)
+    jump: float = 0.2          # emergent: the larger models end this share of the scale above chance
+    flat_level: float = 0.99   # flat unless a chi-square test rejects a constant curve at this level
+    bootstrap: int = 400
+    seed: int = 0
+
+
+@dataclass
+class Curve:
+    """Scores of one task and metric at several model sizes. ``items`` (models × items) holds
+    per-example values on the same items in the same order, when they are known."""
+
+    task: str
+    metric: str
+    models: list[str]
+    x: Sequence[float]
+    values: Sequence[float]
+    stderr: Optional[Sequence[Optional[float]]] = None
+    n: Optional[Sequence[Optional[int]]] = None
+    chance: Optional[float] = None
+    ceiling: Optional[float] = None
+    floor: Optional[float] = None      # the worst possible value (0 for accuracy, 2 for Brier)
+    higher_is_better: bool = True
+    kind: Optional[str] = None
+    items: Optional[np.ndarray] = None
+    x_name: str = "params"
+
+
+@dataclass
+class Classification:
+    task: str
+    metric: str
+    label: str
+    confidence: float
+    kind: Optional[str]
+    alternatives: dict[str, float]
+    diagnostics: dict
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _floats(seq: Optional[Sequence], k: int) -> np.ndarray:
+    if seq is None:
+        return np.full(k, np.nan)
+    return np.array([np.nan if v is None else float(v) for v in seq], dtype=np.float64)
+
+
+def _model_noise(curve: Curve, values: np.ndarray) -> tuple[np.ndarray, str]:
+    """Each model's standard error and where it came from."""
+    k = len(values)
+    if curve.items is not None:
+        items = np.asarray(curve.items, dtype=np.float64)
+        return items.std(axis=1, ddof=1) / math.sqrt(items.shape[1]), "items (paired bootstrap)"
+    se = _floats(curve.stderr, k)
+    n = _floats(curve.n, k)
+    binary = curve.floor == 0.0 and curve.ceiling in (0.0, 1.0) and curve.kind == "discontinuous"
+    if binary:  # a proportion with n items but no stderr: binomial
+        fill = np.isnan(se) & (n > 1)
+        se[fill] = np.sqrt(np.clip(values[fill], 0, 1) * (1 - np.clip(values[fill], 0, 1)) / n[fill])
+    if np.all(np.isnan(se)):
+        return np.zeros(k), "none"
+    return np.where(np.isnan(se), np.nanmedian(se), se), "stderr (parametric bootstrap)"
+
+
+def _pool(x: np.ndarray, model_values: np.ndarray, model_se: np.ndarray, groups: list[np.ndarray]):
+    """Per size: the mean of its replicates and a standard error counting item noise and their spread."""
+    means = np.array([model_values[g].mean() for g in groups])
+    se = np.array([math.sqrt((model_se[g] ** 2).mean() + (model_values[g].var(ddof=1) / len(g) if len(g) > 1 else 0.0))
+                   for g in groups])
+    return means, se
+
+
+@functools.lru_cache(maxsize=None)
+def _critical(level: float, df: int) -> float:
+    return float(chi2.ppf(level, df))
+
+
+def _decide(t: np.ndarray, y: np.ndarray, se: np.ndarray, delta: float, chance: Optional[float], scale: float,
+            rules: Rules, few: bool, detail: bool = False) -> tuple[str, dict]:
+    """The label of one (oriented, pooled) curve by the module's rules; ``detail`` adds the fit numbers."""
+    info: dict = {}
+    span = float(np.ptp(y))
+    if span < rules.min_effect * scale:
+        return "flat", info
+    if (se > 0).all():  # is the curve consistent with a constant, given each size's standard error?
+        stat = float((((y - y.mean()) / se) ** 2).sum())
+        if detail:
+            info["chi2_constant"] = stat
+        if stat <= _critical(rules.flat_level, len(y) - 1):
+            return "flat", info
+    lin = fits.linear(t, y)
+    k = len(y)
+    if detail:
+        info["sse_linear"] = lin.sse
+    if not few:
+        quad = fits.quadratic(t, y)
+        if detail:
+            info["sse_quadratic"] = quad.sse
+        quad_better = quad.sse <= rules.fit_ratio * lin.sse and lin.sse - quad.sse >= delta ** 2
+        for label, z in (("u_shaped", y), ("inverted_u", -y)):
+            m = int(np.argmin(z))
+            if 0 < m < k - 1 and quad_better:
+                arm = max(delta, rules.turn_share * span)
+                if (z[0] - z[m] >= arm and z[-1] - z[m] >= arm
+                        and np.diff(z[:m + 1]).max() <= delta and np.diff(z[m:]).min() >= -delta):
+                    return label, info
+        best = None
+        near = max(delta, rules.near * scale)
+        for j in range(1, k - 1):  # plateau = sizes 0..j (at least two), then at least one size above
+            plateau, after = y[:j + 1], y[j + 1:]
+            base = chance if chance is not None else float(plateau.min())
+            if plateau.max() > base + near:
+                continue
+            if after.max() < max(base + rules.jump * scale, plateau.max() + 2 * delta) or y[-1] < base + near:
+                continue
+            h = fits.hinge(t, y, j)
+            if h.sse <= rules.fit_ratio * lin.sse and lin.sse - h.sse >= delta ** 2 and (best is None or h.sse < best[1]):
+                best = (j, h.sse)
+        if best is not None:
+            if detail:
+                info.update(break_index=best[0], sse_hinge=best[1])
+            return "emergent", info
+    rho = fits.rank_correlation(t, y)
+    gain = float(lin.fitted[-1] - lin.fitted[0])
+    if rho >= rules.min_rho and gain >= delta:
+        return "smooth", info
+    if rho <= -rules.min_rho and gain <= -delta:
+        return "inverse", info
+    return "not_correlated", info
+
+
+def _seed(curve: Curve, rules: Rules) -> int:
+    return int.from_bytes(hashlib.sha256(f"{rules.seed}:{curve.task}:{curve.metric}".encode()).digest()[:8], "little")
+
+
+def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
+    """Label one curve; the result does not depend on the order its models are given in."""
+    k_models = len(curve.models)
+    x = _floats(curve.x, k_models)
+    values = _floats(curve.values, k_models)
+    if len(values) != k_models or np.isnan(x).any() or np.isnan(values).any() or (x <= 0).any():
+        raise HarnessError("every model needs a positive size and a score", source=f"{curve.task}/{curve.metric}",
+                           where=curve.x_name)
+    order = sorted(range(k_models), key=lambda i: (x[i], curve.models[i]))  # canonical order
+    x, values = x[order], values[order]
+    models = [curve.models[i] for i in order]
+    items = None if curve.items is None else np.asarray(curve.items, dtype=np.float64)[order]
+    sorted_curve = Curve(**{**vars(curve), "items": items, "models": models,
+                            "stderr": None if curve.stderr is None else [curve.stderr[i] for i in order],
+                            "n": None if curve.n is None else [curve.n[i] for i in order]})
+    model_se, noise = _model_noise(sorted_curve, values)
+    sizes = np.unique(x)
+    groups = [np.flatnonzero(x == s) for s in sizes]
+    if len(sizes) < 3:
+        raise HarnessError(f"needs at least 3 model sizes, got {len(sizes)}", source=f"{curve.task}/{curve.metric}",
+                           where=curve.x_name)
+    means, size_se = _pool(x, values, model_se, groups)
+
+    sign = 1.0 if curve.higher_is_better else -1.0
+    chance = None if curve.chance is None else sign * curve.chance
+    ceiling = None if curve.ceiling is None else sign * curve.ceiling
+    if curve.chance is not None and curve.ceiling is not None and curve.ceiling != curve.chance:
+        scale = abs(curve.ceiling - curve.chance)
+    elif curve.floor is not None and curve.ceiling is not None and curve.ceiling != curve.floor:
+        scale = abs(curve.ceiling - curve.floor)
+    else:
+        scale = float(np.abs(means).max()) or 1.0
+    noise_floor = rules.z * math.sqrt(2) * float(np.median(size_se))
+    delta = max(rules.min_effect * scale, noise_floor)
+    t = np.log10(sizes)
+    y = sign * means
+    few = len(sizes) < rules.min_points
+    label, info = _decide(t, y, size_se, delta, chance, scale, rules, few, detail=True)
+
+    # resampling: the share of resampled curves that get the same label
+    rng = np.random.default_rng(_seed(curve, rules))
+    B = rules.bootstrap
+    if noise == "none":
+        draws = [np.delete(y, i) for i in range(len(y))] if len(y) > 3 else []
+        labels = [_decide(np.delete(t, i), d, np.delete(size_se, i), delta, chance, scale, rules, len(d) < rules.min_points)[0]
+                  for i, d in enumerate(draws)]
+        noise = "none (confidence from leaving out one size at a time)" if labels else "none"
+    else:
+        if items is not None:
+            n_items = items.shape[1]
+            counts = rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=B)
+            model_draws = items @ counts.T / n_items  # models × B
+        else:
+            model_draws = values[:, None] + model_se[:, None] * rng.standard_normal((k_models, B))
+        pooled = np.empty((len(sizes), B))
+        for s, g in enumerate(groups):
+            pick = g[rng.integers(0, len(g), (B, len(g)))] if len(g) > 1 else np.full((B, 1), g[0])
+            pooled[s] = model_draws[pick, np.arange(B)[:, None]].mean(axis=1)
+        labels = [_decide(t, sign * pooled[:, b], size_se, delta, chance, scale, rules, few)[0] for b in range(B)]
+    shares = {lab: labels.count(lab) / len(labels) for lab in LABELS if labels and labels.count(lab)}
+    confidence = shares.get(label, 0.0) if labels else 0.0
+
+    diag = {
+        "x": curve.x_name, "sizes": sizes.tolist(), "n_models": k_models, "replicates": int(max(len(g) for g in groups)),
+        "values": means.tolist(), "stderr": size_se.tolist(), "chance": curve.chance, "ceiling": curve.ceiling,
+        "delta": delta, "scale": scale, "noise": noise, "few_points": few,
+        "slope_per_decade": sign * fits.slope(t, y), "gain": float(means[-1] - means[0]),
+        "rho": fits.rank_correlation(t, y), "linearity": fits.linearity(y / scale),
+        "breakthroughness": fits.breakthroughness(y / scale), **info,
+    }
+    if "break_index" in info:
+        j = info.pop("break_index")
+        diag.pop("break_index")
+        diag["break_between"] = [float(sizes[j]), float(sizes[j + 1])]
+    notes = []
+    if few:
+        notes.append(f"only {len(sizes)} sizes: emergent and U shapes are not assessed below {rules.min_points}")
+    if curve.chance is None and curve.kind != "continuous":
+        notes.append("chance level unknown (pass --chance TASK=VALUE)")
+    if chance is not None and y[0] < chance - delta:
+        notes.append("the smallest model scores below chance")
+    if ceiling is not None and y[-1] >= ceiling - delta:
+        notes.append("saturated: the largest model is at the ceiling")
+    if noise.startswith("none"):
+        notes.append("no standard errors or per-example values: noise unknown")
+    return Classification(curve.task, curve.metric, label, round(confidence, 4), curve.kind, shares, diag, notes)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A task whose discontinuous and continuous metrics scale differently."""
+
+    task: str
+    discontinuous: tuple[str, str]   # (metric, label)
+    continuous: tuple[str, str]
+    message: str
+
+
+def metric_artifacts(results: Sequence[Classification]) -> list[Artifact]:
+    """Per task, every disagreement between a discontinuous and a continuous metric's label. An
+    emergent or flat accuracy beside a smooth continuous metric is the signature Schaeffer et al.
+    (2023) attribute to the metric rather than the model."""
+    out = []
+    by_task: dict[str, list[Classification]] = {}
+    for c in results:
+        by_task.setdefault(c.task, []).append(c)
+    for task, cs in by_task.items():
+        for d in (c for c in cs if c.kind == "discontinuous"):
+            for c in (c for c in cs if c.kind == "continuous" and c.label != d.label):
+                if d.label in ("emergent", "flat") and c.label == "smooth":
+                    why = (f"{d.label} under {d.metric} but smooth under {c.metric}: the jump is likely an artifact "
+                           "of the discontinuous metric")
+                else:
+                    why = f"{d.label} under {d.metric}, {c.label} under {c.metric}"
+                out.append(Artifact(task, (d.metric, d.label), (c.metric, c.label), why))
+    return out
