@@ -89,6 +89,25 @@ def summary_table(rows: list[dict]) -> Table:
     return table
 
 
+def print_labels(results: Path) -> None:
+    """After a run: each curve's scaling label, when the suite has at least 3 sizes."""
+    from harness.importers import curves, load_results
+    from harness.scaling import classify
+
+    rows = []
+    for curve in curves(load_results(results)):
+        if len(set(curve.x)) >= 3:
+            c = classify(curve)
+            rows.append((c.task, c.metric, c.label, f"{c.confidence:.2f}", escape("; ".join(c.notes))))
+    if rows:
+        table = Table(title=escape(f"scaling labels (details: harness classify {results}; report: harness report)"))
+        for col in ("task", "metric", "label", "confidence", "notes"):
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+
+
 # ---------------------------------------------------------------------------- commands
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -101,6 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(config, RichReporter())
     if result.rows:
         out.print(summary_table(result.rows))
+        print_labels(result.output)
     out.print(f"results: {result.output}  ({result.computed} computed, {result.skipped} reused from earlier runs)")
     for f in result.failures:
         console.print(f"[red]FAILED[/] {f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}")
@@ -236,6 +256,59 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import build_report
+
+    res, done, skipped = load_classified(args)
+    path = build_report(res, done, Path(args.out))
+    for msg in skipped:
+        console.print(f"skipped: {msg}", markup=False)
+    out.print(f"report: {path}  ({len(done)} curves; figures in {path.parent / 'figures'})")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import compare
+
+    run_b = args.results
+    loaded = []
+    for path in (args.run_a, run_b):
+        args.results = path
+        loaded.append(load_classified(args))
+    (res_a, a, _), (res_b, b, _) = loaded
+    cmp = compare(res_a, res_b, a, b)
+    if not cmp.labels:
+        raise HarnessError("the two results share no task and metric", source=f"{args.run_a} vs {run_b}")
+    table = Table(title=escape(f"B − A  (A = {args.run_a}, B = {run_b}); q = Benjamini-Hochberg over the table"))
+    for col in ("task", "metric", "scope", "A", "B", "B − A", "95% CI", "p", "q", "test", "items", "verdict"):
+        table.add_column(col, overflow="fold")
+    from harness.compare import SUITE
+
+    shown = [d for d in cmp.differences if args.per_model or d.scope == SUITE or d.verdict != "no significant change"]
+    for d in shown:
+        table.add_row(d.task, d.metric, d.scope, f"{d.a:.4g}", f"{d.b:.4g}", f"{d.delta:+.4g}",
+                      f"[{d.ci[0]:+.3g}, {d.ci[1]:+.3g}]", f"{d.p:.3g}", f"{d.q:.3g}", d.test, str(d.n or "-"), d.verdict)
+    out.print(table)
+    if len(shown) < len(cmp.differences):
+        out.print(f"({len(cmp.differences) - len(shown)} per-model rows without a significant change hidden; "
+                  "--per-model shows them)")
+    if cmp.changed_labels:
+        lt = Table(title="labels that changed")
+        for col in ("task", "metric", "A", "B"):
+            lt.add_column(col)
+        for row in cmp.changed_labels:
+            lt.add_row(*row)
+        out.print(lt)
+    verdicts = [d.verdict for d in cmp.differences]
+    out.print(f"summary: {len(cmp.labels)} task×metric curves in both; {len(cmp.changed_labels)} label(s) changed; "
+              f"{verdicts.count('better')} difference(s) significantly better in B, {verdicts.count('worse')} worse "
+              f"(q < 0.05), {verdicts.count('no significant change')} not significant")
+    for which, keys in (("A", cmp.only_a), ("B", cmp.only_b)):
+        if keys:
+            out.print(f"only in {which}: " + ", ".join(f"{t}/{m}" for t, m in keys))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description="Evaluate model families and classify scaling curves.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -288,6 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
     results_args(c)
     c.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     c.set_defaults(func=cmd_classify)
+
+    rp = sub.add_parser("report", help="write a self-contained HTML report with figures")
+    results_args(rp)
+    rp.add_argument("--out", required=True, help="folder for index.html and figures/")
+    rp.set_defaults(func=cmd_report)
+
+    cp = sub.add_parser("compare", help="differences between two results with paired tests, and label changes")
+    cp.add_argument("run_a")
+    results_args(cp)
+    cp.add_argument("--per-model", action="store_true", help="show every per-model row, not only significant ones")
+    cp.set_defaults(func=cmd_compare)
     return p
 
 

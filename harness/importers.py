@@ -106,8 +106,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     for col in SCORE_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan
-    df["group"] = df["group"].fillna("").astype(str)
-    df["aggregate"] = df["aggregate"].fillna("").astype(str)
+    for col in ("group", "aggregate"):
+        df[col] = ["" if pd.isna(v) else str(v) for v in df[col]]
     df["source"] = str(path)
     return df
 
@@ -177,7 +177,7 @@ def _fill_sizes(res: Results, sizes: dict[str, float], x: str) -> Results:
         df.loc[df["model"] == model, x] = float(value)
     if x == "params":
         missing = df[x].isna()
-        df.loc[missing, x] = [parse_size(m) for m in df.loc[missing, "model"]]
+        df.loc[missing, x] = [np.nan if (s := parse_size(m)) is None else s for m in df.loc[missing, "model"]]
     still = sorted(set(df.loc[df[x].isna() | (df[x] <= 0), "model"]))
     if still:
         raise HarnessError(f"no {x} for model(s) {still}: none in the file or the name; pass --size MODEL=VALUE",

@@ -85,12 +85,17 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
 
 
 def chance_levels(prepared: PreparedTask) -> dict[str, float]:
-    """Chance per metric where it is known: 1/choices for multiple choice, or the task's ``chance``."""
+    """Chance per metric where it is known, or the task's ``chance``. Multiple choice: 1/choices; when every
+    document has the same choices (a classification task), accuracy's chance is the majority-class rate."""
     spec = prepared.task.spec
+    insts = prepared.instances
     out: dict[str, float] = {}
     if spec.output == "multiple_choice":
-        uniform = float(np.mean([1.0 / len(i.choices or (0, 0)) for i in prepared.instances]))
-        out.update({"acc": uniform, "acc_norm": uniform, "p_correct": uniform})
+        uniform = float(np.mean([1.0 / len(i.choices or (0, 0)) for i in insts]))
+        acc = uniform
+        if len(insts) > 1 and len({tuple(i.choices or ()) for i in insts}) == 1:
+            acc = max(sum(i.gold == g for i in insts) for g in {i.gold for i in insts}) / len(insts)
+        out.update({"acc": acc, "acc_norm": acc, "p_correct": uniform})
     if spec.chance is not None:
         out.update({m.name: spec.chance for m in spec.metrics if M.METRICS[m.name].kind == "discontinuous"})
     return {m.name: out[m.name] for m in spec.metrics if m.name in out}

@@ -210,3 +210,18 @@ def test_crash_mid_task_keeps_going_and_reports(workdir, tiny_models):
     assert pairs == {("gpt2", "toy_mc"), ("llama", "toy_mc"), ("llama", "toy_add")}
     again = run(load_config(cfg))  # the rerun computes only what failed
     assert again.computed == 1 and not again.failures
+
+
+def test_chance_is_the_majority_class_for_fixed_labels(workdir):
+    from conftest import write_jsonl
+    from harness.runner import chance_levels, prepare
+    from harness.tasks import load_task_file
+
+    write_jsonl(workdir / "tasks" / "yn.jsonl", [{"q": f"q{i}", "a": int(i % 4 == 0)} for i in range(8)])
+    path = workdir / "tasks" / "yn.yaml"
+    path.write_text("name: yn\ndataset: {path: yn.jsonl}\nprompt: '{{q}}'\nchoices: ['no', 'yes']\nanswer: '{{a}}'\n"
+                    "output: multiple_choice\nmetrics: [acc, p_correct]\n")
+    (task,) = load_task_file(path)
+    assert chance_levels(prepare(task)) == {"acc": 0.75, "p_correct": 0.5}  # 6 of 8 answers are "no"
+    (mc,) = load_task_file(workdir / "tasks" / "mc.yaml")
+    assert chance_levels(prepare(mc))["acc"] == 0.25  # choices differ per document: 1/4

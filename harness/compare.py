@@ -1,0 +1,148 @@
+"""Compare two results (two suites on the same tasks, or two variants of one suite): per task and
+metric the difference with a paired test where both answered the same items, and the labels that changed.
+
+Paired tests: McNemar's exact test for 0/1 metrics (accuracy, exact match) of one model in both runs;
+a paired bootstrap over shared items otherwise, and for the mean over a suite (items resampled jointly
+across every model of both runs). Without per-example values the test falls back to an unpaired z-test
+from the standard errors, and says so. p-values come with Benjamini-Hochberg q-values over the table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+from scipy.stats import binomtest, false_discovery_control, norm
+
+from harness.importers import Results
+from harness.scaling import Classification, Curve
+
+SUITE = "mean over models"
+
+
+@dataclass
+class Difference:
+    task: str
+    metric: str
+    scope: str  # a model present in both, or SUITE
+    a: float
+    b: float
+    delta: float  # b - a, in the metric's units
+    ci: tuple[float, float]
+    p: float
+    test: str
+    n: Optional[int]
+    higher_is_better: bool
+    q: float = float("nan")
+
+    @property
+    def verdict(self) -> str:
+        if not self.q < 0.05:
+            return "no significant change"
+        return "better" if (self.delta > 0) == self.higher_is_better else "worse"
+
+
+@dataclass
+class Comparison:
+    differences: list[Difference]
+    labels: list[tuple[str, str, str, str]]  # task, metric, label in A, label in B
+    only_a: list[tuple[str, str]] = field(default_factory=list)
+    only_b: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def changed_labels(self) -> list[tuple[str, str, str, str]]:
+        return [row for row in self.labels if row[2] != row[3]]
+
+
+def _bootstrap(d: np.ndarray, rng: np.random.Generator, B: int = 2000) -> tuple[tuple[float, float], float]:
+    """Percentile CI of the mean of paired differences ``d`` and a two-sided bootstrap p-value."""
+    if not d.any():
+        return (0.0, 0.0), 1.0
+    n = len(d)
+    means = d[rng.integers(0, n, (B, n))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.025, 0.975])
+    p = 2 * min((means <= 0).mean(), (means >= 0).mean())
+    return (float(lo), float(hi)), float(min(1.0, max(p, 1.0 / B)))
+
+
+def _paired(a: dict, b: dict, rng: np.random.Generator) -> Optional[tuple]:
+    common = sorted(set(a) & set(b))
+    if len(common) < 2:
+        return None
+    x = np.array([a[k] for k in common])
+    y = np.array([b[k] for k in common])
+    if set(np.unique(np.concatenate([x, y]))) <= {0.0, 1.0}:
+        n01, n10 = int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum())
+        p = binomtest(n10, n01 + n10, 0.5).pvalue if n01 + n10 else 1.0
+        se = math.sqrt(max((n01 + n10) - (n10 - n01) ** 2 / len(common), 0)) / len(common)
+        d = (n10 - n01) / len(common)
+        return x.mean(), y.mean(), d, (d - 1.96 * se, d + 1.96 * se), float(p), "McNemar (exact)", len(common)
+    ci, p = _bootstrap(y - x, rng)
+    return x.mean(), y.mean(), float((y - x).mean()), ci, p, "paired bootstrap", len(common)
+
+
+def _unpaired(a: float, sa: Optional[float], b: float, sb: Optional[float]) -> tuple:
+    if sa is None or sb is None or math.isnan(sa) or math.isnan(sb) or sa + sb == 0:
+        return (float("nan"), float("nan")), float("nan"), "none (no standard errors)"
+    se = math.hypot(sa, sb)
+    return (b - a - 1.96 * se, b - a + 1.96 * se), float(2 * norm.sf(abs(b - a) / se)), "unpaired z (stderr)"
+
+
+def compare(res_a: Results, res_b: Results, a: list[tuple[Curve, Classification]],
+            b: list[tuple[Curve, Classification]], seed: int = 0) -> Comparison:
+    """Differences B − A for every task and metric both have, per shared model and for the suite mean."""
+    rng = np.random.default_rng(seed)
+    ka = {(c.task, c.metric): (c, r) for c, r in a}
+    kb = {(c.task, c.metric): (c, r) for c, r in b}
+    diffs, labels = [], []
+    for key in sorted(set(ka) & set(kb)):
+        (ca, ra), (cb, rb) = ka[key], kb[key]
+        labels.append((*key, ra.label, rb.label))
+        task = key[0]
+        va = dict(zip(ca.models, zip(ca.values, ca.stderr or [None] * len(ca.models))))
+        vb = dict(zip(cb.models, zip(cb.values, cb.stderr or [None] * len(cb.models))))
+        for model in [m for m in ca.models if m in vb]:
+            ia, ib = res_a.items(model, task, key[1]), res_b.items(model, task, key[1])
+            paired = _paired(ia, ib, rng) if ia and ib else None
+            if paired:  # means over the shared items
+                mean_a, mean_b, delta, ci, p, test, n = paired
+            else:
+                (mean_a, se_a), (mean_b, se_b) = va[model], vb[model]
+                delta = mean_b - mean_a
+                ci, p, test = _unpaired(mean_a, se_a, mean_b, se_b)
+                n = None
+            diffs.append(Difference(*key, model, mean_a, mean_b, delta, ci, p, test, n, ca.higher_is_better))
+        mean_a, mean_b = float(np.mean(ca.values)), float(np.mean(cb.values))
+        if ca.items is not None and cb.items is not None:
+            ia = _item_means(res_a, ca)
+            ib = _item_means(res_b, cb)
+            common = sorted(set(ia) & set(ib))
+            xa, xb = np.array([ia[k] for k in common]), np.array([ib[k] for k in common])
+            ci, p = _bootstrap(xb - xa, rng)
+            diffs.append(Difference(*key, SUITE, float(xa.mean()), float(xb.mean()), float((xb - xa).mean()), ci, p,
+                                    "paired bootstrap", len(common), ca.higher_is_better))
+        else:
+            se_a = _mean_se(ca)
+            se_b = _mean_se(cb)
+            ci, p, test = _unpaired(mean_a, se_a, mean_b, se_b)
+            diffs.append(Difference(*key, SUITE, mean_a, mean_b, mean_b - mean_a, ci, p, test, None, ca.higher_is_better))
+    ps = np.array([d.p for d in diffs])
+    ok = ~np.isnan(ps)
+    if ok.any():
+        for d, q in zip([d for d, k in zip(diffs, ok) if k], false_discovery_control(ps[ok])):
+            d.q = float(q)
+    return Comparison(diffs, labels, sorted(set(ka) - set(kb)), sorted(set(kb) - set(ka)))
+
+
+def _item_means(res: Results, curve: Curve) -> dict:
+    """Per document: the mean over the curve's models (the items every model answered)."""
+    per = [res.items(m, curve.task, curve.metric) or {} for m in curve.models]
+    common = set.intersection(*(set(p) for p in per))
+    return {k: float(np.mean([p[k] for p in per])) for k in common}
+
+
+def _mean_se(curve: Curve) -> Optional[float]:
+    se = [s for s in (curve.stderr or []) if s is not None and not math.isnan(s)]
+    return math.sqrt(sum(s * s for s in se)) / len(se) if se and len(se) == len(curve.models) else None

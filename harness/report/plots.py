@@ -1,0 +1,65 @@
+"""Figures for the report: one scaling curve per (task, metric), and the distribution of labels."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on evaluation machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harness.scaling import LABELS, Classification, Curve  # noqa: E402
+
+COLORS = {"smooth": "#2e7d32", "inverse": "#c62828", "flat": "#757575", "emergent": "#6a1b9a",
+          "u_shaped": "#ef6c00", "inverted_u": "#ad1457", "not_correlated": "#1565c0"}
+X_LABELS = {"params": "parameters", "nonembedding_params": "non-embedding parameters", "tokens": "training tokens",
+            "flops": "training FLOPs"}
+
+
+def _save(fig: plt.Figure, path: Path) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    data = buf.getvalue()
+    path.write_bytes(data)
+    return data
+
+
+def curve_png(curve: Curve, result: Classification, path: Path) -> bytes:
+    """Score against log-scale size: replicates as dots, the per-size mean with ±1 stderr bars, chance dashed."""
+    d = result.diagnostics
+    fig, ax = plt.subplots(figsize=(3.6, 2.7))
+    ax.scatter(curve.x, curve.values, s=10, color="#9e9e9e", alpha=0.7, zorder=2, label="models")
+    ax.errorbar(d["sizes"], d["values"], yerr=d["stderr"], color=COLORS[result.label], marker="o", ms=4, lw=1.6,
+                capsize=3, zorder=3, label="mean per size")
+    if d["chance"] is not None:
+        ax.axhline(d["chance"], color="#424242", ls="--", lw=1, label="chance")
+    if "break_between" in d:
+        ax.axvspan(*d["break_between"], color=COLORS["emergent"], alpha=0.08, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel(X_LABELS.get(d["x"], d["x"]), fontsize=8)
+    ax.set_ylabel(curve.metric + ("" if curve.higher_is_better else " (lower is better)"), fontsize=8)
+    ax.set_title(f"{curve.task}: {result.label} ({result.confidence:.2f})", fontsize=9, color=COLORS[result.label])
+    ax.tick_params(labelsize=7)
+    ax.grid(True, which="major", alpha=0.3)
+    return _save(fig, path)
+
+
+def labels_png(results: list[Classification], path: Path) -> bytes:
+    """How many curves fall in each category, split by discontinuous and continuous metrics."""
+    fig, ax = plt.subplots(figsize=(6.4, 2.6))
+    bottom = np.zeros(len(LABELS))
+    for kind, hatch in (("discontinuous", ""), ("continuous", "//"), (None, "..")):
+        counts = np.array([sum(r.label == lab and r.kind == kind for r in results) for lab in LABELS])
+        if counts.any():
+            ax.bar(LABELS, counts, bottom=bottom, color=[COLORS[lab] for lab in LABELS], hatch=hatch,
+                   edgecolor="white", label=kind or "kind unknown")
+            bottom += counts
+    ax.set_ylabel("curves")
+    ax.set_title("scaling categories (solid: discontinuous metrics, hatched: continuous)", fontsize=9)
+    ax.tick_params(axis="x", labelsize=8, rotation=15)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    return _save(fig, path)

@@ -1,0 +1,81 @@
+"""classify / report / compare on a real run of three tiny models, and the report rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import build_tiny_model, write_config
+from harness.cli import main
+from harness.compare import SUITE, _paired
+from harness.importers import load_results
+
+
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ladder")
+    return [build_tiny_model(root / f"w{h}", "llama", hidden=h, seed=h) for h in (16, 32, 48)]
+
+
+def test_run_classify_report_compare(workdir, ladder, capsys):
+    cfg = write_config(workdir, ladder, ["toy_mc", "toy_add"])
+    assert main(["run", str(cfg)]) == 0
+    printed = capsys.readouterr().out
+    assert "scaling labels" in printed  # the run itself prints each curve's label
+    run = workdir / "results" / "t"
+
+    assert main(["classify", str(run), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {(r["task"], r["metric"]) for r in rows} >= {("toy_mc", "acc"), ("toy_add", "exact_match")}
+    acc = next(r for r in rows if (r["task"], r["metric"]) == ("toy_mc", "acc"))
+    assert acc["diagnostics"]["noise"].startswith("items") and acc["diagnostics"]["few_points"]
+    assert acc["label"] in ("flat", "smooth", "inverse", "not_correlated") and 0 <= acc["confidence"] <= 1
+    assert main(["classify", str(run), "--x", "nonembedding_params", "--metric", "brier"]) == 0
+    assert "toy_mc" in capsys.readouterr().out
+
+    out = workdir / "report"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    assert not re.search(r"(src|href)=\"(https?:|//)", page)  # self-contained: opens offline
+    assert page.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png")))
+    assert "examples: prompts and outputs" in page and "Question: What is" in page
+    assert "discontinuous" in page and "continuous" in page
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed for the rendering check (.ci/run installs it)"
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", (out / "index.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    total, decoded = (int(re.search(rf'{a}="(\d+)"', body).group(1)) for a in ("data-images", "data-images-decoded"))
+    assert total == decoded == page.count("data:image/png;base64,")
+
+    # a variant of the same suite (fewer documents): paired per model and over the suite, labels compared
+    assert main(["run", str(cfg), "--limit", "6", "--output", str(workdir / "results" / "v")]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(run), str(workdir / "results" / "v"), "--per-model"]) == 0
+    text = capsys.readouterr().out
+    assert "McNemar" in text and "paired bootstrap" in text and SUITE.split()[0] in text
+    changed = int(re.search(r"summary: \d+ task×metric curves in both; (\d+) label\(s\) changed", text).group(1))
+    assert ("labels that changed" in text) == (changed > 0)
+    res = load_results(run)
+    assert res.items("w16", "toy_mc", "acc") is not None
+
+
+def test_mcnemar_and_paired_bootstrap():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = {i: float(i % 2) for i in range(200)}
+    b = {i: 1.0 if i < 150 else a[i] for i in range(200)}  # B fixes 75 of A's misses, breaks none
+    mean_a, mean_b, delta, ci, p, test, n = _paired(a, b, rng)
+    assert test == "McNemar (exact)" and n == 200 and delta == pytest.approx(75 / 200) and p < 1e-10
+    assert (mean_a, mean_b) == (0.5, 0.875) and ci[0] < delta < ci[1]
+    same = _paired(a, dict(a), rng)
+    assert same[2] == 0 and same[4] == 1.0
+    cont_a = {i: float(rng.normal()) for i in range(300)}
+    cont_b = {i: v + 0.01 * rng.normal() for i, v in cont_a.items()}
+    assert _paired(cont_a, cont_b, rng)[5] == "paired bootstrap" and _paired(cont_a, cont_b, rng)[4] > 0.01
