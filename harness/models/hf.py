@@ -73,6 +73,7 @@ class HFBackend:
         self.max_rows = batch_size if isinstance(batch_size, int) else 1 << 30
         self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
         self._head = self._output_head()
+        self.packing = self._packing_works()
 
     # ------------------------------------------------------------------ setup
 
@@ -90,7 +91,26 @@ class HFBackend:
             split = head(base(input_ids=ids).last_hidden_state).float()
         if not torch.allclose(full, split, atol=1e-4, rtol=1e-4):
             return None
-        return lambda ids, mask, rows_pos: head(base(input_ids=ids, attention_mask=mask).last_hidden_state[rows_pos])
+        return lambda at, **inputs: head(base(**inputs).last_hidden_state[at])
+
+    def _logits_at(self, at: Any, **inputs: Any) -> torch.Tensor:
+        """Logits at the positions ``at`` (index tensors into batch × sequence) only."""
+        if self._head is not None:
+            return self._head(at, **inputs)
+        return self.model(**inputs).logits[at]
+
+    def _packing_works(self) -> bool:
+        """Probe: does scoring choices packed behind one shared context (a block attention mask with
+        per-segment positions) give the same log-likelihoods as one sequence per choice?"""
+        vocab = self.model.config.vocab_size
+        ctx = [(7 * i + 3) % vocab for i in range(9)]
+        conts = [[(5 * i + k) % vocab for i in range(n)] for k, n in ((1, 3), (2, 1), (3, 4))]
+        try:
+            packed = self._score_packed_batch([(tuple(ctx), [tuple(c) for c in conts])])[0]
+        except Exception:  # a model whose attention does not take a 4-D mask or position ids
+            return False
+        plain = self._score_batch([(tuple(ctx + c)[:-1], tuple(c)) for c in conts])
+        return all(abs(a.logprob - b.logprob) <= 1e-4 * max(1.0, abs(b.logprob)) for a, b in zip(packed, plain))
 
     def close(self) -> None:
         """Release the weights (and GPU memory) before loading the next model."""
@@ -150,7 +170,32 @@ class HFBackend:
     # ------------------------------------------------------------------ log-likelihood
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
-        return self.score_tokens([self.encode_pair(c, x) for c, x in requests])
+        """Continuations that share a context (the choices of a document) are scored together: the
+        context is computed once and each choice attends to it and to itself (see ``_score_packed_batch``)."""
+        pairs = [self.encode_pair(c, x) for c, x in requests]
+        if not self.packing:
+            return self.score_tokens(pairs)
+        groups: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
+        for i, (ctx, cont) in enumerate(pairs):
+            groups.setdefault(tuple(ctx), {}).setdefault(tuple(cont), []).append(i)
+        out: list[Optional[LogLikelihood]] = [None] * len(pairs)
+        packed, single = [], []
+        for ctx, conts in groups.items():
+            fits = len(ctx) + max(len(c) for c in conts) - 1 <= self.max_length and all(conts)
+            (packed if fits and len(conts) > 1 else single).append((ctx, conts))
+        keys = [(ctx, c) for ctx, conts in single for c in conts]
+        for (ctx, c), res in zip(keys, self.score_tokens([(list(ctx), list(c)) for ctx, c in keys])):
+            for i in groups[ctx][c]:
+                out[i] = res
+        lengths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in packed]
+        order = sorted(range(len(packed)), key=lambda g: -lengths[g])
+        for batch in self._batches(lengths, order):
+            results = self._run(lambda b: self._score_packed_batch([(packed[g][0], list(packed[g][1])) for g in b]), batch)
+            for g, res in zip(batch, results):
+                for cont, r in zip(packed[g][1], res):
+                    for i in packed[g][1][cont]:
+                        out[i] = r
+        return out  # type: ignore[return-value]
 
     def score_tokens(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[LogLikelihood]:
         """Log-likelihood of token continuations; identical pairs are computed once."""
@@ -182,12 +227,12 @@ class HFBackend:
             pos += range(len(inp) - len(cont), len(inp))
             targets += cont
             sizes.append(len(cont))
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        rows_pos = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
-        if self._head is not None:
-            logits = self._head(ids, mask, rows_pos)
-        else:
-            logits = self.model(input_ids=ids, attention_mask=mask).logits[rows_pos]
+        at = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
+        logits = self._logits_at(at, input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+        return self._gather(logits, targets, sizes)
+
+    def _gather(self, logits: torch.Tensor, targets: list[int], sizes: list[int]) -> list[LogLikelihood]:
+        """Float32 log-softmax at the scored positions; sum each continuation's target log-probs."""
         logp = F.log_softmax(logits.float(), dim=-1)
         tgt = torch.tensor(targets, device=self.device)
         token_lp = logp.gather(-1, tgt[:, None])[:, 0].double().cpu()
@@ -196,6 +241,50 @@ class HFBackend:
         for n in sizes:
             out.append(LogLikelihood(float(token_lp[start:start + n].sum()), bool(greedy[start:start + n].all()), n))
             start += n
+        return out
+
+    @torch.inference_mode()
+    def _score_packed_batch(self, groups: Sequence[tuple[tuple[int, ...], list[tuple[int, ...]]]]
+                            ) -> list[list[LogLikelihood]]:
+        """Each row holds one context followed by every choice but its last token. Choice k's tokens see
+        the context and their own earlier tokens only, at positions continuing the context's, so each
+        choice is scored exactly as if alone, while the context is computed once."""
+        rows_len = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in groups]
+        width = max(rows_len)
+        ids = torch.full((len(groups), width), self.pad_id, dtype=torch.long)
+        position = torch.zeros((len(groups), width), dtype=torch.long)
+        segment = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 padding, 0 context, k+1 choice k
+        rows, pos, targets, sizes = [], [], [], []
+        for r, (ctx, conts) in enumerate(groups):
+            n = len(ctx)
+            ids[r, :n] = torch.tensor(ctx)
+            position[r, :n] = torch.arange(n)
+            segment[r, :n] = 0
+            start = n
+            for k, cont in enumerate(conts):
+                body = cont[:-1]
+                ids[r, start:start + len(body)] = torch.tensor(body, dtype=torch.long)
+                position[r, start:start + len(body)] = torch.arange(n, n + len(body))
+                segment[r, start:start + len(body)] = k + 1
+                rows += [r] * len(cont)
+                pos += [n - 1] + list(range(start, start + len(body)))  # where each of its tokens is predicted
+                targets += cont
+                sizes.append(len(cont))
+                start += len(body)
+        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        seg_q, seg_k = segment[:, :, None], segment[:, None, :]
+        allowed = causal & (seg_k >= 0) & ((seg_k == 0) | (seg_k == seg_q))
+        allowed |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves: no empty softmax
+        dtype = DTYPES[self.dtype]
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+        at = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
+        logits = self._logits_at(at, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                 position_ids=position.to(self.device))
+        flat = self._gather(logits, targets, sizes)
+        out, i = [], 0
+        for _, conts in groups:
+            out.append(flat[i:i + len(conts)])
+            i += len(conts)
         return out
 
     def loglikelihood_rolling(self, texts: Sequence[str], window: Optional[int] = None,

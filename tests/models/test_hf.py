@@ -105,26 +105,52 @@ def test_generation_stops_at_stop_string(tiny_llama):
     b.close()
 
 
-def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatch):
+MC = [(f"Question: what is {a} plus {b}? Think of the numbers {a} and {b}.\nAnswer:", f" {c}")
+      for a, b in [(1, 2), (3, 4), (10, 7), (22, 5), (9, 9), (40, 2), (6, 13), (8, 8)]
+      for c in (a + b, a * b, "banana split", a + b + 1)]
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatch, packing):
     b = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=16)
-    ref = b.loglikelihood(REQUESTS * 2)
-    real = b._score_batch
-    sizes = []
+    assert b.packing  # the probe accepts llama
+    b.packing = packing
+    requests = REQUESTS * 2 + MC
+    ref = b.loglikelihood(requests)
+    name = "_score_packed_batch" if packing else "_score_batch"
+    real = getattr(b, name)
+    tried, ran = [], []
 
     def flaky(items):
-        sizes.append(len(items))
+        tried.append(len(items))
         if len(items) > 3:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+        ran.append(len(items))
         return real(items)
 
-    monkeypatch.setattr(b, "_score_batch", flaky)
-    got = b.loglikelihood(REQUESTS * 2)
+    monkeypatch.setattr(b, name, flaky)
+    got = b.loglikelihood(requests)
     assert [g.logprob for g in got] == [r.logprob for r in ref]
-    assert sizes[0] == len(set(REQUESTS)) and max(sizes[1:]) <= 3 and b.max_rows <= 3
+    assert tried[0] > 3 and max(ran) <= 3 and b.max_rows <= 3
     b.close()
     small = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=3)  # smaller from the start
-    assert [g.logprob for g in got] == [r.logprob for r in small.loglikelihood(REQUESTS * 2)]
+    small.packing = packing
+    assert [g.logprob for g in got] == [r.logprob for r in small.loglikelihood(requests)]
     small.close()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "neox", "llama"])
+def test_shared_context_packing_matches_one_sequence_per_choice(tiny_models, arch):
+    b = HFBackend(ModelSpec(model=str(tiny_models[arch])), device="cpu")
+    assert b.packing, f"{arch}: packed scoring should pass the probe"
+    packed = b.loglikelihood(MC + REQUESTS)
+    b.packing = False
+    plain = b.loglikelihood(MC + REQUESTS)
+    for (ctx, cont), p, q in zip(MC + REQUESTS, packed, plain):
+        assert p.n_tokens == q.n_tokens and p.is_greedy == q.is_greedy
+        assert abs(p.logprob - q.logprob) <= 1e-4, (ctx, cont)
+        assert abs(p.logprob - naive(b, ctx, cont)[0]) <= 1e-4
+    b.close()
 
 
 def test_parameter_counts(tiny_models):
