@@ -74,6 +74,7 @@ class HFBackend:
         self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
         self._head = self._output_head()
         self.packing = self._packing_works()
+        self._stop_cache: dict[tuple[int, tuple[str, ...]], bool] = {}
 
     # ------------------------------------------------------------------ setup
 
@@ -315,7 +316,7 @@ class HFBackend:
     # ------------------------------------------------------------------ generation
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """Greedy decoding, batched with left padding; each row stops at its first stop sequence."""
+        """Greedy decoding, batched; each row stops at EOS or its first stop sequence."""
         out: list[Optional[str]] = [None] * len(requests)
         groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
         for i, r in enumerate(requests):
@@ -333,44 +334,63 @@ class HFBackend:
 
     @torch.inference_mode()
     def _generate_batch(self, prompts: list[list[int]], until: tuple[str, ...], max_new: int) -> list[str]:
-        from transformers import GenerationConfig, StoppingCriteriaList
+        """Greedy decoding with a KV cache. A row leaves the batch (and its cache) as soon as it emits EOS
+        or completes a stop sequence, so finished rows cost nothing; only rows whose new token could end
+        a stop sequence decode their last few tokens to check."""
+        from transformers import DynamicCache
 
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
-        for r, p in enumerate(prompts):
+        for r, p in enumerate(prompts):  # left padding: every row's next token lands in the same column
             ids[r, width - len(p):] = torch.tensor(p)
             mask[r, width - len(p):] = 1
-        config = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=self.pad_id,
-                                  eos_token_id=self.tokenizer.eos_token_id)
-        stops = StoppingCriteriaList([StopOnStrings(self.tokenizer, until, width)] if any(until) else [])
-        gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                                  generation_config=config, stopping_criteria=stops)
-        texts = self.tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True)
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        position = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        stops = [u for u in until if u]
+        window = max((len(u) for u in stops), default=0) + 2  # tokens: each yields >= 1 char or is special
+        eos = self.tokenizer.eos_token_id
+        generated: list[list[int]] = [[] for _ in prompts]
+        active = list(range(len(prompts)))
+        last = (slice(None), slice(-1, None))  # the newest position of every row
+        logits = self._logits_at(last, input_ids=ids, attention_mask=mask, position_ids=position,
+                                 past_key_values=cache, use_cache=True)[:, 0]
+        for step in range(max_new):
+            next_ids = logits.float().argmax(-1)
+            keep = []
+            for j, (r, tok) in enumerate(zip(active, next_ids.tolist())):
+                if tok == eos:
+                    continue
+                generated[r].append(tok)
+                if stops and self._may_stop(tok, stops):
+                    tail = self.tokenizer.decode(generated[r][-window:], skip_special_tokens=True)
+                    if any(u in tail for u in stops):
+                        continue
+                keep.append(j)
+            if not keep or step == max_new - 1:
+                break
+            if len(keep) < len(active):  # drop finished rows from the batch and the cache
+                index = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(index)
+                mask, position, next_ids = mask[index], position[index], next_ids[index]
+                active = [active[j] for j in keep]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+            position = position[:, -1:] + 1
+            logits = self._logits_at(last, input_ids=next_ids[:, None], attention_mask=mask,
+                                     position_ids=position, past_key_values=cache, use_cache=True)[:, 0]
+        texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
         return [cut_at_stop(t, until) for t in texts]
 
-
-class StopOnStrings:
-    """Per-row stop: a row is done once its generated text contains a stop string. Each step decodes only
-    the last few tokens of each row (enough to hold the longest stop string), not the whole batch."""
-
-    def __init__(self, tokenizer: Any, until: Sequence[str], prompt_width: int):
-        self.tokenizer = tokenizer
-        self.until = [u for u in until if u]
-        self.start = prompt_width
-        self.window = max(len(u) for u in self.until) + 2  # tokens; every token yields >= 1 char or is special
-        self.done: Optional[torch.Tensor] = None
-
-    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
-        if self.done is None:
-            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        new = input_ids[:, self.start:]
-        tail = new[:, -self.window:].tolist()
-        for r, toks in enumerate(tail):
-            if not self.done[r]:
-                text = self.tokenizer.decode(toks, skip_special_tokens=True)
-                self.done[r] = any(u in text for u in self.until)
-        return self.done.clone()
+    def _may_stop(self, token: int, stops: list[str]) -> bool:
+        """Could this token end a stop sequence? Only if its text shares a character with one (or is not
+        a whole character by itself). Cached per token."""
+        key = (token, tuple(stops))
+        hit = self._stop_cache.get(key)
+        if hit is None:
+            text = self.tokenizer.decode([token])
+            hit = self._stop_cache[key] = "\ufffd" in text or any(ch in text for u in stops for ch in u)
+        return hit
 
 
 def cut_at_stop(text: str, until: Sequence[str]) -> str:

@@ -89,6 +89,28 @@ def test_generation_greedy_and_batch_invariant(backend):
     assert all("\n" not in g for g in many)
 
 
+def test_generation_equals_hf_generate_and_drops_finished_rows(backend, monkeypatch):
+    """The decoding loop gives HF ``generate``'s greedy tokens, and rows leave the batch when they finish."""
+    from transformers import DynamicCache, GenerationConfig
+
+    prompts = [f"Q: What is {i} + {2 * i}?\nA:" for i in range(12)] + ["the cat", "a red a red"]
+    until = ("\n", " is")
+    ref = []
+    for p in prompts:  # one prompt at a time, no stop criteria, cut afterwards
+        ids = torch.tensor([backend._encode(p)])
+        config = GenerationConfig(max_new_tokens=10, do_sample=False, pad_token_id=backend.pad_id,
+                                  eos_token_id=backend.tokenizer.eos_token_id)
+        gen = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+        ref.append(cut_at_stop(backend.tokenizer.decode(gen[0, ids.shape[1]:], skip_special_tokens=True), until))
+    kept = []
+    real = DynamicCache.batch_select_indices
+    monkeypatch.setattr(DynamicCache, "batch_select_indices", lambda self, idx: (kept.append(len(idx)), real(self, idx))[1])
+    got = backend.generate([GenerationRequest(p, until, 10) for p in prompts])
+    assert got == ref
+    stopped_early = sum(len(backend.tokenize(g)) < 9 for g in got)
+    assert (len(kept) > 0) == (stopped_early > 0) and all(k < len(prompts) for k in kept)
+
+
 def test_stop_sequences_cut_each_row():
     assert cut_at_stop("12 + 3\nQ: next", ["\n"]) == "12 + 3"
     assert cut_at_stop("abc END def STOP", ["STOP", "END"]) == "abc "
