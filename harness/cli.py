@@ -90,7 +90,7 @@ def summary_table(rows: list[dict]) -> Table:
 
 
 def print_labels(results: Path) -> None:
-    """After a run: each curve's scaling label, when the suite has at least 3 sizes."""
+    """After a run: each curve's scaling label (curves with at least 3 sizes)."""
     from harness.importers import curves, load_results
     from harness.scaling import classify
 
@@ -120,7 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(config, RichReporter())
     if result.rows:
         out.print(summary_table(result.rows))
-        print_labels(result.output)
+        if len({r["params"] for r in result.rows}) >= 3:
+            print_labels(result.output)
     out.print(f"results: {result.output}  ({result.computed} computed, {result.skipped} reused from earlier runs)")
     for f in result.failures:
         console.print(f"[red]FAILED[/] {f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}")

@@ -1,19 +1,23 @@
 """Label a scaling curve (one task, one metric, K model sizes) with a confidence and its diagnostics.
 
 The rules, in the order they are tried, on the curve pooled per size and oriented so higher is better
-(``δ`` is the smallest change that counts: the larger of a minimum effect size and the noise):
+(``δ`` is the smallest change that counts: the larger of the minimum effect size, 2% of the metric's scale,
+and z = 2 standard errors of a difference between two sizes; the scale is ceiling − chance when both are
+known, else the metric's range, else the curve's largest magnitude):
 
-1. **flat**: the whole curve moves less than δ (a change within the noise or below the minimum effect
-   size is no change). Curves already at the ceiling, or at chance throughout, land here.
+1. **flat**: the curve is consistent with a constant (a chi-square test against each size's standard
+   error does not reject it at 0.99), or it moves less than the minimum effect size: a change within the
+   noise or too small to matter is no change. Curves at the ceiling, or at chance throughout, land here.
 2. **u_shaped / inverted_u** (K ≥ 5): an interior extreme with both arms at least δ and a fair share of
    the range, monotone on each side within δ, and a quadratic in log x that halves the linear fit's
    residual. Inverse scaling that recovers is U-shaped (Wei et al. 2022, "Inverse scaling can become
    U-shaped"; McKenzie et al. 2023).
-3. **emergent** (K ≥ 5): the smaller models (at least two) are near chance (no more than δ above it;
-   below it is allowed) and the larger ones clearly above, and a plateau-then-rise ("hinge") fit halves
-   the residual of a straight line on log x (Wei et al. 2022, "Emergent abilities": performance near
-   random until a threshold scale, then well above). Without a known chance the plateau must be flat
-   within δ, and the notes say chance is unknown.
+3. **emergent** (K ≥ 5): the smaller models (at least two) are near chance (within max(δ, 10% of the
+   scale) of it; below it is allowed), the larger ones clearly above (20% of the scale over chance and 2δ
+   over the plateau), and a plateau-then-rise ("hinge") fit halves the residual of a straight line on
+   log x (Wei et al. 2022, "Emergent abilities": performance near random until a threshold scale, then
+   well above). Without a known chance the plateau is measured from its lowest point, and the notes say
+   chance is unknown.
 4. **smooth / inverse**: a monotone trend (|Spearman ρ| ≥ 0.6) with a fitted change of at least δ.
 5. **not_correlated**: it moves by more than the noise, but in none of these shapes.
 

@@ -1,0 +1,259 @@
+"""Wall time of this harness against lm-evaluation-harness on the same local model and the same local data.
+
+    python benchmarks/throughput.py                      # the ~7M-parameter model, CPU, float32
+    python benchmarks/throughput.py --models small,base  # also the ~110M model
+    python benchmarks/throughput.py --device cuda --dtype bfloat16
+
+Three cases, each as whole processes (``harness run`` vs ``lm_eval --model hf``), one after the other:
+  mc      multiple choice, ~200-token shared context, 4 choices of 10-20 tokens
+  single  MMLU-like question with choices " A"/" B"/" C"/" D" (one token each)
+  gen     greedy generation until a newline (max 48 tokens)
+Printed per case: both wall times, their ratio, the max |Δ| of per-choice log-likelihoods and whether acc /
+acc_norm (or the generations) are identical; and, in-process, our evaluation time against a plain batched
+forward pass over the same unique tokens (the floor). Models are built and briefly trained here (BPE
+tokenizer trained offline, Llama architecture), so nothing comes from the hub. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = {"small": dict(hidden=256, layers=4, heads=4, inter=688, vocab=8192, steps=150),
+          "base": dict(hidden=768, layers=12, heads=12, inter=2048, vocab=16384, steps=0)}
+
+
+def words(rng: random.Random, n: int = 6000) -> list[str]:
+    """Pseudo-words, enough of them that the BPE vocabulary fills up as a real one does."""
+    syll = ["ka", "lo", "mi", "ne", "ru", "to", "sa", "vi", "de", "po", "gu", "ha", "ze", "fi", "bo", "tre", "spa"]
+    found: set[str] = set()
+    while len(found) < n:
+        found.add("".join(rng.choice(syll) for _ in range(rng.randint(1, 4))))
+    return sorted(found)
+
+
+def make_data(folder: Path, n_docs: int, seed: int = 0) -> dict[str, Path]:
+    """Local JSONL for the three cases, and a training corpus of lines (so the model learns to end them)."""
+    rng = random.Random(seed)
+    vocab = words(rng)
+    text = lambda k: " ".join(rng.choice(vocab) for _ in range(k))  # noqa: E731
+    mc = [{"context": text(170) + "\nAnswer:", "choices": [text(rng.randint(8, 14)) for _ in range(4)],
+           "label": rng.randrange(4)} for _ in range(n_docs)]
+    single = [{"question": text(120), "options": [text(6) for _ in range(4)], "label": rng.randrange(4)}
+              for _ in range(n_docs)]
+    gen = [{"prompt": "\n".join(text(rng.randint(4, 12)) for _ in range(6)) + "\n" + text(2), "target": text(3)}
+           for _ in range(n_docs)]
+    corpus = ["\n".join(text(rng.randint(4, 12)) for _ in range(8)) for _ in range(3000)]
+    corpus += [f"{text(30)}\nA. {text(3)}\nB. {text(3)}\nC. {text(3)}\nD. {text(3)}\nAnswer: {rng.choice('ABCD')}"
+               for _ in range(500)]
+    paths = {}
+    for name, rows in (("mc", mc), ("single", single), ("gen", gen), ("corpus", [{"text": t} for t in corpus])):
+        paths[name] = folder / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return paths
+
+
+def build_model(folder: Path, corpus: Path, spec: dict, seed: int = 0) -> Path:
+    """A Llama-architecture model with a BPE tokenizer trained on the corpus, briefly trained on it."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    if (folder / "config.json").exists():
+        return folder
+    lines = [json.loads(line)["text"] for line in corpus.read_text().splitlines()]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(lines, trainers.BpeTrainer(vocab_size=spec["vocab"], special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                        unk_token="<unk>")
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=spec["hidden"], intermediate_size=spec["inter"],
+        num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"], max_position_embeddings=1024,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    if spec["steps"]:
+        ids = [t for line in lines for t in [tokenizer.bos_token_id] + tokenizer(line)["input_ids"]]
+        data = torch.tensor(ids[: len(ids) // 64 * 64]).view(-1, 64)
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+        gen = torch.Generator().manual_seed(seed)
+        for step in range(spec["steps"]):
+            batch = data[torch.randint(0, len(data), (16,), generator=gen)]
+            loss = model(input_ids=batch, labels=batch).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if step % 100 == 0 or step == spec["steps"] - 1:
+                print(f"  train step {step}: loss {loss.item():.3f}", flush=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+OURS = {
+    "mc": "name: bench_mc\ndataset: {{path: {data}}}\nprompt: '{{{{context}}}}'\nchoices: '{{{{choices}}}}'\n"
+          "answer: '{{{{label}}}}'\noutput: multiple_choice\nmetrics: [acc, acc_norm]\n",
+    "single": "name: bench_single\ndataset: {{path: {data}}}\n"
+              "prompt: \"{{{{question}}}}\\nA. {{{{options[0]}}}}\\nB. {{{{options[1]}}}}\\nC. {{{{options[2]}}}}\\n"
+              "D. {{{{options[3]}}}}\\nAnswer:\"\nchoices: [A, B, C, D]\nanswer: '{{{{label}}}}'\n"
+              "output: multiple_choice\nmetrics: [acc, acc_norm]\n",
+    "gen": "name: bench_gen\ndataset: {{path: {data}}}\nprompt: '{{{{prompt}}}}'\ntarget: '{{{{target}}}}'\n"
+           "output: generate\ngeneration: {{until: [\"\\n\"], max_new_tokens: 48}}\nmetrics: [exact_match]\n",
+}
+THEIRS = {
+    "mc": "doc_to_text: '{{{{context}}}}'\ndoc_to_choice: '{{{{choices}}}}'\ndoc_to_target: '{{{{label}}}}'\n"
+          "output_type: multiple_choice\nmetric_list:\n  - {{metric: acc}}\n  - {{metric: acc_norm}}\n",
+    "single": "doc_to_text: \"{{{{question}}}}\\nA. {{{{options[0]}}}}\\nB. {{{{options[1]}}}}\\nC. {{{{options[2]}}}}\\n"
+              "D. {{{{options[3]}}}}\\nAnswer:\"\ndoc_to_choice: [A, B, C, D]\ndoc_to_target: '{{{{label}}}}'\n"
+              "output_type: multiple_choice\nmetric_list:\n  - {{metric: acc}}\n  - {{metric: acc_norm}}\n",
+    "gen": "doc_to_text: '{{{{prompt}}}}'\ndoc_to_target: '{{{{target}}}}'\noutput_type: generate_until\n"
+           "generation_kwargs: {{until: [\"\\n\"], max_gen_toks: 48, do_sample: false}}\n"
+           "metric_list:\n  - {{metric: exact_match}}\n",
+}
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    return wall
+
+
+def run_ours(work: Path, model: Path, case: str, data: Path, args: argparse.Namespace, env: dict) -> tuple[float, list]:
+    import yaml
+
+    (work / "ours").mkdir(exist_ok=True)
+    task = work / "ours" / f"{case}.yaml"
+    task.write_text(OURS[case].format(data=data))
+    out = work / "results" / f"ours-{case}"
+    cfg = work / f"ours-{case}.yaml"
+    cfg.write_text(yaml.safe_dump({"name": case, "suite": [{"model": str(model), "label": "m"}], "tasks": [str(task)],
+                                   "run": {"device": args.device, "dtype": args.dtype}, "output": str(out)}))
+    wall = timed([sys.executable, "-m", "harness", "run", str(cfg)], env)
+    recs = [json.loads(line) for line in (out / "models" / "m" / f"bench_{case}.jsonl").read_text().splitlines()]
+    return wall, sorted(recs, key=lambda r: r["doc_id"])
+
+
+def run_lm_eval(work: Path, model: Path, case: str, data: Path, args: argparse.Namespace, env: dict) -> tuple[float, list]:
+    inc = work / "theirs" / case
+    inc.mkdir(parents=True, exist_ok=True)
+    (inc / "task.yaml").write_text(f"task: lme_{case}\ndataset_path: json\ndataset_kwargs: {{data_files: {{test: {data}}}}}\n"
+                                   f"test_split: test\n" + THEIRS[case].format())
+    out = work / "results" / f"lm-eval-{case}"
+    dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[args.dtype]
+    wall = timed([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype={dtype}",
+                  "--tasks", f"lme_{case}", "--include_path", str(inc), "--device", args.device,
+                  "--batch_size", str(args.lm_eval_batch_size), "--output_path", str(out), "--log_samples"], env)
+    (samples,) = list(out.rglob(f"samples_lme_{case}_*.jsonl"))
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    return wall, sorted(rows, key=lambda r: r["doc_id"])
+
+
+def agreement(case: str, ours: list, theirs: list) -> str:
+    if case == "gen":
+        same = sum(o["generation"] == t["filtered_resps"][0] for o, t in zip(ours, theirs))
+        stopped = sum(len(o["generation_ids"]) < 47 for o in ours)
+        return f"identical generations {same}/{len(ours)} ({stopped} stopped before the limit)"
+    delta = max(abs(float(r[0]) - lp) for o, t in zip(ours, theirs) for r, lp in zip(t["filtered_resps"], o["logprobs"]))
+    acc = all(o["metrics"]["acc"] == t["acc"] for o, t in zip(ours, theirs))
+    norm = all(o["metrics"]["acc_norm"] == t["acc_norm"] for o, t in zip(ours, theirs))
+    return f"max |Δ loglik| {delta:.1e}; acc identical: {acc}; acc_norm identical: {norm}"
+
+
+def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple[float, float, int]:
+    """In-process: our evaluation (model loaded) vs a plain forward pass over the same unique tokens,
+    in length-sorted batches of the same token budget (base model + output layer at the scored positions)."""
+    import torch
+
+    from harness.models.hf import HFBackend
+    from harness.models.suite import ModelSpec
+    from harness.runner import evaluate, prepare
+    from harness.tasks import load_task_file
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    (task,) = load_task_file(work / "ours" / f"{case}.yaml")
+    prepared = prepare(task)
+    backend = HFBackend(ModelSpec(model=str(model)), device=args.device, dtype=args.dtype)
+    evaluate(backend, prepared)  # warm-up
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    evaluate(backend, prepared)
+    sync()
+    ours = time.perf_counter() - t0
+    rows, scored = [], []
+    for inst in prepared.instances:  # the unique tokens: the context once, then every choice but its last token
+        conts = [backend.encode_pair(inst.context, c)[1] for c in inst.continuations]
+        ctx = backend.encode_pair(inst.context, inst.continuations[0])[0]
+        rows.append(ctx + [t for c in conts for t in c[:-1]])
+        scored.append(sum(map(len, conts)))
+    order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
+    base, head = backend.model.base_model, backend.model.get_output_embeddings()
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        i = 0
+        while i < len(order):
+            n = max(1, backend.token_budget // len(rows[order[i]]))
+            batch = order[i:i + n]
+            width = max(len(rows[r]) for r in batch)
+            ids = torch.tensor([rows[r] + [backend.pad_id] * (width - len(rows[r])) for r in batch], device=backend.device)
+            hidden = base(input_ids=ids).last_hidden_state
+            at_rows = [j for j, r in enumerate(batch) for _ in range(scored[r])]
+            at_pos = [len(rows[r]) - 1 - k % len(rows[r]) for r in batch for k in range(scored[r])]
+            head(hidden[at_rows, at_pos]).float().log_softmax(-1)  # as many output positions as we score
+            i += n
+    sync()
+    plain = time.perf_counter() - t0
+    tokens = sum(map(len, rows))
+    backend.close()
+    return ours, plain, tokens
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default="small", help="comma-separated: small (~7M), base (~110M)")
+    ap.add_argument("--cases", default="mc,single,gen")
+    ap.add_argument("--docs", type=int, default=300)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--lm-eval-batch-size", type=int, default=32)
+    ap.add_argument("--work", type=Path, default=None, help="keep models and results here (default: a temp dir)")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="harness-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HF_DATASETS_CACHE": str(work / "hf-datasets"), "HARNESS_CACHE": str(work / "cache")}
+    data = make_data(work, args.docs)
+    table = []
+    for name in args.models.split(","):
+        print(f"model {name}: building in {work / name}", flush=True)
+        model = build_model(work / name, data["corpus"], MODELS[name])
+        n_params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(model).parameters())
+        for case in args.cases.split(","):
+            ours_wall, ours = run_ours(work, model, case, data[case], args, env)
+            lme_wall, theirs = run_lm_eval(work, model, case, data[case], args, env)
+            line = (f"{name} ({n_params / 1e6:.1f}M) {case}: harness {ours_wall:.1f}s, lm-eval {lme_wall:.1f}s, "
+                    f"speed-up {lme_wall / ours_wall:.2f}x; {agreement(case, ours, theirs)}")
+            if case != "gen":
+                t_ours, t_plain, tokens = floor(model, case, work, args)
+                line += (f"; in-process {t_ours:.2f}s vs plain forward {t_plain:.2f}s over {tokens:,} unique tokens "
+                         f"= {t_ours / t_plain:.2f}x the floor ({tokens / t_ours:,.0f} tokens/s)")
+            print(line, flush=True)
+            table.append(line)
+    print("\n".join(["", f"device {args.device}, dtype {args.dtype}, {args.docs} documents per case:"] + table))
+
+
+if __name__ == "__main__":
+    main()
