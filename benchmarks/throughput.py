@@ -137,8 +137,8 @@ def run_ours(work: Path, model: Path, case: str, data: Path, args: argparse.Name
     (work / "ours").mkdir(exist_ok=True)
     task = work / "ours" / f"{case}.yaml"
     task.write_text(OURS[case].format(data=data))
-    out = work / "results" / f"ours-{case}"
-    cfg = work / f"ours-{case}.yaml"
+    out = work / "results" / f"ours-{model.name}-{case}"
+    cfg = work / f"ours-{model.name}-{case}.yaml"
     cfg.write_text(yaml.safe_dump({"name": case, "suite": [{"model": str(model), "label": "m"}], "tasks": [str(task)],
                                    "run": {"device": args.device, "dtype": args.dtype}, "output": str(out)}))
     wall = timed([sys.executable, "-m", "harness", "run", str(cfg)], env)
@@ -151,7 +151,7 @@ def run_lm_eval(work: Path, model: Path, case: str, data: Path, args: argparse.N
     inc.mkdir(parents=True, exist_ok=True)
     (inc / "task.yaml").write_text(f"task: lme_{case}\ndataset_path: json\ndataset_kwargs: {{data_files: {{test: {data}}}}}\n"
                                    f"test_split: test\n" + THEIRS[case].format())
-    out = work / "results" / f"lm-eval-{case}"
+    out = work / "results" / f"lm-eval-{model.name}-{case}"
     dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[args.dtype]
     wall = timed([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype={dtype}",
                   "--tasks", f"lme_{case}", "--include_path", str(inc), "--device", args.device,

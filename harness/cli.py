@@ -89,25 +89,6 @@ def summary_table(rows: list[dict]) -> Table:
     return table
 
 
-def print_labels(results: Path) -> None:
-    """After a run: each curve's scaling label (curves with at least 3 sizes)."""
-    from harness.importers import curves, load_results
-    from harness.scaling import classify
-
-    rows = []
-    for curve in curves(load_results(results)):
-        if len(set(curve.x)) >= 3:
-            c = classify(curve)
-            rows.append((c.task, c.metric, c.label, f"{c.confidence:.2f}", escape("; ".join(c.notes))))
-    if rows:
-        table = Table(title=escape(f"scaling labels (details: harness classify {results}; report: harness report)"))
-        for col in ("task", "metric", "label", "confidence", "notes"):
-            table.add_column(col)
-        for row in rows:
-            table.add_row(*row)
-        out.print(table)
-
-
 # ---------------------------------------------------------------------------- commands
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -120,8 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run(config, RichReporter())
     if result.rows:
         out.print(summary_table(result.rows))
-        if len({r["params"] for r in result.rows}) >= 3:
-            print_labels(result.output)
+        if len({r["params"] for r in result.rows}) >= 3:  # each curve's scaling label
+            from harness.importers import load_results
+
+            done, _ = classify_all(load_results(result.output))
+            out.print(labels_table([c for _, c in done], "params"))
     out.print(f"results: {result.output}  ({result.computed} computed, {result.skipped} reused from earlier runs)")
     for f in result.failures:
         console.print(f"[red]FAILED[/] {f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}")
@@ -207,22 +191,45 @@ def _pairs(values: Optional[list[str]], flag: str) -> dict[str, float]:
     return out
 
 
-def load_classified(args: argparse.Namespace):
-    """Results, their curves' classifications, and the curves skipped (fewer than 3 sizes)."""
-    from harness.importers import curves, load_results
+def classify_all(res, x: str = "params", metrics=None, tasks=None, chance=None, bootstrap: int = 400):
+    """Classify every curve of a results source; curves with fewer than 3 sizes are skipped with a reason."""
+    from harness.importers import curves
     from harness.scaling import Rules, classify
 
-    res = load_results(Path(args.results), _pairs(args.size, "--size"), args.x)
     done, skipped = [], []
-    for curve in curves(res, args.x, args.metric, args.task, _pairs(args.chance, "--chance")):
+    for curve in curves(res, x, metrics, tasks, chance):
         try:
-            done.append((curve, classify(curve, Rules(bootstrap=args.bootstrap))))
+            done.append((curve, classify(curve, Rules(bootstrap=bootstrap))))
         except HarnessError as err:
             skipped.append(str(err))
+    return done, skipped
+
+
+def load_classified(args: argparse.Namespace):
+    """Results named on the command line, their curves' classifications, and the curves skipped."""
+    from harness.importers import load_results
+
+    res = load_results(Path(args.results), _pairs(args.size, "--size"), args.x)
+    done, skipped = classify_all(res, args.x, args.metric, args.task, _pairs(args.chance, "--chance"), args.bootstrap)
     if not done:
         raise HarnessError("no curve with at least 3 model sizes" + (f" ({skipped[0]})" if skipped else ""),
                            source=res.source)
     return res, done, skipped
+
+
+def labels_table(results: list, x: str) -> Table:
+    """One row per curve: label, confidence and the key diagnostics."""
+    table = Table(title=escape(f"scaling labels (x = {x}; confidence = share of resampled curves)"))
+    for col in ("task", "metric", "label", "conf.", "sizes", "gain", "slope/decade", "break", "linearity",
+                "breakthr.", "notes"):
+        table.add_column(col, overflow="fold")
+    for c in results:
+        d = c.diagnostics
+        brk = "-" if "break_between" not in d else "{:.3g}–{:.3g}".format(*d["break_between"])
+        table.add_row(c.task, c.metric, c.label, f"{c.confidence:.2f}", str(len(d["sizes"])) + ("*" if d["few_points"] else ""),
+                      f"{d['gain']:+.3g}", f"{d['slope_per_decade']:+.3g}", brk, f"{d['linearity']:.2f}",
+                      f"{d['breakthroughness']:.2f}", escape("; ".join(c.notes)))
+    return table
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -237,17 +244,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         rows = [{**c.to_dict(), "metric_artifact": artifacts.get((c.task, c.metric))} for c in results]
         print(json.dumps(rows, indent=1, default=float))
         return 0
-    table = Table(title=escape(f"scaling labels (x = {args.x}; confidence = share of resampled curves)"))
-    for col in ("task", "metric", "label", "conf.", "sizes", "gain", "slope/decade", "break", "linearity",
-                "breakthr.", "notes"):
-        table.add_column(col, overflow="fold")
-    for c in results:
-        d = c.diagnostics
-        brk = "-" if "break_between" not in d else "{:.3g}–{:.3g}".format(*d["break_between"])
-        table.add_row(c.task, c.metric, c.label, f"{c.confidence:.2f}", str(len(d["sizes"])) + ("*" if d["few_points"] else ""),
-                      f"{d['gain']:+.3g}", f"{d['slope_per_decade']:+.3g}", brk, f"{d['linearity']:.2f}",
-                      f"{d['breakthroughness']:.2f}", escape("; ".join(c.notes)))
-    out.print(table)
+    out.print(labels_table(results, args.x))
     share = {lab: sum(c.label == lab for c in results) for lab in LABELS}
     out.print("categories: " + ", ".join(f"{lab} {n} ({n / len(results):.0%})" for lab, n in share.items() if n))
     for msg in (f"{task}: {m}" for (task, _), m in artifacts.items()):
@@ -269,7 +266,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import compare
+    from harness.compare import SUITE, compare
 
     run_b = args.results
     loaded = []
@@ -283,8 +280,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table = Table(title=escape(f"B − A  (A = {args.run_a}, B = {run_b}); q = Benjamini-Hochberg over the table"))
     for col in ("task", "metric", "scope", "A", "B", "B − A", "95% CI", "p", "q", "test", "items", "verdict"):
         table.add_column(col, overflow="fold")
-    from harness.compare import SUITE
-
     shown = [d for d in cmp.differences if args.per_model or d.scope == SUITE or d.verdict != "no significant change"]
     for d in shown:
         table.add_row(d.task, d.metric, d.scope, f"{d.a:.4g}", f"{d.b:.4g}", f"{d.delta:+.4g}",

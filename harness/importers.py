@@ -45,29 +45,30 @@ class Results:
     scores: pd.DataFrame
     store: Optional[RunStore] = None
     samples: dict[tuple[str, str], Path] = field(default_factory=dict)  # lm-eval --log_samples files
+    _read: dict[tuple[str, str], list[dict]] = field(default_factory=dict, repr=False)
+
+    def records(self, model: str, task: str) -> list[dict]:
+        """Per-example records (this harness) or logged samples (lm-eval) of one model on one task, read once."""
+        key = (model, task)
+        if key not in self._read:
+            if self.store is not None:
+                self._read[key] = self.store.records(model, task) if self.store.summary(model, task) else []
+            elif key in self.samples:
+                lines = self.samples[key].read_text(encoding="utf-8").splitlines()
+                self._read[key] = [json.loads(line) for line in lines if line.strip()]
+            else:
+                self._read[key] = []
+        return self._read[key]
 
     def items(self, model: str, task: str, metric: str) -> Optional[dict]:
         """Per-example values of one model on one task, by document id; None when not kept."""
         if self.store is not None:
-            if self.store.summary(model, task) is None:
-                return None
-            return {r["doc_id"]: r["metrics"][metric] for r in self.store.records(model, task) if metric in r["metrics"]}
-        path = self.samples.get((model, task))
-        if path is None:
-            return None
-        base, _, filt = metric.partition(",")
-        out = {}
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line) if line.strip() else None
-            if row is not None and row.get("filter", "none") == (filt or "none") and isinstance(row.get(base), (int, float)):
-                out[row["doc_id"]] = float(row[base])
+            out = {r["doc_id"]: r["metrics"][metric] for r in self.records(model, task) if metric in r["metrics"]}
+        else:
+            base, _, filt = metric.partition(",")
+            out = {r["doc_id"]: float(r[base]) for r in self.records(model, task)
+                   if r.get("filter", "none") == (filt or "none") and isinstance(r.get(base), (int, float))}
         return out or None
-
-    def prompts(self, model: str, task: str, k: int = 3) -> list[dict]:
-        """The first k per-example records of a harness run (for the report's drill-down)."""
-        if self.store is None or self.store.summary(model, task) is None:
-            return []
-        return self.store.records(model, task)[:k]
 
 
 def load_results(path: Path, sizes: Optional[dict[str, float]] = None, x: str = "params") -> Results:
@@ -201,13 +202,16 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
         higher = bool(str(hib.iloc[0]).lower() == "true") if len(hib) else info.higher_is_better
         kinds = g["kind"].dropna()
         cvals = g["chance"].dropna()
-        c = (chance or {}).get(task, float(cvals.mean()) if len(cvals) else None)
+        c = float(cvals.mean()) if len(cvals) else None
+        kind = str(kinds.iloc[0]) if len(kinds) else info.kind
+        if chance and task in chance and kind != "continuous":  # --chance is for accuracy-type metrics
+            c = chance[task]
         out.append(Curve(
             task=name, metric=metric, models=g["model"].tolist(), x=g[x].tolist(), values=g["value"].tolist(),
             stderr=[None if v is None or math.isnan(v) else v for v in g["stderr"].astype(float)],
             n=[None if v is None or math.isnan(v) else int(v) for v in g["n"].astype(float)],
             chance=c, ceiling=info.ceiling, floor=info.lower if higher else info.upper, higher_is_better=higher,
-            kind=str(kinds.iloc[0]) if len(kinds) else info.kind,
+            kind=kind,
             items=None if aggregate else _items(res, g["model"].tolist(), task, metric), x_name=x))
     return out
 

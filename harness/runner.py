@@ -177,7 +177,10 @@ def run(config: ExperimentConfig, reporter: Optional["Reporter"] = None,
                 backend = factory(spec, device=config.run.device, dtype=config.run.dtype,
                                   batch_size=config.run.batch_size, token_budget=config.run.token_budget)
                 meta = model_metadata(spec, backend, dtype, keys)
-                rep.log(f"loaded {spec.name} ({meta['params']:,} parameters, {dtype}) in {time.perf_counter() - t0:.1f}s")
+                mc = {True: "choices packed behind a shared context", False: "one sequence per choice"}.get(
+                    getattr(backend, "packing", None), "")
+                rep.log(f"loaded {spec.name} ({meta['params']:,} parameters, {dtype}{', ' + mc if mc else ''}) "
+                        f"in {time.perf_counter() - t0:.1f}s")
             for p in todo:
                 t0 = time.perf_counter()
                 try:

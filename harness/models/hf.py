@@ -272,14 +272,15 @@ class HFBackend:
                 targets += cont
                 sizes.append(len(cont))
                 start += len(body)
-        causal = torch.ones(width, width, dtype=torch.bool).tril()
+        segment = segment.to(self.device)  # the (batch × width²) mask is built where it is used
+        causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
         seg_q, seg_k = segment[:, :, None], segment[:, None, :]
         allowed = causal & (seg_k >= 0) & ((seg_k == 0) | (seg_k == seg_q))
-        allowed |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves: no empty softmax
+        allowed |= torch.eye(width, dtype=torch.bool, device=self.device)  # padding attends to itself: no empty softmax
         dtype = DTYPES[self.dtype]
-        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(~allowed, torch.finfo(dtype).min)
         at = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
-        logits = self._logits_at(at, input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+        logits = self._logits_at(at, input_ids=ids.to(self.device), attention_mask=mask[:, None],
                                  position_ids=position.to(self.device))
         flat = self._gather(logits, targets, sizes)
         out, i = [], 0

@@ -31,12 +31,12 @@ def _uri(png: bytes) -> str:
 def _examples(res: Results, curves: list[Curve], task: str) -> list[dict]:
     """A few records of the smallest and the largest model, for the drill-down."""
     curve = next((c for c in curves if c.task == task), None)
-    if curve is None or res.store is None:
+    if curve is None or res.store is None:  # prompts are kept by runs of this harness only
         return []
     order = sorted(zip(curve.x, curve.models))
     out = []
     for _, model in dict.fromkeys([order[0], order[-1]]):
-        for r in res.prompts(model, task):
+        for r in res.records(model, task)[:3]:
             shown = r.get("generation")
             if shown is None and "logprobs" in r:
                 best = max(range(len(r["logprobs"])), key=r["logprobs"].__getitem__)

@@ -15,7 +15,8 @@ known, else the metric's range, else the curve's largest magnitude):
 3. **emergent** (K ≥ 5): the smaller models (at least two) are near chance (within max(δ, 10% of the
    scale) of it; below it is allowed), the larger ones clearly above (20% of the scale over chance and 2δ
    over the plateau), and a plateau-then-rise ("hinge") fit halves the residual of a straight line on
-   log x (Wei et al. 2022, "Emergent abilities": performance near random until a threshold scale, then
+   log x; the rise is either a line from the break on log x or a jump to a new level, whichever fits
+   better (Wei et al. 2022, "Emergent abilities": performance near random until a threshold scale, then
    well above). Without a known chance the plateau is measured from its lowest point, and the notes say
    chance is unknown.
 4. **smooth / inverse**: a monotone trend (|Spearman ρ| ≥ 0.6) with a fitted change of at least δ.
@@ -175,12 +176,12 @@ def _decide(t: np.ndarray, y: np.ndarray, se: np.ndarray, delta: float, chance: 
                 continue
             if after.max() < max(base + rules.jump * scale, plateau.max() + 2 * delta) or y[-1] < base + near:
                 continue
-            h = fits.hinge(t, y, j)
+            h = min(fits.hinge(t, y, j), fits.step(t, y, j), key=lambda f: f.sse)
             if h.sse <= rules.fit_ratio * lin.sse and lin.sse - h.sse >= delta ** 2 and (best is None or h.sse < best[1]):
                 best = (j, h.sse)
         if best is not None:
             if detail:
-                info.update(break_index=best[0], sse_hinge=best[1])
+                info.update(break_index=best[0], sse_break=best[1])
             return "emergent", info
     rho = fits.rank_correlation(t, y)
     gain = float(lin.fitted[-1] - lin.fitted[0])

@@ -46,6 +46,12 @@ def hinge(t: np.ndarray, y: np.ndarray, j: int) -> Fit:
     return Fit(float(((y - fitted) ** 2).sum()), 3, fitted)  # the break point counts as a parameter
 
 
+def step(t: np.ndarray, y: np.ndarray, j: int) -> Fit:
+    """y = a for the first j+1 sizes, b after: a plateau, then a jump to a new level (a sharp emergence)."""
+    fitted = np.where(np.arange(len(y)) <= j, y[: j + 1].mean(), y[j + 1:].mean())
+    return Fit(float(((y - fitted) ** 2).sum()), 3, fitted)
+
+
 def quadratic(t: np.ndarray, y: np.ndarray) -> Fit:
     """y = a + b·t + c·t²: one turn (U-shaped or inverted-U)."""
     design = np.vander(t - t.mean(), 3)
