@@ -12,6 +12,24 @@ from harness.store import RunStore
 from harness.tasks import GENERATORS, Instance, Task, TaskSpec, build_instances, generator, load_task_file
 
 __version__ = "0.1.0"
-__all__ = ["GENERATORS", "METRICS", "Backend", "ExperimentConfig", "GenerationRequest", "HarnessError", "Instance",
-           "LogLikelihood", "ModelSpec", "RunResult", "RunStore", "Score", "Task", "TaskSpec", "aggregate",
-           "build_instances", "evaluate", "generator", "load_config", "load_task_file", "metric", "prepare", "run"]
+
+# The analysis stage (scipy, pandas) loads on first use, so `import harness` and the CLI stay quick.
+_LAZY = {"Classification": "harness.scaling", "Curve": "harness.scaling", "Rules": "harness.scaling",
+         "classify": "harness.scaling", "metric_artifacts": "harness.scaling", "Results": "harness.importers",
+         "curves": "harness.importers", "load_results": "harness.importers", "compare": "harness.compare",
+         "build_report": "harness.report"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+
+
+__all__ = ["GENERATORS", "METRICS", "Backend", "Classification", "Curve", "ExperimentConfig", "GenerationRequest",
+           "HarnessError", "Instance", "LogLikelihood", "ModelSpec", "Results", "Rules", "RunResult", "RunStore", "Score",
+           "Task", "TaskSpec", "aggregate", "build_instances", "build_report", "classify", "compare", "curves",
+           "evaluate", "generator", "load_config", "load_results", "load_task_file", "metric", "metric_artifacts",
+           "prepare", "run"]
