@@ -206,6 +206,8 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
         kind = str(kinds.iloc[0]) if len(kinds) else info.kind
         if chance and task in chance and kind != "continuous":  # --chance is for accuracy-type metrics
             c = chance[task]
+        elif c is None:
+            c = known_chance(task, metric)  # the shipped table of common lm-eval tasks
         out.append(Curve(
             task=name, metric=metric, models=g["model"].tolist(), x=g[x].tolist(), values=g["value"].tolist(),
             stderr=[None if v is None or math.isnan(v) else v for v in g["stderr"].astype(float)],

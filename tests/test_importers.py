@@ -90,6 +90,8 @@ def test_csv_and_size_mapping(tmp_path, capsys):
     (row,) = json.loads(capsys.readouterr().out)
     assert row["label"] == "flat" and row["diagnostics"]["chance"] == 0.622 and row["diagnostics"]["few_points"]
     assert set(row) >= {"task", "metric", "label", "confidence"}
+    assert main(["classify", str(path), "--size", "custom=1e9", "--json"]) == 0  # BoolQ's majority class, shipped
+    assert json.loads(capsys.readouterr().out)[0]["diagnostics"]["chance"] == 0.622
 
 
 @pytest.mark.parametrize("content,message", [
