@@ -245,8 +245,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1, default=float))
         return 0
     out.print(labels_table(results, args.x))
-    share = {lab: sum(c.label == lab for c in results) for lab in LABELS}
-    out.print("categories: " + ", ".join(f"{lab} {n} ({n / len(results):.0%})" for lab, n in share.items() if n))
+    for metric in sorted({c.metric for c in results}):  # the share of tasks in each category, per metric
+        cs = [c for c in results if c.metric == metric]
+        share = {lab: sum(c.label == lab for c in cs) for lab in LABELS}
+        out.print(f"{metric}: {len(cs)} task(s): " + ", ".join(f"{lab} {n} ({n / len(cs):.0%})"
+                                                              for lab, n in share.items() if n))
     for msg in (f"{task}: {m}" for (task, _), m in artifacts.items()):
         out.print(f"metric artifact? {escape(msg)}")
     for msg in skipped:
@@ -342,8 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="retrain even if cached")
     lsub.add_parser("list", help="ladder models built in the cache")
     lad.set_defaults(func=cmd_ladder)
-    def results_args(q: argparse.ArgumentParser) -> None:
-        q.add_argument("results", help="a run folder, a folder of lm-eval results JSON, or a long-format CSV")
+    def results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS") -> None:
+        q.add_argument("results", metavar=metavar,
+                       help="a run folder, a folder of lm-eval results JSON, or a long-format CSV")
         q.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops"],
                        help="scale variable (default: params)")
         q.add_argument("--metric", action="append", help="only this metric (repeatable)")
@@ -364,8 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
 
     cp = sub.add_parser("compare", help="differences between two results with paired tests, and label changes")
-    cp.add_argument("run_a")
-    results_args(cp)
+    cp.add_argument("run_a", metavar="RUN_A", help="the baseline (A); same kinds of source as RUN_B")
+    results_args(cp, "RUN_B")
     cp.add_argument("--per-model", action="store_true", help="show every per-model row, not only significant ones")
     cp.set_defaults(func=cmd_compare)
     return p

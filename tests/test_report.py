@@ -79,3 +79,18 @@ def test_mcnemar_and_paired_bootstrap():
     cont_a = {i: float(rng.normal()) for i in range(300)}
     cont_b = {i: v + 0.01 * rng.normal() for i, v in cont_a.items()}
     assert _paired(cont_a, cont_b, rng)[5] == "paired bootstrap" and _paired(cont_a, cont_b, rng)[4] > 0.01
+
+
+def test_compare_two_suites_without_records(tmp_path, capsys):
+    """Two families on the same tasks (no shared models, no per-example values): unpaired, labels compared."""
+    rows = "model,params,task,metric,value,stderr\n"
+    a = tmp_path / "a.csv"
+    a.write_text(rows + "".join(f"a{i},{10 ** (6 + i)},t,acc,{v},0.01\n" for i, v in enumerate([0.3, 0.4, 0.5, 0.6, 0.7])))
+    b = tmp_path / "b.csv"
+    b.write_text(rows + "".join(f"b{i},{10 ** (6 + i)},t,acc,{v},0.01\n" for i, v in enumerate([0.7, 0.6, 0.5, 0.4, 0.3])))
+    assert main(["compare", str(a), str(b)]) == 0
+    text = capsys.readouterr().out
+    assert "unpaired z" in text and "labels that changed" in text and "smooth" in text and "inverse" in text
+    assert "1 label(s) changed" in text and "no significant change" in text
+    assert main(["classify", str(a)]) == 0
+    assert "acc: 1 task(s): smooth 1 (100%)" in capsys.readouterr().out
