@@ -74,6 +74,8 @@ class HFBackend:
         self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
         self._head = self._output_head()
         self.packing = self._packing_works()
+        # a custom mask replaces sliding-window masking: pack only sequences inside the window
+        self.pack_limit = min(self.max_length, getattr(self.model.config, "sliding_window", None) or self.max_length)
         self._stop_cache: dict[tuple[int, tuple[str, ...]], bool] = {}
 
     # ------------------------------------------------------------------ setup
@@ -182,7 +184,7 @@ class HFBackend:
         out: list[Optional[LogLikelihood]] = [None] * len(pairs)
         packed, single = [], []
         for ctx, conts in groups.items():
-            fits = len(ctx) + max(len(c) for c in conts) - 1 <= self.max_length and all(conts)
+            fits = len(ctx) + max(len(c) for c in conts) - 1 <= self.pack_limit and all(conts)
             (packed if fits and len(conts) > 1 else single).append((ctx, conts))
         keys = [(ctx, c) for ctx, conts in single for c in conts]
         for (ctx, c), res in zip(keys, self.score_tokens([(list(ctx), list(c)) for ctx, c in keys])):
