@@ -133,14 +133,28 @@ class HFBackend:
 
     def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
         """Split tokens at the context boundary of the joint encoding (lm-eval's convention)."""
-        if not context:
-            return [self.prefix_id], self.tokenize(continuation)
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-        whole = self._encode(context + continuation)
-        ctx = self._encode(context)
-        return ctx, whole[len(ctx):]
+        return self.encode_pairs([(context, continuation)])[0]
+
+    def encode_pairs(self, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        """``encode_pair`` for many requests at once: each distinct context is encoded once (the choices
+        of a document share it) and the texts go to the tokenizer in one batch. Trailing context
+        whitespace moves to the continuation; an empty context becomes the BOS (or EOS) token."""
+        split: dict[int, tuple[str, str]] = {}  # requests with a context, after the whitespace move
+        for i, (context, continuation) in enumerate(requests):
+            if context:
+                n_spaces = len(context) - len(context.rstrip())
+                split[i] = (context[:-n_spaces], context[-n_spaces:] + continuation) if n_spaces else (context, continuation)
+        contexts = list(dict.fromkeys(c for c, _ in split.values()))
+        ctx_ids = dict(zip(contexts, self.tokenizer(contexts)["input_ids"])) if contexts else {}
+        whole = dict(zip(split, self.tokenizer([c + x for c, x in split.values()])["input_ids"])) if split else {}
+        out = []
+        for i, (_, continuation) in enumerate(requests):
+            if i in split:
+                ctx = ctx_ids[split[i][0]]
+                out.append((ctx, whole[i][len(ctx):]))
+            else:
+                out.append(([self.prefix_id], self.tokenize(continuation)))
+        return out
 
     # ------------------------------------------------------------------ batching
 
@@ -175,7 +189,7 @@ class HFBackend:
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
         """Continuations that share a context (the choices of a document) are scored together: the
         context is computed once and each choice attends to it and to itself (see ``_score_packed_batch``)."""
-        pairs = [self.encode_pair(c, x) for c, x in requests]
+        pairs = self.encode_pairs(requests)
         if not self.packing:
             return self.score_tokens(pairs)
         groups: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
