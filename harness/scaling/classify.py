@@ -125,7 +125,7 @@ def _model_noise(curve: Curve, values: np.ndarray) -> tuple[np.ndarray, str]:
     return np.where(np.isnan(se), np.nanmedian(se), se), "stderr (parametric bootstrap)"
 
 
-def _pool(x: np.ndarray, model_values: np.ndarray, model_se: np.ndarray, groups: list[np.ndarray]):
+def _pool(model_values: np.ndarray, model_se: np.ndarray, groups: list[np.ndarray]):
     """Per size: the mean of its replicates and a standard error counting item noise and their spread."""
     means = np.array([model_values[g].mean() for g in groups])
     se = np.array([math.sqrt((model_se[g] ** 2).mean() + (model_values[g].var(ddof=1) / len(g) if len(g) > 1 else 0.0))
@@ -204,20 +204,16 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
     if len(values) != k_models or np.isnan(x).any() or np.isnan(values).any() or (x <= 0).any():
         raise HarnessError("every model needs a positive size and a score", source=f"{curve.task}/{curve.metric}",
                            where=curve.x_name)
+    model_se, noise = _model_noise(curve, values)
     order = sorted(range(k_models), key=lambda i: (x[i], curve.models[i]))  # canonical order
-    x, values = x[order], values[order]
-    models = [curve.models[i] for i in order]
+    x, values, model_se = x[order], values[order], model_se[order]
     items = None if curve.items is None else np.asarray(curve.items, dtype=np.float64)[order]
-    sorted_curve = Curve(**{**vars(curve), "items": items, "models": models,
-                            "stderr": None if curve.stderr is None else [curve.stderr[i] for i in order],
-                            "n": None if curve.n is None else [curve.n[i] for i in order]})
-    model_se, noise = _model_noise(sorted_curve, values)
     sizes = np.unique(x)
     groups = [np.flatnonzero(x == s) for s in sizes]
     if len(sizes) < 3:
         raise HarnessError(f"needs at least 3 model sizes, got {len(sizes)}", source=f"{curve.task}/{curve.metric}",
                            where=curve.x_name)
-    means, size_se = _pool(x, values, model_se, groups)
+    means, size_se = _pool(values, model_se, groups)
 
     sign = 1.0 if curve.higher_is_better else -1.0
     chance = None if curve.chance is None else sign * curve.chance
@@ -234,6 +230,7 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
     y = sign * means
     few = len(sizes) < rules.min_points
     label, info = _decide(t, y, size_se, delta, chance, scale, rules, few, detail=True)
+    brk = info.pop("break_index", None)
 
     # resampling: the share of resampled curves that get the same label
     rng = np.random.default_rng(_seed(curve, rules))
@@ -266,10 +263,8 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
         "rho": fits.rank_correlation(t, y), "linearity": fits.linearity(y / scale),
         "breakthroughness": fits.breakthroughness(y / scale), **info,
     }
-    if "break_index" in info:
-        j = info.pop("break_index")
-        diag.pop("break_index")
-        diag["break_between"] = [float(sizes[j]), float(sizes[j + 1])]
+    if brk is not None:
+        diag["break_between"] = [float(sizes[brk]), float(sizes[brk + 1])]
     notes = []
     if few:
         notes.append(f"only {len(sizes)} sizes: emergent and U shapes are not assessed below {rules.min_points}")
