@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from harness.testing import MC_ROWS, MC_TASK, build_tiny_model, write_config, write_jsonl
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -41,23 +40,17 @@ def harness(config: Path, output: Path, env: dict) -> subprocess.Popen:
 
 
 def main(trials: int = 20, seed: int = 0, workdir: Path | None = None) -> list[dict]:
-    from conftest import build_tiny_model, write_config  # the tests' tiny-model builder
-
-    import conftest
-
     work = Path(workdir or tempfile.mkdtemp(prefix="fault-"))
     (work / "tasks").mkdir(parents=True, exist_ok=True)
-    conftest.write_jsonl(work / "tasks" / "mc.jsonl", conftest.MC_ROWS * 8)
-    (work / "tasks" / "mc.yaml").write_text(
-        "name: toy_mc\ndataset: {path: mc.jsonl}\nprompt: \"Question: {{question}}\\nAnswer:\"\n"
-        "choices: '{{options}}'\nanswer: '{{label}}'\noutput: multiple_choice\nmetrics: [acc, acc_norm, brier]\n")
+    write_jsonl(work / "tasks" / "mc.jsonl", MC_ROWS * 8)
+    (work / "tasks" / "mc.yaml").write_text(MC_TASK + "metrics: [acc, acc_norm, brier]\n")
     (work / "tasks" / "add.yaml").write_text(
         "name: toy_add\ndataset: {generator: arithmetic, args: {digits: 2, n: 40, seed: 3}}\n"
         "prompt: \"Q: What is {{a}} + {{b}}?\\nA:\"\ntarget: '{{answer}}'\noutput: generate\n"
         "generation: {until: [\"\\n\"], max_new_tokens: 6}\nmetrics: [exact_match, target_logprob]\n")
     models = [build_tiny_model(work / "models" / a, a, hidden=h) for a, h in (("llama", 32), ("gpt2", 64), ("neox", 48))]
     config = write_config(work, models, ["toy_mc", "toy_add"], batch_size=4)
-    env = {**os.environ, "HARNESS_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HARNESS_CACHE": str(work / "cache"), "HF_HUB_OFFLINE": "1"}
     os.chdir(work)
 
     t0 = time.perf_counter()
@@ -89,8 +82,6 @@ def main(trials: int = 20, seed: int = 0, workdir: Path | None = None) -> list[d
     killed = sum(r["killed"] for r in results)
     print(f"{len(results) - len(bad)}/{len(results)} trials identical to the uninterrupted run "
           f"({killed} killed mid-run, the others finished before the kill)")
-    if bad:
-        raise SystemExit(1)
     return results
 
 
@@ -98,5 +89,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", type=Path, help="where models and runs go (default: a new temporary folder)")
+    ap.add_argument("--json", type=Path, help="also write the per-trial results here")
     args = ap.parse_args()
-    main(args.trials, args.seed)
+    results = main(args.trials, args.seed, args.workdir)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    sys.exit(1 if any(not r["ok"] for r in results) else 0)

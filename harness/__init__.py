@@ -1,23 +1,31 @@
 """scaling-harness: evaluate model families on YAML tasks and classify how each task scales.
 
-The public API is re-exported here; each stage of the data flow lives in its own module.
+The public API is re-exported here; each stage of the data flow lives in its own module (see the README's
+architecture section).
 """
+
+from importlib.metadata import PackageNotFoundError, version
 
 from harness.config import ExperimentConfig, load_config
 from harness.errors import HarnessError
 from harness.metrics import METRICS, Score, aggregate, metric
-from harness.models import Backend, GenerationRequest, LogLikelihood, ModelSpec
-from harness.runner import RunResult, evaluate, prepare, run
+from harness.models import Backend, BackendFactory, GenerationRequest, LogLikelihood, ModelSpec
+from harness.runner import Executor, LocalExecutor, RunResult, run
+from harness.scoring import chance_levels, evaluate
 from harness.store import RunStore
-from harness.tasks import GENERATORS, Instance, Task, TaskSpec, build_instances, generator, load_task_file
+from harness.tasks import (GENERATORS, Instance, PreparedTask, Task, TaskSpec, build_instances, generator, load_task_file,
+                           prepare)
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("scaling-harness")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
 
 # The analysis stage (scipy, pandas) loads on first use, so `import harness` and the CLI stay quick.
-_LAZY = {"Classification": "harness.scaling", "Curve": "harness.scaling", "Rules": "harness.scaling",
-         "classify": "harness.scaling", "metric_artifacts": "harness.scaling", "Results": "harness.importers",
-         "curves": "harness.importers", "load_results": "harness.importers", "compare": "harness.compare",
-         "build_report": "harness.report"}
+_LAZY = {name: "harness.analysis" for name in (
+    "Classification", "Classified", "Comparison", "Curve", "Rules", "Results", "classify", "classify_results",
+    "compare", "curves", "load_classified", "load_results", "metric_artifacts")}
+_LAZY["build_report"] = "harness.report"
 
 
 def __getattr__(name: str):
@@ -28,8 +36,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
 
-__all__ = ["GENERATORS", "METRICS", "Backend", "Classification", "Curve", "ExperimentConfig", "GenerationRequest",
-           "HarnessError", "Instance", "LogLikelihood", "ModelSpec", "Results", "Rules", "RunResult", "RunStore", "Score",
-           "Task", "TaskSpec", "aggregate", "build_instances", "build_report", "classify", "compare", "curves",
-           "evaluate", "generator", "load_config", "load_results", "load_task_file", "metric", "metric_artifacts",
-           "prepare", "run"]
+__all__ = ["GENERATORS", "METRICS", "Backend", "BackendFactory", "Classification", "Classified", "Comparison", "Curve",
+           "Executor", "ExperimentConfig", "GenerationRequest", "HarnessError", "Instance", "LocalExecutor",
+           "LogLikelihood", "ModelSpec", "PreparedTask", "Results", "Rules", "RunResult", "RunStore", "Score", "Task",
+           "TaskSpec", "aggregate", "build_instances", "build_report", "chance_levels", "classify", "classify_results",
+           "compare", "curves", "evaluate", "generator", "load_classified", "load_config", "load_results",
+           "load_task_file", "metric", "metric_artifacts", "prepare", "run"]

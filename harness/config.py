@@ -8,7 +8,26 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, pydantic_error
+from harness.files import read_yaml
 from harness.models.suite import DType, ModelSpec
+
+
+PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped configs (package data), run by name
+
+
+def packaged_configs() -> list[str]:
+    return sorted(p.stem for p in PACKAGE_CONFIGS.glob("*.yaml"))
+
+
+def resolve_config(name_or_path: str) -> Path:
+    """A config file's path, or the name of a packaged config (``quickstart``); a file wins over a name."""
+    path = Path(name_or_path)
+    if path.is_file() or path.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        return path  # load_config says "file not found" for a path that is not there
+    if name_or_path in packaged_configs():
+        return PACKAGE_CONFIGS / f"{name_or_path}.yaml"
+    raise HarnessError(f"no config file or packaged config named {name_or_path!r} (packaged: "
+                       f"{', '.join(packaged_configs()) or 'none'})", source=name_or_path)
 
 
 class _Strict(BaseModel):
@@ -45,8 +64,6 @@ class ExperimentConfig(_Strict):
 
 def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> ExperimentConfig:
     """Read and validate a config; ``overrides`` are ``run`` settings (or ``output``) from the CLI."""
-    from harness.tasks.loading import read_yaml
-
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise HarnessError("a config must be a mapping of fields", source=path)

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from harness.errors import HarnessError
-from harness.models.suite import METADATA_FILE, ModelSpec
-from harness.store import digest
+from harness.files import atomic_write, cache_dir, digest
+from harness.models.suite import METADATA_FILE, ModelSpec, count_parameters
+from harness.tasks import load_documents, load_task_file, prepare
+from harness.tasks.loading import PACKAGE_TASKS
+from harness.tasks.prompts import Templates
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 
@@ -61,15 +64,7 @@ RECIPES = {
 
 
 def ladder_root() -> Path:
-    from harness.runner import cache_dir
-
     return cache_dir() / "ladders"
-
-
-def task_dir() -> Path:
-    from harness.tasks.loading import PACKAGE_TASKS
-
-    return PACKAGE_TASKS
 
 
 def model_dirs(recipe: Recipe, root: Path, tdir: Path) -> list[tuple[Size, int, Path]]:
@@ -83,7 +78,7 @@ def ensure_ladder(name_or_recipe: "str | Recipe", *, force: bool = False, root: 
     recipe = RECIPES.get(name_or_recipe) if isinstance(name_or_recipe, str) else name_or_recipe
     if recipe is None:
         raise HarnessError(f"unknown ladder '{name_or_recipe}' (known: {', '.join(RECIPES)})", where="suite.ladder")
-    root, tdir = root or ladder_root(), tdir or task_dir()
+    root, tdir = root or ladder_root(), tdir or PACKAGE_TASKS
     log = log or (lambda m: None)
     dirs = model_dirs(recipe, root, tdir)
     if force and dirs:
@@ -123,11 +118,6 @@ def list_built(root: Optional[Path] = None) -> list[tuple[dict, Path]]:
 
 def _prepare_corpus(recipe: Recipe, base: Path, tdir: Path) -> tuple[Path, Path]:
     """Render the train split of every task; drop texts that equal an evaluated item; build the tokenizer."""
-    from harness.runner import prepare
-    from harness.tasks import load_task_file
-    from harness.tasks.datasets import load_documents
-    from harness.tasks.prompts import Templates
-
     base.mkdir(parents=True, exist_ok=True)
     corpus_file, tok_dir = base / "corpus.json", base / "tokenizer"
     if corpus_file.is_file() and (tok_dir / "tokenizer.json").is_file():
@@ -145,9 +135,7 @@ def _prepare_corpus(recipe: Recipe, base: Path, tdir: Path) -> tuple[Path, Path]
                 if text not in evaluated and "\n" not in text:
                     corpus.setdefault(task.name, []).append(text)
     _build_tokenizer([t for texts in corpus.values() for t in texts]).save_pretrained(tok_dir)
-    tmp = corpus_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(corpus))
-    os.replace(tmp, corpus_file)
+    atomic_write(corpus_file, json.dumps(corpus).encode())
     return corpus_file, tok_dir
 
 
@@ -177,9 +165,6 @@ def train_model(recipe: Recipe, size: Size, seed: int, out_dir: Path, corpus_fil
     import numpy as np
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from harness.models.suite import count_parameters
-
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

@@ -8,47 +8,70 @@ temporary file and ``os.replace``, so a killed run leaves either a complete pair
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import os
-import re
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
+
+from typing_extensions import NotRequired, TypedDict
 
 from harness.errors import HarnessError
+from harness.files import TMP_PREFIX, atomic_write, digest, safe_name
+from harness.models.suite import ModelMeta
 
 SCORING_VERSION = 1
-TMP_PREFIX = ".tmp-"
-SCORE_COLUMNS = ["model", "params", "nonembedding_params", "tokens", "flops", "task", "group", "aggregate",
-                 "metric", "value", "stderr", "n", "kind", "higher_is_better", "chance"]
 
 
-def safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._@-]+", "_", name)
+class ScoreDict(TypedDict):
+    """A metric's aggregate over one task's documents (``metrics.Score`` as stored)."""
+
+    metric: str
+    value: float
+    stderr: float
+    n: int
 
 
-def digest(obj: Any) -> str:
-    blob = obj if isinstance(obj, bytes) else json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+class PairSummary(TypedDict):
+    """``models/<model>/<task>.json``: one (model, task) result; written after its records, so its
+    presence (with the matching key and records hash) marks the pair as done."""
+
+    key: str
+    model: str
+    task: str
+    group: Optional[str]
+    output: str
+    n: int
+    model_meta: ModelMeta
+    seconds: float
+    chance: dict[str, float]
+    scores: dict[str, ScoreDict]
+    records_sha256: NotRequired[str]  # added by the store when written
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+class ScoreRow(TypedDict):
+    """One row of ``scores.csv``: a model × task (or group aggregate) × metric."""
+
+    model: str
+    params: int
+    nonembedding_params: int
+    tokens: Optional[float]
+    flops: Optional[float]
+    task: str
+    group: str
+    aggregate: str  # "" for a task, "macro" or "micro" for a group's aggregate
+    metric: str
+    value: float
+    stderr: float
+    n: int
+    kind: str
+    higher_is_better: bool
+    chance: Optional[float]
 
 
-def dumps_records(records: Iterable[dict]) -> bytes:
+SCORE_COLUMNS = list(ScoreRow.__annotations__)  # scores.csv's columns, in this order
+
+
+def dumps_records(records: Iterable[Mapping[str, Any]]) -> bytes:
     return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records).encode()
 
 
@@ -84,7 +107,7 @@ class RunStore:
             for tmp in self.root.rglob(f"{TMP_PREFIX}*"):
                 tmp.unlink(missing_ok=True)
 
-    def summary(self, model: str, task: str, key: Optional[str] = None) -> Optional[dict]:
+    def summary(self, model: str, task: str, key: Optional[str] = None) -> Optional[PairSummary]:
         """The stored summary of a completed pair (with ``key``: only if it matches), else None."""
         rec_path, sum_path = self._paths(model, task)
         try:
@@ -97,17 +120,17 @@ class RunStore:
             return None
         return summary
 
-    def records(self, model: str, task: str) -> list[dict]:
+    def records(self, model: str, task: str) -> list[dict[str, Any]]:
         rec_path, _ = self._paths(model, task)
         return [json.loads(line) for line in rec_path.read_text(encoding="utf-8").splitlines() if line]
 
-    def write(self, model: str, task: str, records: list[dict], summary: dict) -> None:
+    def write(self, model: str, task: str, records: Iterable[Mapping[str, Any]], summary: PairSummary) -> None:
         rec_path, sum_path = self._paths(model, task)
         data = dumps_records(records)
         atomic_write(rec_path, data)
         atomic_write(sum_path, json.dumps({**summary, "records_sha256": digest(data)}, indent=1, sort_keys=True).encode())
 
-    def write_scores(self, rows: list[dict]) -> None:
+    def write_scores(self, rows: Iterable[ScoreRow]) -> None:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=SCORE_COLUMNS, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
@@ -115,5 +138,5 @@ class RunStore:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in SCORE_COLUMNS})
         atomic_write(self.root / "scores.csv", buf.getvalue().encode())
 
-    def write_manifest(self, manifest: dict) -> None:
+    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
         atomic_write(self.root / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True, default=str).encode())

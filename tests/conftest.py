@@ -2,59 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
-import random
 from pathlib import Path
 
 import pytest
 
+from harness.testing import ARCHS, MC_ROWS, MC_TASK, build_tiny_model, write_config, write_jsonl  # noqa: F401
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-
-ARCHS = ("gpt2", "neox", "llama")
-
-
-def corpus(n: int = 400) -> list[str]:
-    rng = random.Random(0)
-    words = "the a cat dog sat on mat red blue green answer question is what plus minus".split()
-    lines = [f"Q: What is {rng.randrange(100)} + {rng.randrange(100)}?\nA: {rng.randrange(200)}" for _ in range(n)]
-    lines += [" ".join(rng.choice(words) for _ in range(12)) for _ in range(n)]
-    return lines
-
-
-def build_tiny_model(folder: Path, arch: str = "llama", hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
-    """A random-init causal LM saved with its tokenizer, loadable by ``from_pretrained(folder)``."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig,
-                              LlamaForCausalLM, PreTrainedTokenizerFast)
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(corpus(), trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                        pad_token="<pad>", unk_token="<unk>")
-    ids = dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-               pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(seed)
-    if arch == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=256, **ids))
-    elif arch == "neox":
-        model = GPTNeoXForCausalLM(GPTNeoXConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                                 num_attention_heads=2, max_position_embeddings=256, **ids))
-    else:
-        model = LlamaForCausalLM(LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                             num_attention_heads=2, max_position_embeddings=256, **ids))
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
@@ -67,15 +24,6 @@ def tiny_llama(tiny_models) -> Path:
     return tiny_models["llama"]
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
-MC_ROWS = [{"question": f"What is {a} + {b}?", "options": [str(a + b), str(a + b + 1), str(a * b), "banana split"],
-            "label": i % 4} for i, (a, b) in enumerate([(1, 2), (3, 4), (10, 7), (22, 5), (9, 9), (40, 2), (6, 13), (8, 8)])]
-
-
 @pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
     """A fresh project folder (cwd) with tasks/, data and a cache, so runs touch nothing else."""
@@ -84,22 +32,10 @@ def workdir(tmp_path, monkeypatch) -> Path:
     (tmp_path / "tasks").mkdir()
     write_jsonl(tmp_path / "tasks" / "mc.jsonl", MC_ROWS)
     (tmp_path / "tasks" / "mc.yaml").write_text(
-        "name: toy_mc\ndataset: {path: mc.jsonl}\nprompt: \"Question: {{question}}\\nAnswer:\"\n"
-        "choices: '{{options}}'\nanswer: '{{label}}'\noutput: multiple_choice\n"
-        "metrics: [acc, acc_norm, p_correct, brier, target_logprob, gold_rank]\n")
+        MC_TASK + "metrics: [acc, acc_norm, p_correct, brier, target_logprob, gold_rank]\n")
     (tmp_path / "tasks" / "add.yaml").write_text(
         "name: toy_add\ndataset: {generator: arithmetic, args: {digits: 2, n: 12, seed: 3}}\n"
         "prompt: \"Q: What is {{a}} + {{b}}?\\nA:\"\ntarget: '{{answer}}'\noutput: generate\n"
         "generation: {until: [\"\\n\"], max_new_tokens: 6}\nfewshot: {k: 2, seed: 7}\n"
         "metrics: [exact_match, char_edit_distance, token_edit_distance, target_logprob, target_logprob_per_token]\n")
     return tmp_path
-
-
-def write_config(workdir: Path, models: list[Path], tasks: list[str], **run) -> Path:
-    import yaml
-
-    cfg = {"name": "t", "suite": [{"model": str(m)} for m in models], "tasks": tasks,
-           "run": {"device": "cpu", **run}, "output": str(workdir / "results" / "t")}
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path

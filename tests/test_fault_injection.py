@@ -1,6 +1,8 @@
-"""A short kill -9 run of benchmarks/fault_injection.py (the full script runs 20+ trials)."""
+"""A short kill -9 run of benchmarks/fault_injection.py, as a whole process (the full script runs 20+ trials)."""
 
-import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,10 +11,10 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fault_injection.p
 
 
 @pytest.mark.slow
-def test_kill_minus_nine_then_resume_is_byte_identical(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("fault_injection", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.chdir(tmp_path)
-    results = module.main(trials=3, seed=1, workdir=tmp_path)
+def test_kill_minus_nine_then_resume_is_byte_identical(tmp_path):
+    report = tmp_path / "trials.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--trials", "3", "--seed", "1", "--workdir", str(tmp_path / "w"),
+                           "--json", str(report)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads(report.read_text())
     assert len(results) == 3 and all(r["identical"] and r["tmp_left"] == 0 for r in results)

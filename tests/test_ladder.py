@@ -7,7 +7,8 @@ import pytest
 
 from harness.ladder import RECIPES, TOY_TASKS, Recipe, Size, ensure_ladder, list_built
 from harness.models.hf import HFBackend
-from harness.runner import evaluate, prepare
+from harness.scoring import evaluate
+from harness.tasks import prepare
 from harness.tasks import load_task_file
 from harness.tasks.loading import PACKAGE_TASKS
 

@@ -7,7 +7,8 @@ import pytest
 
 from harness.models.hf import HFBackend
 from harness.models.suite import ModelSpec
-from harness.runner import evaluate, prepare
+from harness.scoring import evaluate
+from harness.tasks import prepare
 from harness.tasks import load_task_file
 from harness.tasks.generators import generate
 

@@ -1,9 +1,12 @@
-"""The backend protocol: what the runner needs from a model. The HF backend implements it."""
+"""The backend protocol: everything the run asks of a loaded model; the HF backend implements it.
+Device and dtype are resolved here, once per model, before a backend is built."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, Sequence
+from typing import NamedTuple, Optional, Protocol, Sequence, Union
+
+from harness.models.suite import ModelSpec
 
 
 class LogLikelihood(NamedTuple):
@@ -26,7 +29,8 @@ class Backend(Protocol):
         """Log-prob of each ``continuation`` given its ``context``."""
         ...
 
-    def loglikelihood_rolling(self, texts: Sequence[str], window: int | None, stride: int | None) -> list[LogLikelihood]:
+    def loglikelihood_rolling(self, texts: Sequence[str], window: Optional[int], stride: Optional[int]
+                              ) -> list[LogLikelihood]:
         """Log-prob of each whole text, scored in windows of ``window`` tokens advancing by ``stride``."""
         ...
 
@@ -37,3 +41,44 @@ class Backend(Protocol):
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` without special tokens."""
         ...
+
+    def parameter_counts(self) -> tuple[int, int]:
+        """(total, non-embedding) parameters of the loaded model."""
+        ...
+
+    def describe(self) -> str:
+        """How this model is being scored, for the run log (e.g. whether choices are packed)."""
+        ...
+
+    def close(self) -> None:
+        """Release the weights (and accelerator memory) before the next model is loaded."""
+        ...
+
+
+class BackendFactory(Protocol):
+    """Builds a loaded backend for one suite entry on a resolved device and dtype."""
+
+    def __call__(self, spec: ModelSpec, *, device: str, dtype: str, batch_size: Union[int, str],
+                 token_budget: Optional[int]) -> Backend: ...
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` is CUDA when present, else CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(spec: ModelSpec, run_dtype: str, device: str) -> str:
+    """The suite entry's dtype, else the run's; ``auto`` is bfloat16 on GPU (float16 where bf16 is
+    unsupported) and float32 on CPU."""
+    dtype = spec.dtype or run_dtype
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"

@@ -15,28 +15,12 @@ import torch.nn.functional as F
 
 from harness.errors import HarnessError
 from harness.models.backend import GenerationRequest, LogLikelihood
-from harness.models.suite import ModelSpec
+from harness.models.suite import ModelSpec, count_parameters
 
 T = TypeVar("T")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 CPU_TOKEN_BUDGET = 16_384
 GPU_TOKEN_BUDGET = 262_144
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` is CUDA when present, else CPU."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> str:
-    """``auto`` is bfloat16 on GPU (float16 where bf16 is unsupported) and float32 on CPU."""
-    if dtype != "auto":
-        return dtype
-    if device.startswith("cuda"):
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "float32"
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -46,16 +30,17 @@ def is_oom(exc: BaseException) -> bool:
 class HFBackend:
     """A causal LM loaded once; call :meth:`close` to release it before the next model."""
 
-    def __init__(self, spec: ModelSpec, *, device: str = "auto", dtype: str = "auto",
+    def __init__(self, spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None):
+        """Load ``spec`` on ``device`` in ``dtype`` (both resolved: see ``models.backend.resolve_*``)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # the run shows its own progress
 
         self.spec = spec
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(spec.dtype or dtype, self.device)
+        self.device = device
+        self.dtype = dtype
         if spec.is_local and not spec.path.is_dir():
             raise HarnessError("model path does not exist", source=spec.model, where="suite")
         kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
@@ -114,6 +99,12 @@ class HFBackend:
             return False
         plain = self._score_batch([(tuple(ctx + c)[:-1], tuple(c)) for c in conts])
         return all(abs(a.logprob - b.logprob) <= 1e-4 * max(1.0, abs(b.logprob)) for a, b in zip(packed, plain))
+
+    def parameter_counts(self) -> tuple[int, int]:
+        return count_parameters(self.model)
+
+    def describe(self) -> str:
+        return "choices packed behind a shared context" if self.packing else "one sequence per choice"
 
     def close(self) -> None:
         """Release the weights (and GPU memory) before loading the next model."""

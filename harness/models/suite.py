@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
+
+from harness.files import atomic_write, digest, file_sha256
 
 METADATA_FILE = "harness_meta.json"  # written by `harness ladder build`; read for tokens/FLOPs/seed
 DType = Literal["auto", "float32", "float16", "bfloat16"]
@@ -72,7 +74,7 @@ def count_parameters(model: Any) -> tuple[int, int]:
 def weights_hash(spec: ModelSpec, cache_dir: Path) -> str:
     """sha256 over a local folder's files (cached by size and mtime); the id and revision for hub models."""
     if not spec.is_local:
-        return hashlib.sha256(f"{spec.model}@{spec.revision or 'main'}".encode()).hexdigest()[:16]
+        return digest(f"{spec.model}@{spec.revision or 'main'}".encode())
     cache_file = cache_dir / "weights-hashes.json"
     try:
         cache = json.loads(cache_file.read_text())
@@ -83,17 +85,35 @@ def weights_hash(spec: ModelSpec, cache_dir: Path) -> str:
         st = f.stat()
         key = f"{f}:{st.st_size}:{st.st_mtime_ns}"
         if key not in cache:
-            fh = hashlib.sha256()
-            with open(f, "rb") as fp:
-                for chunk in iter(lambda: fp.read(1 << 22), b""):
-                    fh.update(chunk)
-            cache[key] = fh.hexdigest()
+            cache[key] = file_sha256(f)
         h.update(f"{f.relative_to(spec.path)}:{cache[key]}".encode())
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
+        atomic_write(cache_file, json.dumps(cache).encode())
     except OSError:
         pass  # the cache is an optimisation only
     return h.hexdigest()[:16]
+
+
+class ModelMeta(TypedDict):
+    """A model's scale metadata as recorded in every result summary and the manifest."""
+
+    label: str
+    model: str
+    revision: Optional[str]
+    dtype: str
+    params: int
+    nonembedding_params: int
+    tokens: Optional[float]
+    flops: Optional[float]
+    ladder: Optional[dict[str, Any]]
+
+
+def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str) -> ModelMeta:
+    """Scale metadata of a loaded model: parameter counts, and tokens/FLOPs from the spec or a ladder build."""
+    total, nonemb = counts
+    local = spec.local_metadata()
+    tokens = spec.tokens if spec.tokens is not None else local.get("tokens")
+    flops = spec.flops if spec.flops is not None else (6.0 * total * tokens if tokens else None)
+    return ModelMeta(label=spec.name, model=spec.model, revision=spec.revision, dtype=dtype, params=total,
+                     nonembedding_params=nonemb, tokens=tokens, flops=flops,
+                     ladder={k: local[k] for k in ("ladder", "size", "seed", "recipe_hash") if k in local} or None)

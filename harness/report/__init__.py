@@ -10,10 +10,11 @@ from typing import Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from harness.importers import Results
+from harness.analysis.classified import Classified
+from harness.analysis.results import Results
+from harness.analysis.scaling import Classification, Curve, display_name, metric_artifacts
+from harness.files import safe_name
 from harness.report.plots import COLORS, curve_png, labels_png
-from harness.scaling import Classification, Curve, metric_artifacts
-from harness.store import safe_name
 
 
 @dataclass
@@ -28,11 +29,12 @@ def _uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _examples(res: Results, curves: list[Curve], task: str) -> list[dict]:
+def _examples(res: Results, curves: list[Curve], key: tuple[str, str]) -> list[dict]:
     """A few records of the smallest and the largest model, for the drill-down."""
-    curve = next((c for c in curves if c.task == task), None)
-    if curve is None or res.store is None:  # prompts are kept by runs of this harness only
+    curve = next((c for c in curves if c.key == key), None)
+    if curve is None or res.store is None or curve.aggregate:  # prompts are kept by runs of this harness only
         return []
+    task = curve.task
     order = sorted(zip(curve.x, curve.models))
     out = []
     for _, model in dict.fromkeys([order[0], order[-1]]):
@@ -47,29 +49,30 @@ def _examples(res: Results, curves: list[Curve], task: str) -> list[dict]:
     return out
 
 
-def build_report(res: Results, classified: list[tuple[Curve, Classification]], out_dir: Path,
-                 title: Optional[str] = None) -> Path:
+def build_report(classified: Classified, out_dir: Path, title: Optional[str] = None) -> Path:
     """Write ``index.html`` (figures embedded, opens offline) and every figure as PNG under ``figures/``."""
+    res = classified.results
     figs = out_dir / "figures"
     figs.mkdir(parents=True, exist_ok=True)
-    results = [c for _, c in classified]
-    panels: dict[str, dict[str, list[Panel]]] = {}
-    for curve, result in classified:
-        name = f"{safe_name(curve.task)}__{safe_name(curve.metric)}.png"
+    classifications = classified.classifications
+    panels: dict[tuple[str, str], dict[str, list[Panel]]] = {}
+    for curve, result in classified.curves:
+        name = f"{safe_name(curve.name)}__{safe_name(curve.metric)}.png"
         png = curve_png(curve, result, figs / name)
         side = "continuous" if result.kind == "continuous" else "discontinuous"
-        panels.setdefault(curve.task, {"discontinuous": [], "continuous": []})[side].append(
+        panels.setdefault(curve.key, {"discontinuous": [], "continuous": []})[side].append(
             Panel(curve, result, _uri(png), f"figures/{name}"))
-    labels_uri = _uri(labels_png(results, figs / "labels.png"))
-    artifacts = {}
-    for a in metric_artifacts(results):
+    labels_uri = _uri(labels_png(classifications, figs / "labels.png"))
+    artifacts: dict[tuple[str, str], list[str]] = {}
+    for a in metric_artifacts(classifications):
         artifacts.setdefault(a.task, []).append(a.message)
-    curves = [c for c, _ in classified]
+    curves = [c for c, _ in classified.curves]
     env = Environment(loader=PackageLoader("harness.report", "."), autoescape=select_autoescape(["html"]))
     page = env.get_template("template.html").render(
         title=title or f"Scaling report: {res.source}", source=str(res.source), format=res.format,
-        results=results, panels=panels, labels_uri=labels_uri, artifacts=artifacts, colors=COLORS,
-        examples={task: _examples(res, curves, task) for task in panels}, x=results[0].diagnostics["x"])
+        classifications=classifications, panels=panels, labels_uri=labels_uri, artifacts=artifacts, colors=COLORS,
+        names={key: display_name(*key) for key in panels},
+        examples={key: _examples(res, curves, key) for key in panels}, x=classifications[0].diagnostics["x"])
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

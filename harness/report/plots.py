@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # headless: no display on evaluation machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from harness.scaling import LABELS, Classification, Curve  # noqa: E402
+from harness.analysis.scaling import LABELS, Classification, Curve  # noqa: E402
 
 COLORS = {"smooth": "#2e7d32", "inverse": "#c62828", "flat": "#757575", "emergent": "#6a1b9a",
           "u_shaped": "#ef6c00", "inverted_u": "#ad1457", "not_correlated": "#1565c0"}
@@ -42,7 +42,7 @@ def curve_png(curve: Curve, result: Classification, path: Path) -> bytes:
     ax.set_xscale("log")
     ax.set_xlabel(X_LABELS.get(d["x"], d["x"]), fontsize=8)
     ax.set_ylabel(curve.metric + ("" if curve.higher_is_better else " (lower is better)"), fontsize=8)
-    ax.set_title(f"{curve.task}: {result.label} ({result.confidence:.2f})", fontsize=9, color=COLORS[result.label])
+    ax.set_title(f"{curve.name}: {result.label} ({result.confidence:.2f})", fontsize=9, color=COLORS[result.label])
     ax.tick_params(labelsize=7)
     ax.grid(True, which="major", alpha=0.3)
     return _save(fig, path)

@@ -6,29 +6,13 @@ import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
-
-import yaml
+from typing import Optional
 
 from harness.errors import HarnessError
+from harness.files import read_yaml
 from harness.tasks.schema import Task, parse_task_dict
 
-PACKAGE_TASKS = Path(__file__).resolve().parents[2] / "tasks"
-
-
-def read_yaml(path: Path) -> Any:
-    """``yaml.safe_load`` a file (no Python objects from YAML), with errors naming the file and line."""
-    if not path.is_file():
-        raise HarnessError("file not found", source=path)
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise HarnessError(f"not valid UTF-8 (byte {exc.start})", source=path) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise HarnessError(f"invalid YAML: {problem}", source=path, where=where) from None
+PACKAGE_TASKS = Path(__file__).resolve().parent / "builtin"  # shipped task files (package data)
 
 
 def load_task_file(path: Path) -> list[Task]:
@@ -38,7 +22,7 @@ def load_task_file(path: Path) -> list[Task]:
 
 
 def task_dirs() -> list[Path]:
-    """Where task names are looked up: ``$HARNESS_TASKS_PATH`` entries, ``./tasks``, then the project's ``tasks/``."""
+    """Where task names are looked up: ``$HARNESS_TASKS_PATH`` entries, ``./tasks``, then the shipped tasks."""
     dirs = [Path(p) for p in os.environ.get("HARNESS_TASKS_PATH", "").split(os.pathsep) if p]
     dirs += [Path.cwd() / "tasks", PACKAGE_TASKS]
     seen: list[Path] = []

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness.errors import HarnessError, pydantic_error
+from harness.files import digest
+from harness.metrics import check_metric
 
 OutputType = Literal["multiple_choice", "generate", "loglikelihood", "perplexity"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
@@ -102,8 +102,6 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _fields_for_output(self) -> "TaskSpec":
-        from harness.metrics import check_metric  # late import: metrics does not import tasks
-
         needs = {
             "multiple_choice": ("choices", "answer"),
             "generate": ("target",),
@@ -143,8 +141,7 @@ class Task:
     @property
     def hash(self) -> str:
         """Hash of the resolved spec (the task file's content as it applies to this task)."""
-        blob = json.dumps(self.spec.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest(self.spec.model_dump(mode="json"))
 
     def __repr__(self) -> str:
         return f"Task({self.name!r}, source={str(self.source)!r}, group={self.group!r})"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from harness.errors import HarnessError
-from harness.runner import prepare
+from harness.tasks import prepare
 from harness.tasks import GENERATORS, load_task_file, resolve_tasks
 from harness.tasks.generators import generate
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import build_tiny_model, write_config
+from harness.testing import build_tiny_model, write_config
 from harness.cli import main
 
 
@@ -213,8 +213,9 @@ def test_crash_mid_task_keeps_going_and_reports(workdir, tiny_models):
 
 
 def test_chance_is_the_majority_class_for_fixed_labels(workdir):
-    from conftest import write_jsonl
-    from harness.runner import chance_levels, prepare
+    from harness.testing import write_jsonl
+    from harness.scoring import chance_levels
+from harness.tasks import prepare
     from harness.tasks import load_task_file
 
     write_jsonl(workdir / "tasks" / "yn.jsonl", [{"q": f"q{i}", "a": int(i % 4 == 0)} for i in range(8)])

@@ -1,5 +1,5 @@
-"""Read scores from this harness's run folders, from lm-evaluation-harness result files (v0.3 and v0.4
-layouts), or from a long-format CSV, into one tidy table the classifier, report and compare share.
+"""Read results: this harness's run folders, lm-evaluation-harness result files (v0.3 and v0.4 layouts), or a
+long-format CSV, into one tidy table (and curves) that the classifier, report and compare share.
 
 Model size comes from the file (``params`` column, ``config.model_num_parameters``), else from the
 model name (``pythia-1.4b``, ``bloom-1b1``, ``Qwen1.5-0.5B``, ``70m``), else from a user mapping.
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError
-from harness.scaling import Curve, known_chance, metric_info
+from harness.analysis.scaling import Curve, known_chance, metric_info
 from harness.store import SCORE_COLUMNS, RunStore
 
 X_COLUMNS = ("params", "nonembedding_params", "tokens", "flops")
@@ -188,7 +188,7 @@ def _fill_sizes(res: Results, sizes: dict[str, float], x: str) -> Results:
 
 def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = None,
            tasks: Optional[Sequence[str]] = None, chance: Optional[dict[str, float]] = None) -> list[Curve]:
-    """One Curve per task (group rows: "group (macro)") and metric, with per-example values where kept."""
+    """One Curve per (task, aggregate) and metric, with per-example values where kept."""
     df = res.scores
     if metrics:
         df = df[df["metric"].isin(metrics)]
@@ -196,7 +196,6 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
         df = df[df["task"].isin(tasks)]
     out = []
     for (task, aggregate, metric), g in df.groupby(["task", "aggregate", "metric"], sort=True):
-        name = f"{task} ({aggregate})" if aggregate else task
         info = metric_info(metric)
         hib = g["higher_is_better"].dropna()
         higher = bool(str(hib.iloc[0]).lower() == "true") if len(hib) else info.higher_is_better
@@ -209,7 +208,7 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
         elif c is None:
             c = known_chance(task, metric)  # the shipped table of common lm-eval tasks
         out.append(Curve(
-            task=name, metric=metric, models=g["model"].tolist(), x=g[x].tolist(), values=g["value"].tolist(),
+            task=str(task), aggregate=str(aggregate), metric=str(metric), models=g["model"].tolist(), x=g[x].tolist(), values=g["value"].tolist(),
             stderr=[None if v is None or math.isnan(v) else v for v in g["stderr"].astype(float)],
             n=[None if v is None or math.isnan(v) else int(v) for v in g["n"].astype(float)],
             chance=c, ceiling=info.ceiling, floor=info.lower if higher else info.upper, higher_is_better=higher,

@@ -9,7 +9,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.importers import curves, load_results, parse_size
+from harness.analysis.results import curves, load_results, parse_size
 
 
 @pytest.mark.parametrize("name,size", [

@@ -43,7 +43,7 @@ import numpy as np
 from scipy.stats import chi2
 
 from harness.errors import HarnessError
-from harness.scaling import fits
+from harness.analysis.scaling import fits
 
 LABELS = ("smooth", "inverse", "flat", "emergent", "u_shaped", "inverted_u", "not_correlated")
 SHAPED = ("emergent", "u_shaped", "inverted_u")
@@ -85,10 +85,23 @@ class Curve:
     kind: Optional[str] = None
     items: Optional[np.ndarray] = None
     x_name: str = "params"
+    aggregate: str = ""                # "" for a task; "macro" or "micro" for a task group's aggregate
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What identifies the curve's scores: (task, aggregate)."""
+        return (self.task, self.aggregate)
+
+    @property
+    def name(self) -> str:
+        """For display: ``task`` or ``group (macro)``."""
+        return display_name(self.task, self.aggregate)
 
 
 @dataclass
 class Classification:
+    """One curve's label, with the confidence, the shares of other labels, and the diagnostics behind it."""
+
     task: str
     metric: str
     label: str
@@ -97,9 +110,22 @@ class Classification:
     alternatives: dict[str, float]
     diagnostics: dict
     notes: list[str] = field(default_factory=list)
+    aggregate: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.task, self.aggregate)
+
+    @property
+    def name(self) -> str:
+        return display_name(self.task, self.aggregate)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def display_name(task: str, aggregate: str) -> str:
+    return f"{task} ({aggregate})" if aggregate else task
 
 
 def _floats(seq: Optional[Sequence], k: int) -> np.ndarray:
@@ -193,7 +219,7 @@ def _decide(t: np.ndarray, y: np.ndarray, se: np.ndarray, delta: float, chance: 
 
 
 def _seed(curve: Curve, rules: Rules) -> int:
-    return int.from_bytes(hashlib.sha256(f"{rules.seed}:{curve.task}:{curve.metric}".encode()).digest()[:8], "little")
+    return int.from_bytes(hashlib.sha256(f"{rules.seed}:{curve.name}:{curve.metric}".encode()).digest()[:8], "little")
 
 
 def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
@@ -202,7 +228,7 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
     x = _floats(curve.x, k_models)
     values = _floats(curve.values, k_models)
     if len(values) != k_models or np.isnan(x).any() or np.isnan(values).any() or (x <= 0).any():
-        raise HarnessError("every model needs a positive size and a score", source=f"{curve.task}/{curve.metric}",
+        raise HarnessError("every model needs a positive size and a score", source=f"{curve.name}/{curve.metric}",
                            where=curve.x_name)
     model_se, noise = _model_noise(curve, values)
     order = sorted(range(k_models), key=lambda i: (x[i], curve.models[i]))  # canonical order
@@ -211,7 +237,7 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
     sizes = np.unique(x)
     groups = [np.flatnonzero(x == s) for s in sizes]
     if len(sizes) < 3:
-        raise HarnessError(f"needs at least 3 model sizes, got {len(sizes)}", source=f"{curve.task}/{curve.metric}",
+        raise HarnessError(f"needs at least 3 model sizes, got {len(sizes)}", source=f"{curve.name}/{curve.metric}",
                            where=curve.x_name)
     means, size_se = _pool(values, model_se, groups)
 
@@ -276,27 +302,28 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
         notes.append("saturated: the largest model is at the ceiling")
     if noise.startswith("none"):
         notes.append("no standard errors or per-example values: noise unknown")
-    return Classification(curve.task, curve.metric, label, round(confidence, 4), curve.kind, shares, diag, notes)
+    return Classification(curve.task, curve.metric, label, round(confidence, 4), curve.kind, shares, diag, notes,
+                          curve.aggregate)
 
 
 @dataclass(frozen=True)
 class Artifact:
     """A task whose discontinuous and continuous metrics scale differently."""
 
-    task: str
+    task: tuple[str, str]            # the curves' key: (task, aggregate)
     discontinuous: tuple[str, str]   # (metric, label)
     continuous: tuple[str, str]
     message: str
 
 
-def metric_artifacts(results: Sequence[Classification]) -> list[Artifact]:
+def metric_artifacts(classifications: Sequence[Classification]) -> list[Artifact]:
     """Per task, every disagreement between a discontinuous and a continuous metric's label. An
     emergent or flat accuracy beside a smooth continuous metric is the signature Schaeffer et al.
     (2023) attribute to the metric rather than the model."""
     out = []
-    by_task: dict[str, list[Classification]] = {}
-    for c in results:
-        by_task.setdefault(c.task, []).append(c)
+    by_task: dict[tuple[str, str], list[Classification]] = {}
+    for c in classifications:
+        by_task.setdefault(c.key, []).append(c)
     for task, cs in by_task.items():
         for d in (c for c in cs if c.kind == "discontinuous"):
             for c in (c for c in cs if c.kind == "continuous" and c.label != d.label):

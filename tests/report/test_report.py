@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
-from conftest import build_tiny_model, write_config
+from harness.testing import build_tiny_model, write_config
 from harness.cli import main
-from harness.compare import SUITE, _paired
-from harness.importers import load_results
+from harness.analysis.comparison import SUITE, _paired
+from harness.analysis.results import load_results
 
 
 @pytest.fixture(scope="module")

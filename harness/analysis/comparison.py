@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from scipy.stats import binomtest, false_discovery_control, norm
 
-from harness.importers import Results
-from harness.scaling import Classification, Curve
+from harness.analysis.classified import Classified
+from harness.analysis.results import Results
+from harness.analysis.scaling import Curve, display_name
+from harness.errors import HarnessError
 
 SUITE = "mean over models"
 
@@ -25,6 +27,7 @@ SUITE = "mean over models"
 @dataclass
 class Difference:
     task: str
+    aggregate: str
     metric: str
     scope: str  # a model present in both, or SUITE
     a: float
@@ -38,22 +41,40 @@ class Difference:
     q: float = float("nan")
 
     @property
+    def name(self) -> str:
+        return display_name(self.task, self.aggregate)
+
+    @property
     def verdict(self) -> str:
         if not self.q < 0.05:
             return "no significant change"
         return "better" if (self.delta > 0) == self.higher_is_better else "worse"
 
 
+class LabelPair(NamedTuple):
+    """A curve's label in A and in B."""
+
+    task: str
+    aggregate: str
+    metric: str
+    a: str
+    b: str
+
+    @property
+    def name(self) -> str:
+        return display_name(self.task, self.aggregate)
+
+
 @dataclass
 class Comparison:
     differences: list[Difference]
-    labels: list[tuple[str, str, str, str]]  # task, metric, label in A, label in B
-    only_a: list[tuple[str, str]] = field(default_factory=list)
-    only_b: list[tuple[str, str]] = field(default_factory=list)
+    labels: list[LabelPair]
+    only_a: list[tuple[str, str, str]] = field(default_factory=list)  # (task, aggregate, metric) in A only
+    only_b: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
-    def changed_labels(self) -> list[tuple[str, str, str, str]]:
-        return [row for row in self.labels if row[2] != row[3]]
+    def changed_labels(self) -> list[LabelPair]:
+        return [row for row in self.labels if row.a != row.b]
 
 
 def _bootstrap(d: np.ndarray, rng: np.random.Generator, B: int = 2000) -> tuple[tuple[float, float], float]:
@@ -90,21 +111,23 @@ def _unpaired(a: float, sa: Optional[float], b: float, sb: Optional[float]) -> t
     return (b - a - 1.96 * se, b - a + 1.96 * se), float(2 * norm.sf(abs(b - a) / se)), "unpaired z (stderr)"
 
 
-def compare(res_a: Results, res_b: Results, a: list[tuple[Curve, Classification]],
-            b: list[tuple[Curve, Classification]], seed: int = 0) -> Comparison:
-    """Differences B − A for every task and metric both have, per shared model and for the suite mean."""
+def compare(a: Classified, b: Classified, seed: int = 0) -> Comparison:
+    """Differences B − A for every curve (task, aggregate, metric) both have, per shared model and for the
+    suite mean."""
     rng = np.random.default_rng(seed)
-    ka = {(c.task, c.metric): (c, r) for c, r in a}
-    kb = {(c.task, c.metric): (c, r) for c, r in b}
+    res_a, res_b = a.results, b.results
+    ka = {(*c.key, c.metric): (c, r) for c, r in a.curves}
+    kb = {(*c.key, c.metric): (c, r) for c, r in b.curves}
     diffs, labels = [], []
     for key in sorted(set(ka) & set(kb)):
         (ca, ra), (cb, rb) = ka[key], kb[key]
-        labels.append((*key, ra.label, rb.label))
-        task = key[0]
+        task, aggregate, metric = key
+        labels.append(LabelPair(task, aggregate, metric, ra.label, rb.label))
         va = dict(zip(ca.models, zip(ca.values, ca.stderr or [None] * len(ca.models))))
         vb = dict(zip(cb.models, zip(cb.values, cb.stderr or [None] * len(cb.models))))
         for model in [m for m in ca.models if m in vb]:
-            ia, ib = res_a.items(model, task, key[1]), res_b.items(model, task, key[1])
+            ia = res_a.items(model, task, metric) if not aggregate else None
+            ib = res_b.items(model, task, metric) if not aggregate else None
             paired = _paired(ia, ib, rng) if ia and ib else None
             if paired:  # means over the shared items
                 mean_a, mean_b, delta, ci, p, test, n = paired
@@ -133,6 +156,8 @@ def compare(res_a: Results, res_b: Results, a: list[tuple[Curve, Classification]
     if ok.any():
         for d, q in zip([d for d, k in zip(diffs, ok) if k], false_discovery_control(ps[ok])):
             d.q = float(q)
+    if not labels:
+        raise HarnessError("the two results share no task and metric", source=f"{res_a.source} vs {res_b.source}")
     return Comparison(diffs, labels, sorted(set(ka) - set(kb)), sorted(set(kb) - set(ka)))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import norm
 
-from harness.scaling import Curve
+from harness.analysis.scaling import Curve
 
 
 def shape(label: str, u: np.ndarray, chance: float, rng: np.random.Generator) -> np.ndarray:

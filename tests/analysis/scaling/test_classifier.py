@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError
-from harness.scaling import Curve, Rules, classify, metric_artifacts
+from harness.analysis.scaling import Curve, Rules, classify, metric_artifacts
 from synthetic import curve
 
 RULES = Rules(bootstrap=200)

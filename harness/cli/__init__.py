@@ -1,0 +1,42 @@
+"""Command line: ``harness run | tasks | ladder | classify | report | compare``, one module per command group.
+Bad input prints one line and exits 2; the commands hold no logic that the library lacks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from harness import __version__
+from harness.cli import analysis, ladder, run, tasks
+from harness.cli.console import console
+from harness.errors import HarnessError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description="Evaluate model families and classify scaling curves.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    for group in (run, tasks, ladder, analysis):
+        group.add_parsers(sub)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as err:
+        console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except OSError as exc:  # disk full, permissions: earlier results stay as they were (atomic writes)
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(f"error: {where}{exc.strerror or exc}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print("interrupted; completed (model, task) pairs are saved and will be reused")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

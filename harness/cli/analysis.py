@@ -1,0 +1,152 @@
+"""``harness classify | report | compare``: label scaling curves, draw them, and compare two results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from rich.markup import escape
+from rich.table import Table
+
+from harness.cli.console import console, out
+from harness.errors import HarnessError
+
+
+def _pairs(values: Optional[list[str]], flag: str) -> dict[str, float]:
+    """``NAME=NUMBER`` options into a dict, with a one-line error for a malformed one."""
+    parsed = {}
+    for item in values or []:
+        name, sep, number = item.rpartition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            parsed[name] = float(number)
+        except ValueError:
+            raise HarnessError(f"expected NAME=NUMBER, got {item!r}", where=flag) from None
+    return parsed
+
+
+def _load(path: str, args: argparse.Namespace) -> Any:
+    from harness.analysis import load_classified
+
+    return load_classified(Path(path), sizes=_pairs(args.size, "--size"), x=args.x, metrics=args.metric,
+                           tasks=args.task, chance=_pairs(args.chance, "--chance"), bootstrap=args.bootstrap)
+
+
+def labels_table(classifications: Sequence[Any], x: str) -> Table:
+    """One row per curve: label, confidence and the key diagnostics."""
+    table = Table(title=escape(f"scaling labels (x = {x}; confidence = share of resampled curves)"))
+    for col in ("task", "metric", "label", "conf.", "sizes", "gain", "slope/decade", "break", "linearity",
+                "breakthr.", "notes"):
+        table.add_column(col, overflow="fold")
+    for c in classifications:
+        d = c.diagnostics
+        brk = "-" if "break_between" not in d else "{:.3g}–{:.3g}".format(*d["break_between"])
+        table.add_row(escape(c.name), escape(c.metric), c.label, f"{c.confidence:.2f}",
+                      str(len(d["sizes"])) + ("*" if d["few_points"] else ""), f"{d['gain']:+.3g}",
+                      f"{d['slope_per_decade']:+.3g}", brk, f"{d['linearity']:.2f}", f"{d['breakthroughness']:.2f}",
+                      escape("; ".join(c.notes)))
+    return table
+
+
+def _print_skipped(skipped: list[str]) -> None:
+    for msg in skipped:
+        console.print(f"skipped: {msg}", markup=False)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from harness.analysis import LABELS, metric_artifacts
+
+    classified = _load(args.results, args)
+    classifications = classified.classifications
+    artifacts = {(a.task, a.discontinuous[0]): a.message for a in metric_artifacts(classifications)}
+    if args.json:
+        rows = [{**c.to_dict(), "metric_artifact": artifacts.get((c.key, c.metric))} for c in classifications]
+        print(json.dumps(rows, indent=1, default=float))
+        return 0
+    out.print(labels_table(classifications, args.x))
+    for metric in sorted({c.metric for c in classifications}):  # the share of tasks in each category, per metric
+        cs = [c for c in classifications if c.metric == metric]
+        share = {lab: sum(c.label == lab for c in cs) for lab in LABELS}
+        out.print(escape(f"{metric}: {len(cs)} task(s): ") + ", ".join(f"{lab} {n} ({n / len(cs):.0%})"
+                                                                      for lab, n in share.items() if n))
+    for (key, _), msg in artifacts.items():
+        out.print(escape(f"metric artifact? {key[0] + (f' ({key[1]})' if key[1] else '')}: {msg}"))
+    _print_skipped(classified.skipped)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import build_report
+
+    classified = _load(args.results, args)
+    path = build_report(classified, Path(args.out))
+    _print_skipped(classified.skipped)
+    out.print(escape(f"report: {path}  ({len(classified.curves)} curves; figures in {path.parent / 'figures'})"))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from harness.analysis import compare
+    from harness.analysis.comparison import SUITE
+
+    cmp = compare(_load(args.run_a, args), _load(args.results, args))
+    table = Table(title=escape(f"B − A  (A = {args.run_a}, B = {args.results}); q = Benjamini-Hochberg over the table"))
+    for col in ("task", "metric", "scope", "A", "B", "B − A", "95% CI", "p", "q", "test", "items", "verdict"):
+        table.add_column(col, overflow="fold")
+    shown = [d for d in cmp.differences if args.per_model or d.scope == SUITE or d.verdict != "no significant change"]
+    for d in shown:
+        table.add_row(escape(d.name), escape(d.metric), escape(d.scope), f"{d.a:.4g}", f"{d.b:.4g}", f"{d.delta:+.4g}",
+                      f"[{d.ci[0]:+.3g}, {d.ci[1]:+.3g}]", f"{d.p:.3g}", f"{d.q:.3g}", d.test, str(d.n or "-"),
+                      d.verdict)
+    out.print(table)
+    if len(shown) < len(cmp.differences):
+        out.print(f"({len(cmp.differences) - len(shown)} per-model rows without a significant change hidden; "
+                  "--per-model shows them)")
+    if cmp.changed_labels:
+        lt = Table(title="labels that changed")
+        for col in ("task", "metric", "A", "B"):
+            lt.add_column(col)
+        for row in cmp.changed_labels:
+            lt.add_row(escape(row.name), escape(row.metric), row.a, row.b)
+        out.print(lt)
+    verdicts = [d.verdict for d in cmp.differences]
+    out.print(f"summary: {len(cmp.labels)} task×metric curves in both; {len(cmp.changed_labels)} label(s) changed; "
+              f"{verdicts.count('better')} difference(s) significantly better in B, {verdicts.count('worse')} worse "
+              f"(q < 0.05), {verdicts.count('no significant change')} not significant")
+    for which, keys in (("A", cmp.only_a), ("B", cmp.only_b)):
+        if keys:
+            out.print(escape(f"only in {which}: " + ", ".join(f"{t}{f' ({a})' if a else ''}/{m}" for t, a, m in keys)))
+    return 0
+
+
+def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS") -> None:
+    q.add_argument("results", metavar=metavar, help="a run folder, a folder of lm-eval results JSON, or a long-format CSV")
+    q.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops"],
+                   help="scale variable (default: params)")
+    q.add_argument("--metric", action="append", help="only this metric (repeatable)")
+    q.add_argument("--task", action="append", help="only this task (repeatable)")
+    q.add_argument("--chance", action="append", metavar="TASK=VALUE", help="chance level of a task (repeatable)")
+    q.add_argument("--size", action="append", metavar="MODEL=VALUE",
+                   help="x value of a model whose size is in neither the file nor its name (repeatable)")
+    q.add_argument("--bootstrap", type=int, default=400, help="resamples for the confidence (default 400)")
+
+
+def add_parsers(sub: Any) -> None:
+    c = sub.add_parser("classify", help="label each task's scaling curve, with a confidence")
+    _results_args(c)
+    c.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    c.set_defaults(func=cmd_classify)
+
+    rp = sub.add_parser("report", help="write a self-contained HTML report with figures")
+    _results_args(rp)
+    rp.add_argument("--out", required=True, help="folder for index.html and figures/")
+    rp.set_defaults(func=cmd_report)
+
+    cp = sub.add_parser("compare", help="differences between two results with paired tests, and label changes")
+    cp.add_argument("run_a", metavar="RUN_A", help="the baseline (A); same kinds of source as RUN_B")
+    _results_args(cp, "RUN_B")
+    cp.add_argument("--per-model", action="store_true", help="show every per-model row, not only significant ones")
+    cp.set_defaults(func=cmd_compare)

@@ -1,0 +1,137 @@
+"""``harness run CONFIG``: evaluate a config's suite on its tasks, with progress, a scores table and labels."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Optional
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from harness.cli.console import console, out
+from harness.store import PairSummary, ScoreRow
+
+
+class RichReporter:
+    """Bars for models and the current model's tasks on stderr."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=False)
+        self.models: Optional[TaskID] = None
+        self.tasks: Optional[TaskID] = None
+
+    def start(self, n_models: int) -> None:
+        self.progress.start()
+        self.models = self.progress.add_task("models", total=n_models)
+
+    def model(self, name: str, n_todo: int, n_done: int) -> None:
+        if self.tasks is not None and self.models is not None:  # the previous model is finished
+            self.progress.remove_task(self.tasks)
+            self.progress.update(self.models, advance=1)
+        self.tasks = self.progress.add_task(escape(f"  {name}"[:36]), total=n_todo + n_done, completed=n_done)
+        if n_todo == 0:
+            self.log(f"{name}: all {n_done} task(s) already stored, skipped")
+
+    def task(self, name: str, n: int) -> None:
+        if self.tasks is not None:
+            self.progress.update(self.tasks, description=escape(f"  {name} ({n} docs)"[:36]))
+
+    def task_done(self, name: str, summary: PairSummary) -> None:
+        if self.tasks is not None:
+            self.progress.update(self.tasks, advance=1)
+        metric, score = next(iter(summary["scores"].items()))
+        self.log(f"{summary['model']} / {name}: {metric}={score['value']:.4f} (n={summary['n']}, "
+                 f"{summary['seconds']:.1f}s)")
+
+    def log(self, message: str) -> None:
+        self.progress.console.log(message, markup=False)
+
+    def finish(self) -> None:
+        if self.models is not None:
+            self.progress.update(self.models, completed=self.progress.tasks[self.models].total)
+        self.progress.stop()
+
+
+def summary_table(rows: list[ScoreRow]) -> Table:
+    """Each task x metric is one curve: columns are model sizes, small to large. Models of the same size
+    (seeds, replicates) are pooled: mean [min, max]; a single model shows value ± stderr."""
+    sizes = sorted({int(r["params"]) for r in rows})
+    counts = {p: len({r["model"] for r in rows if int(r["params"]) == p}) for p in sizes}
+    table = Table(title=escape("scores by model size (parameters); replicates: mean [min,max]"))
+    table.add_column("task")
+    table.add_column("metric")
+    for p in sizes:
+        table.add_column(f"{p:,}" + (f" ×{counts[p]}" if counts[p] > 1 else ""), justify="right", no_wrap=True)
+    cells: dict[tuple[str, str], dict[int, list[ScoreRow]]] = {}
+    for r in rows:
+        label = r["task"] + (f" ({r['aggregate']})" if r["aggregate"] else "")
+        cells.setdefault((label, r["metric"]), {}).setdefault(int(r["params"]), []).append(r)
+    for (task, metric), by_size in cells.items():
+        shown = []
+        for p in sizes:
+            rs = by_size.get(p, [])
+            vals = [r["value"] for r in rs]
+            if not rs:
+                shown.append("-")
+            elif len(rs) == 1:
+                se = rs[0]["stderr"]
+                shown.append(f"{vals[0]:.3f}" + (f"±{se:.3f}" if se is not None and se == se else ""))
+            else:
+                shown.append(f"{sum(vals) / len(vals):.2f} [{min(vals):.2f},{max(vals):.2f}]")
+        table.add_row(escape(task), escape(metric), *[escape(c) for c in shown])
+    return table
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.config import load_config, resolve_config
+    from harness.runner import run
+
+    overrides: dict[str, Any] = {"output": args.output, "limit": args.limit, "device": args.device,
+                                 "dtype": args.dtype, "batch_size": args.batch_size, "seed": args.seed,
+                                 "on_error": args.on_error}
+    config = load_config(resolve_config(args.config), overrides)
+    result = run(config, RichReporter())
+    if result.rows:
+        out.print(summary_table(result.rows))
+        if len({r["params"] for r in result.rows}) >= 3:  # each curve's scaling label
+            from harness.analysis import classify_results, load_results
+            from harness.cli.analysis import labels_table
+
+            classified = classify_results(load_results(result.output))
+            out.print(labels_table(classified.classifications, "params"))
+    out.print(f"results: {escape(str(result.output))}  ({result.computed} computed, {result.skipped} reused from "
+              "earlier runs)")
+    for f in result.failures:
+        console.print("[red]FAILED[/] " + escape(f"{f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}"))
+    return 1 if result.failures else 0
+
+
+def _batch_size(value: str) -> Any:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number, got {value!r}") from None
+
+
+def add_parsers(sub: Any) -> None:
+    r = sub.add_parser("run", help="evaluate every model of a config's suite on its tasks")
+    r.add_argument("config", help="a config file, or the name of a packaged config (e.g. 'quickstart')")
+    r.add_argument("--output", help="results directory (default: the config's output, or results/<name>)")
+    r.add_argument("--limit", type=int, help="first N documents of each task")
+    r.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    r.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"],
+                   help="model weights' dtype (auto: bfloat16 on GPU, float32 on CPU)")
+    r.add_argument("--batch-size", type=_batch_size,
+                   help="rows per batch, or 'auto' (rows sized by a token budget, halved on out-of-memory)")
+    r.add_argument("--seed", type=int, help="the run's seed")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--fail-fast", dest="on_error", action="store_const", const="stop",
+                   help="stop at the first failing model or task")
+    g.add_argument("--keep-going", dest="on_error", action="store_const", const="continue",
+                   help="record failures and go on with the other models (default)")
+    r.set_defaults(func=cmd_run)
+

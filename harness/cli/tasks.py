@@ -1,0 +1,99 @@
+"""``harness tasks list | validate | show``: what tasks exist, whether they load, and exactly what the model sees."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from harness.cli.console import console, out
+from harness.errors import HarnessError
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness.tasks import TaskIndex, load_task_file
+
+    index = TaskIndex()
+    table = Table(title="tasks")
+    for col in ("name", "group", "output", "file"):
+        table.add_column(col)
+    for name, e in sorted(index.entries.items()):
+        try:
+            tasks = {t.name: t for t in load_task_file(e.path)}
+            output = escape(tasks[name].spec.output) if name in tasks else "group"
+        except HarnessError:
+            output = "[red]invalid[/]"
+        table.add_row(escape(name), escape(e.group if e.group and e.group != name else ""), output, escape(str(e.path)))
+    out.print(table)
+    for err in index.broken.values():
+        console.print("[red]unreadable[/] " + escape(err))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from harness.tasks import TaskIndex, load_task_file, prepare
+
+    index = TaskIndex()
+    paths = [Path(p) for p in args.paths] or sorted({e.path for e in index.entries.values()} | set(index.broken))
+    failed = 0
+    for path in paths:
+        try:
+            for task in load_task_file(path):
+                n = len(prepare(task, args.limit).instances)
+                out.print(escape(f"ok  {task.name}  ({n} documents)  {path}"))
+        except HarnessError as err:
+            failed += 1
+            console.print("[red]error[/] " + escape(str(err)))
+    return 1 if failed else 0
+
+
+def rendered(task_name: str, inst: Any) -> dict[str, Any]:
+    """One document as JSON: the context and the exact strings scored after it (delimiter included)."""
+    if inst.choices is not None:
+        return {"task": task_name, "doc_id": inst.doc_id, "context": inst.context, "continuations": inst.continuations,
+                "gold": inst.gold, "target": inst.choices[inst.gold]}
+    if inst.target is not None:
+        return {"task": task_name, "doc_id": inst.doc_id, "context": inst.context,
+                "continuations": [inst.delimiter + inst.target], "gold": 0, "target": inst.target}
+    return {"task": task_name, "doc_id": inst.doc_id, "context": inst.context, "continuations": [], "gold": None,
+            "target": None}  # perplexity: the context is the scored text
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness.tasks import prepare, resolve_tasks
+
+    for task in resolve_tasks([args.name], Path.cwd()):
+        p = prepare(task, args.n)
+        if args.json:
+            for inst in p.instances:
+                print(json.dumps(rendered(task.name, inst), ensure_ascii=False))
+            continue
+        out.rule(escape(f"{task.name}  ({task.spec.output}, from {task.source})"))
+        for inst in p.instances:  # plain print: the text exactly as the model sees it, no markup
+            print(f"--- doc {inst.doc_id}: context between the markers ---\n{inst.context}\n--- end of context ---")
+            if inst.choices is not None:
+                for i, c in enumerate(inst.continuations):
+                    print(f"  choice {i}{' (gold)' if i == inst.gold else ''}: {c!r}")
+            elif inst.target is not None:
+                print(f"  target: {inst.delimiter + inst.target!r}")
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    t = sub.add_parser("tasks", help="list, validate or show tasks")
+    tsub = t.add_subparsers(dest="action", required=True)
+    tsub.add_parser("list", help="tasks found in the task directories").set_defaults(func=cmd_list)
+    v = tsub.add_parser("validate", help="load, validate and render task files (all, if none given)")
+    v.add_argument("paths", nargs="*")
+    v.add_argument("--limit", type=int, default=None)
+    v.set_defaults(func=cmd_validate)
+    s = tsub.add_parser("show", help="render the first documents exactly as the model sees them")
+    s.add_argument("name", help="a task or group name, a glob over names, or a task file")
+    s.add_argument("--n", type=int, default=3, help="documents to show (default 3)")
+    s.add_argument("--json", action="store_true",
+                   help="one JSON line per document: task, doc_id, context, continuations, gold, target")
+    s.set_defaults(func=cmd_show)

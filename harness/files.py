@@ -1,0 +1,73 @@
+"""Ground-floor helpers every stage uses: reading YAML, writing files atomically, hashing, safe file names,
+and the cache folder. Nothing here imports another module of the package but ``errors``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import HarnessError
+
+TMP_PREFIX = ".tmp-"  # every temporary file this package writes starts with it
+
+
+def cache_dir() -> Path:
+    """``$HARNESS_CACHE``, else ``~/.cache/scaling-harness``: ladders, the weights-hash cache."""
+    return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "scaling-harness"))
+
+
+def read_yaml(path: Path) -> Any:
+    """``yaml.safe_load`` a file (no Python objects from YAML), with errors naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise HarnessError("file not found", source=path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"not valid UTF-8 (byte {exc.start})", source=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise HarnessError(f"invalid YAML: {problem}", source=path, where=where) from None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f"{TMP_PREFIX}{path.name}.{os.getpid()}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def digest(obj: Any) -> str:
+    """16 hex digits of sha256 over bytes, or over the sorted-key JSON of anything else."""
+    blob = obj if isinstance(obj, bytes) else json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    """Full sha256 of a file, read in 4 MiB chunks (model weights can be many GB)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def safe_name(name: str) -> str:
+    """A file name for a model, task or metric name: anything but ``A-Za-z0-9._@-`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9._@-]+", "_", name)

@@ -1,0 +1,118 @@
+"""Execute units of work. ``run_unit`` is the unit: a plain function of (unit, run settings, backend factory)
+that loads the model once, scores its tasks and yields the results as data; it writes nothing (only the
+driver writes the results folder). An executor runs many units: ``LocalExecutor`` one after another here;
+another executor (e.g. on a cluster) runs the same function elsewhere and yields the same events."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator, Optional, Protocol, Sequence, Union
+
+from harness import metrics as M
+from harness.config import RunSettings
+from harness.errors import HarnessError
+from harness.models.backend import BackendFactory
+from harness.models.suite import ModelMeta, model_metadata
+from harness.runner.plan import Unit
+from harness.scoring import Record, chance_levels, evaluate
+from harness.store import PairSummary, ScoreDict
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The unit's model is loaded."""
+
+    model: str
+    meta: ModelMeta
+    seconds: float
+    description: str  # how the backend scores, for the run log
+
+
+@dataclass(frozen=True)
+class TaskStarted:
+    model: str
+    task: str
+    n: int
+
+
+@dataclass(frozen=True)
+class PairResult:
+    """One (model, task) computed: its per-example records and summary, to be committed by the driver."""
+
+    model: str
+    task: str
+    records: list[Record]
+    summary: PairSummary
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A model (``task`` None: it could not be loaded or evaluated) or one task that failed."""
+
+    model: str
+    task: Optional[str]
+    error: str
+
+
+Event = Union[Loaded, TaskStarted, PairResult, Failure]
+
+
+def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iterator[Event]:
+    """Load the unit's model once and score its tasks, yielding each result as it is ready. With
+    ``on_error: stop`` the first failure raises; otherwise it is yielded and the unit goes on (a task that
+    fails) or ends (a model that fails to load, or bad input found while scoring)."""
+    import torch
+
+    stop = settings.on_error == "stop"
+    name = unit.spec.name
+    torch.manual_seed(settings.seed)
+    t0 = time.perf_counter()
+    try:
+        backend = factory(unit.spec, device=unit.device, dtype=unit.dtype, batch_size=settings.batch_size,
+                          token_budget=settings.token_budget)
+    except HarnessError as err:
+        if stop:
+            raise
+        yield Failure(name, None, str(err))
+        return
+    try:
+        meta = model_metadata(unit.spec, backend.parameter_counts(), unit.dtype)
+        yield Loaded(name, meta, time.perf_counter() - t0, backend.describe())
+        for p in unit.tasks:
+            task = p.task.name
+            yield TaskStarted(name, task, len(p.instances))
+            t0 = time.perf_counter()
+            try:
+                records = evaluate(backend, p)
+            except HarnessError as err:
+                if stop:
+                    raise
+                yield Failure(name, None, str(err))
+                return
+            except Exception as exc:
+                if stop:
+                    raise
+                yield Failure(name, task, f"{type(exc).__name__}: {exc}")
+                continue
+            scores = {m.name: ScoreDict(**vars(M.aggregate(m.name, records))) for m in p.task.spec.metrics}
+            summary = PairSummary(key=unit.keys[task], model=name, task=task, group=p.task.group,
+                                  output=p.task.spec.output, n=len(records), model_meta=meta,
+                                  seconds=round(time.perf_counter() - t0, 3), chance=chance_levels(p), scores=scores)
+            yield PairResult(name, task, records, summary)
+    finally:
+        backend.close()
+
+
+class Executor(Protocol):
+    """Runs units and yields their events. Events of one unit come in order; units may interleave."""
+
+    def execute(self, units: Sequence[Unit], settings: RunSettings, factory: BackendFactory) -> Iterator[Event]: ...
+
+
+class LocalExecutor:
+    """Every unit in this process, one after another, in suite order."""
+
+    def execute(self, units: Sequence[Unit], settings: RunSettings, factory: BackendFactory) -> Iterator[Event]:
+        for unit in units:
+            yield from run_unit(unit, settings, factory)

@@ -1,0 +1,63 @@
+"""Plan a run: which (model, task) pairs are already stored under the same key, and which units of work
+remain. A unit is one model with the tasks still to compute on it: plain, picklable data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from harness.config import ExperimentConfig, RunSettings
+from harness.files import cache_dir, digest
+from harness.ladder import ensure_ladder
+from harness.models.backend import resolve_device, resolve_dtype
+from harness.models.suite import ModelSpec, weights_hash
+from harness.store import SCORING_VERSION, PairSummary, RunStore
+from harness.tasks.prepared import PreparedTask
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One model's share of the work: load it once on ``device`` in ``dtype``, score ``tasks``."""
+
+    spec: ModelSpec
+    device: str
+    dtype: str
+    tasks: tuple[PreparedTask, ...]
+    keys: dict[str, str] = field(default_factory=dict)  # task name -> result key
+
+
+@dataclass
+class ModelPlan:
+    """A suite entry: its unit (possibly with no tasks left) and the pairs reused from earlier runs."""
+
+    unit: Unit
+    done: dict[str, PairSummary]
+
+
+def resolve_suite(config: ExperimentConfig, log: Optional[Callable[[str], None]] = None) -> list[ModelSpec]:
+    """The config's models; a ladder reference is built on first use."""
+    if isinstance(config.suite, list):
+        return config.suite
+    return ensure_ladder(config.suite.ladder, log=log)
+
+
+def pair_key(spec: ModelSpec, dtype: str, whash: str, prepared: PreparedTask) -> str:
+    """Everything that changes a (model, task) result; batch size and device order do not."""
+    return digest({"scoring": SCORING_VERSION, "model": spec.model, "revision": spec.revision, "dtype": dtype,
+                   "weights": whash, "tokenizer": spec.tokenizer, "max_length": spec.max_length,
+                   "task": prepared.task.hash, "prompts": prepared.prompt_hash})
+
+
+def plan(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask], settings: RunSettings) -> list[ModelPlan]:
+    """One ModelPlan per suite entry, in suite order: the device and dtype resolved once, every pair's key,
+    the pairs already stored under that key, and the tasks still to compute."""
+    device = resolve_device(settings.device)
+    out = []
+    for spec in suite:
+        dtype = resolve_dtype(spec, settings.dtype, device)
+        whash = weights_hash(spec, cache_dir())
+        keys = {p.task.name: pair_key(spec, dtype, whash, p) for p in prepared}
+        done = {p.task.name: s for p in prepared if (s := store.summary(spec.name, p.task.name, keys[p.task.name]))}
+        todo = tuple(p for p in prepared if p.task.name not in done)
+        out.append(ModelPlan(Unit(spec, device, dtype, todo, keys), done))
+    return out

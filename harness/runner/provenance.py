@@ -1,0 +1,50 @@
+"""The run's manifest: the config as resolved, package versions, git commit, seeds, models and task hashes."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from harness.config import ExperimentConfig
+from harness.models.suite import ModelMeta, ModelSpec
+from harness.runner.execute import Failure
+from harness.store import SCORING_VERSION
+from harness.tasks.prepared import PreparedTask
+
+PACKAGES = ("scaling-harness", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy", "pandas")
+
+
+def package_versions() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, Any] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> Any:
+    """The commit of the checkout the package runs from, if it runs from one."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def manifest(config: ExperimentConfig, suite: list[ModelSpec], prepared: list[PreparedTask], models: list[ModelMeta],
+             failures: list[Failure], device: str) -> dict[str, Any]:
+    return {"name": config.name, "config": config.model_dump(mode="json"), "scoring_version": SCORING_VERSION,
+            "packages": package_versions(), "python": platform.python_version(), "git_commit": git_commit(),
+            "device": device,
+            "seeds": {"run": config.run.seed, "fewshot": {p.task.name: p.task.spec.fewshot.seed for p in prepared}},
+            "suite": [m.model_dump(mode="json", exclude_none=True) for m in suite], "models": models,
+            "tasks": [{"name": p.task.name, "group": p.task.group, "source": str(p.task.source), "hash": p.task.hash,
+                       "prompt_hash": p.prompt_hash, "n": len(p.instances), "output": p.task.spec.output}
+                      for p in prepared],
+            "failures": [vars(f) for f in failures]}

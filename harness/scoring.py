@@ -1,0 +1,117 @@
+"""Scoring: one prepared task on one loaded model → typed per-example records with their metric values,
+and the chance level of each metric. Records keep the raw quantities (every choice's log-prob, token
+counts, the generation) so any metric can be recomputed later without running a model."""
+
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+from typing_extensions import TypedDict
+
+from harness import metrics as M
+from harness.models.backend import Backend, GenerationRequest
+from harness.tasks.prepared import PreparedTask
+
+
+class ChoiceRecord(TypedDict):
+    """``multiple_choice``: every choice's summed log-prob, token and byte lengths, and the gold index."""
+
+    doc_id: int
+    prompt: str
+    choices: list[str]
+    gold: int
+    logprobs: list[float]
+    n_tokens: list[int]
+    is_greedy: list[bool]
+    n_bytes: list[int]
+    metrics: dict[str, float]
+
+
+class TargetRecord(TypedDict):
+    """``loglikelihood``: the teacher-forced log-prob of the target."""
+
+    doc_id: int
+    prompt: str
+    target: str
+    target_logprob: float
+    target_tokens: int
+    is_greedy: bool
+    metrics: dict[str, float]
+
+
+class GenerationRecord(TargetRecord):
+    """``generate``: the target's log-prob, plus the greedy text and both token sequences."""
+
+    generation: str
+    generation_ids: list[int]
+    target_ids: list[int]
+
+
+class PerplexityRecord(TypedDict):
+    """``perplexity``: the whole text's log-prob and its length in tokens, bytes and words."""
+
+    doc_id: int
+    logprob: float
+    n_tokens: int
+    n_bytes: int
+    n_words: int
+    metrics: dict[str, float]
+
+
+Record = Union[ChoiceRecord, TargetRecord, GenerationRecord, PerplexityRecord]
+
+
+def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
+    """Run one task on one model and return per-example records with their metric values."""
+    spec = prepared.task.spec
+    insts = prepared.instances
+    records: list[Record]
+    if spec.output == "multiple_choice":
+        results = iter(backend.loglikelihood([(i.context, c) for i in insts for c in i.continuations]))
+        records = []
+        for i in insts:
+            choices = list(i.choices or ())
+            assert i.gold is not None  # every multiple-choice instance has one
+            res = [next(results) for _ in choices]
+            records.append(ChoiceRecord(
+                doc_id=i.doc_id, prompt=i.context, choices=choices, gold=i.gold,
+                logprobs=[r.logprob for r in res], n_tokens=[r.n_tokens for r in res],
+                is_greedy=[r.is_greedy for r in res], n_bytes=[len(c.encode("utf-8")) for c in choices], metrics={}))
+    elif spec.output in ("generate", "loglikelihood"):
+        lls = backend.loglikelihood([(i.context, i.delimiter + (i.target or "")) for i in insts])
+        scored = [TargetRecord(doc_id=i.doc_id, prompt=i.context, target=i.target or "", target_logprob=r.logprob,
+                               target_tokens=r.n_tokens, is_greedy=r.is_greedy, metrics={}) for i, r in zip(insts, lls)]
+        if spec.output == "generate":
+            gen = spec.generation
+            texts = backend.generate([GenerationRequest(i.context, tuple(gen.until), gen.max_new_tokens) for i in insts])
+            records = [GenerationRecord(**rec, generation=text, generation_ids=backend.tokenize(text),
+                                        target_ids=backend.tokenize(i.delimiter + (i.target or "")))
+                       for rec, i, text in zip(scored, insts, texts)]
+        else:
+            records = list(scored)
+    else:  # perplexity
+        lls = backend.loglikelihood_rolling([i.context for i in insts], spec.perplexity.window, spec.perplexity.stride)
+        records = [PerplexityRecord(doc_id=i.doc_id, logprob=r.logprob, n_tokens=r.n_tokens,
+                                    n_bytes=len(i.context.encode("utf-8")), n_words=len(i.context.split()) or 1,
+                                    metrics={}) for i, r in zip(insts, lls)]
+    for rec in records:
+        rec["metrics"] = {m.name: M.compute(m.name, rec, m.options) for m in spec.metrics}
+    return records
+
+
+def chance_levels(prepared: PreparedTask) -> dict[str, float]:
+    """Chance per metric where it is known, or the task's ``chance``. Multiple choice: 1/choices; when every
+    document has the same choices (a classification task), accuracy's chance is the majority-class rate."""
+    spec = prepared.task.spec
+    insts = prepared.instances
+    out: dict[str, float] = {}
+    if spec.output == "multiple_choice":
+        uniform = float(np.mean([1.0 / len(i.choices or (0, 0)) for i in insts]))
+        acc = uniform
+        if len(insts) > 1 and len({tuple(i.choices or ()) for i in insts}) == 1:
+            acc = max(sum(i.gold == g for i in insts) for g in {i.gold for i in insts}) / len(insts)
+        out.update({"acc": acc, "acc_norm": acc, "p_correct": uniform})
+    if spec.chance is not None:
+        out.update({m.name: spec.chance for m in spec.metrics if M.METRICS[m.name].kind == "discontinuous"})
+    return {m.name: out[m.name] for m in spec.metrics if m.name in out}

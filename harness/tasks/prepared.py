@@ -1,0 +1,36 @@
+"""A task made ready to score: its documents loaded and rendered once, reused for every model of a suite."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from harness.files import digest
+from harness.tasks.datasets import load_documents
+from harness.tasks.prompts import Instance, build_instances
+from harness.tasks.schema import Task
+
+
+@dataclass
+class PreparedTask:
+    """A task's rendered instances, built once and reused for every model of the suite."""
+
+    task: Task
+    instances: list[Instance]
+
+    @property
+    def prompt_hash(self) -> str:
+        """Hash of everything the models will see and be scored on (part of each result's key)."""
+        return digest([[i.context, i.delimiter, i.target, i.choices, i.gold] for i in self.instances])
+
+
+def prepare(task: Task, limit: Optional[int] = None) -> PreparedTask:
+    """Load documents (and the few-shot split) and render them; all template errors surface here."""
+    spec = task.spec
+    docs = load_documents(spec.dataset, task.source)
+    pool = None
+    if spec.fewshot.k and spec.fewshot.split is not None:
+        pool = load_documents(spec.dataset, task.source, split=spec.fewshot.split)
+    if limit is not None:
+        docs = docs[:limit]
+    return PreparedTask(task, build_instances(task, docs, pool))
