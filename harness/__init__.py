@@ -4,8 +4,7 @@ The public API is re-exported here; each stage of the data flow lives in its own
 architecture section).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
+from harness._version import __version__
 from harness.config import ExperimentConfig, load_config
 from harness.errors import HarnessError
 from harness.metrics import METRICS, Score, aggregate, metric
@@ -13,13 +12,17 @@ from harness.models import Backend, BackendFactory, GenerationRequest, LogLikeli
 from harness.runner import Executor, LocalExecutor, RunResult, run
 from harness.scoring import chance_levels, evaluate
 from harness.store import RunStore
-from harness.tasks import (GENERATORS, Instance, PreparedTask, Task, TaskSpec, build_instances, generator, load_task_file,
-                           prepare)
-
-try:
-    __version__ = version("scaling-harness")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+from harness.tasks import (
+    GENERATORS,
+    Instance,
+    PreparedTask,
+    Task,
+    TaskSpec,
+    build_instances,
+    generator,
+    load_task_file,
+    prepare,
+)
 
 # The analysis stage (scipy, pandas) loads on first use, so `import harness` and the CLI stay quick.
 _LAZY = {name: "harness.analysis" for name in (
@@ -36,7 +39,7 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'harness' has no attribute {name!r}")
 
 
-__all__ = ["GENERATORS", "METRICS", "Backend", "BackendFactory", "Classification", "Classified", "Comparison", "Curve",
+__all__ = ["__version__", "GENERATORS", "METRICS", "Backend", "BackendFactory", "Classification", "Classified", "Comparison", "Curve",
            "Executor", "ExperimentConfig", "GenerationRequest", "HarnessError", "Instance", "LocalExecutor",
            "LogLikelihood", "ModelSpec", "PreparedTask", "Results", "Rules", "RunResult", "RunStore", "Score", "Task",
            "TaskSpec", "aggregate", "build_instances", "build_report", "chance_levels", "classify", "classify_results",

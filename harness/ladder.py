@@ -12,10 +12,11 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from harness.errors import HarnessError
 from harness.files import atomic_write, cache_dir, digest
@@ -72,7 +73,7 @@ def model_dirs(recipe: Recipe, root: Path, tdir: Path) -> list[tuple[Size, int, 
     return [(s, seed, base / f"{s.name}-seed{seed}") for s in recipe.sizes for seed in recipe.seeds]
 
 
-def ensure_ladder(name_or_recipe: "str | Recipe", *, force: bool = False, root: Optional[Path] = None,
+def ensure_ladder(name_or_recipe: str | Recipe, *, force: bool = False, root: Optional[Path] = None,
                   tdir: Optional[Path] = None, log: Optional[Callable[[str], None]] = None) -> list[ModelSpec]:
     """Build whatever is missing of a ladder (all of it with ``force``) and return its suite, small to large."""
     recipe = RECIPES.get(name_or_recipe) if isinstance(name_or_recipe, str) else name_or_recipe
@@ -90,6 +91,7 @@ def ensure_ladder(name_or_recipe: "str | Recipe", *, force: bool = False, root: 
         corpus_file, tok_dir = _prepare_corpus(recipe, dirs[0][2].parent, tdir)
         workers = max(1, min(recipe.workers, os.cpu_count() or 1, len(missing)))
         jobs = [(recipe, s, seed, str(d), str(corpus_file), str(tok_dir)) for s, seed, d in missing]
+        metas: Iterator[dict]
         if workers == 1:
             metas = map(_train_job, jobs)
         else:
@@ -126,7 +128,8 @@ def _prepare_corpus(recipe: Recipe, base: Path, tdir: Path) -> tuple[Path, Path]
     for rel in recipe.tasks:
         for task in load_task_file(tdir / rel):
             spec = task.spec
-            evaluated = {i.context + i.delimiter + (i.target or (i.choices[i.gold] if i.choices else ""))
+            evaluated = {i.context + i.delimiter + (i.target or (i.choices[i.gold] if i.choices and i.gold is not None
+                                                                 else ""))
                          for i in prepare(task).instances}
             train_spec = spec.dataset.model_copy(update={"args": {**spec.dataset.args, "n": recipe.train_docs}})
             tmpl = Templates(task)

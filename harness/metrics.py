@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import math
 import string
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Any, Literal, Optional
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from harness.errors import HarnessError
 
-Record = dict[str, Any]
+Record = Mapping[str, Any]  # a per-example record (see ``scoring``), read by field
 LN2 = math.log(2)
 
 

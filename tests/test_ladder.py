@@ -8,8 +8,7 @@ import pytest
 from harness.ladder import RECIPES, TOY_TASKS, Recipe, Size, ensure_ladder, list_built
 from harness.models.hf import HFBackend
 from harness.scoring import evaluate
-from harness.tasks import prepare
-from harness.tasks import load_task_file
+from harness.tasks import load_task_file, prepare
 from harness.tasks.loading import PACKAGE_TASKS
 
 MINI = Recipe("mini", TOY_TASKS, (Size("a", 8, 1, 1), Size("b", 16, 1, 2)), seeds=(0,), steps=15,

@@ -8,8 +8,7 @@ import pytest
 from harness.models.hf import HFBackend
 from harness.models.suite import ModelSpec
 from harness.scoring import evaluate
-from harness.tasks import prepare
-from harness.tasks import load_task_file
+from harness.tasks import load_task_file, prepare
 from harness.tasks.generators import generate
 
 OURS = """

@@ -10,15 +10,16 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError
 from harness.analysis.scaling import Curve, known_chance, metric_info
+from harness.errors import HarnessError
 from harness.store import SCORE_COLUMNS, RunStore
 
 X_COLUMNS = ("params", "nonembedding_params", "tokens", "flops")
@@ -195,7 +196,8 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
     if tasks:
         df = df[df["task"].isin(tasks)]
     out = []
-    for (task, aggregate, metric), g in df.groupby(["task", "aggregate", "metric"], sort=True):
+    for keys, g in df.groupby(["task", "aggregate", "metric"], sort=True):
+        task, aggregate, metric = (str(k) for k in keys)
         info = metric_info(metric)
         hib = g["higher_is_better"].dropna()
         higher = bool(str(hib.iloc[0]).lower() == "true") if len(hib) else info.higher_is_better
@@ -208,7 +210,7 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
         elif c is None:
             c = known_chance(task, metric)  # the shipped table of common lm-eval tasks
         out.append(Curve(
-            task=str(task), aggregate=str(aggregate), metric=str(metric), models=g["model"].tolist(), x=g[x].tolist(), values=g["value"].tolist(),
+            task=task, aggregate=aggregate, metric=metric, models=g["model"].tolist(), x=g[x].tolist(), values=g["value"].tolist(),
             stderr=[None if v is None or math.isnan(v) else v for v in g["stderr"].astype(float)],
             n=[None if v is None or math.isnan(v) else int(v) for v in g["n"].astype(float)],
             chance=c, ceiling=info.ceiling, floor=info.lower if higher else info.upper, higher_is_better=higher,

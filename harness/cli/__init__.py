@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
-from harness import __version__
+from harness._version import __version__
 from harness.cli import analysis, ladder, run, tasks
 from harness.cli.console import console
 from harness.errors import HarnessError

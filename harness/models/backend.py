@@ -3,8 +3,9 @@ Device and dtype are resolved here, once per model, before a backend is built.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Optional, Protocol, Sequence, Union
+from typing import NamedTuple, Optional, Protocol, Union
 
 from harness.models.suite import ModelSpec
 

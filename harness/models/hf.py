@@ -8,7 +8,8 @@ scored positions go through the output layer, and log-softmax runs in float32 wh
 from __future__ import annotations
 
 import gc
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, TypeVar, Union
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Optional, TypeVar, Union
 
 import torch
 import torch.nn.functional as F
@@ -46,11 +47,11 @@ class HFBackend:
         kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer or spec.model, **kwargs)
-            self.model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=DTYPES[self.dtype], **kwargs)
+            model: Any = AutoModelForCausalLM.from_pretrained(spec.model, dtype=DTYPES[self.dtype], **kwargs)
         except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ... ; all mean "cannot load"
             first = (str(exc).strip().splitlines() or [""])[0]
             raise HarnessError(f"could not load model: {type(exc).__name__}: {first}", source=spec.model) from None
-        self.model.to(self.device).eval()
+        self.model: Any = model.to(self.device).eval()
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
@@ -65,7 +66,7 @@ class HFBackend:
 
     # ------------------------------------------------------------------ setup
 
-    def _output_head(self) -> Optional[Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]]:
+    def _output_head(self) -> Optional[Callable[..., torch.Tensor]]:
         """Logits at chosen positions only: base model + output layer, if that equals the full forward.
 
         Models whose logits are post-processed (soft-capping, scaling) fail the probe and use the full forward.
@@ -187,21 +188,22 @@ class HFBackend:
         for i, (ctx, cont) in enumerate(pairs):
             groups.setdefault(tuple(ctx), {}).setdefault(tuple(cont), []).append(i)
         out: list[Optional[LogLikelihood]] = [None] * len(pairs)
-        packed, single = [], []
-        for ctx, conts in groups.items():
-            fits = len(ctx) + max(len(c) for c in conts) - 1 <= self.pack_limit and all(conts)
-            (packed if fits and len(conts) > 1 else single).append((ctx, conts))
-        keys = [(ctx, c) for ctx, conts in single for c in conts]
-        for (ctx, c), res in zip(keys, self.score_tokens([(list(ctx), list(c)) for ctx, c in keys])):
-            for i in groups[ctx][c]:
+        packed: list[tuple[tuple[int, ...], dict[tuple[int, ...], list[int]]]] = []
+        single: list[tuple[tuple[int, ...], dict[tuple[int, ...], list[int]]]] = []
+        for shared, conts in groups.items():
+            fits = len(shared) + max(len(c) for c in conts) - 1 <= self.pack_limit and all(conts)
+            (packed if fits and len(conts) > 1 else single).append((shared, conts))
+        keys = [(shared, c) for shared, conts in single for c in conts]
+        for (shared, c), res in zip(keys, self.score_tokens([(list(s), list(c)) for s, c in keys])):
+            for i in groups[shared][c]:
                 out[i] = res
         lengths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in packed]
         order = sorted(range(len(packed)), key=lambda g: -lengths[g])
         for batch in self._batches(lengths, order):
             results = self._run(lambda b: self._score_packed_batch([(packed[g][0], list(packed[g][1])) for g in b]), batch)
             for g, res in zip(batch, results):
-                for cont, r in zip(packed[g][1], res):
-                    for i in packed[g][1][cont]:
+                for choice, r in zip(packed[g][1], res):
+                    for i in packed[g][1][choice]:
                         out[i] = r
         return out  # type: ignore[return-value]
 
@@ -227,7 +229,10 @@ class HFBackend:
         width = max(len(inp) for inp, _ in items)
         ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(items), width), dtype=torch.long)
-        rows, pos, targets, sizes = [], [], [], []
+        rows: list[int] = []
+        pos: list[int] = []
+        targets: list[int] = []
+        sizes: list[int] = []
         for r, (inp, cont) in enumerate(items):  # right padding: positions stay absolute for every row
             ids[r, : len(inp)] = torch.tensor(inp)
             mask[r, : len(inp)] = 1
@@ -262,7 +267,10 @@ class HFBackend:
         ids = torch.full((len(groups), width), self.pad_id, dtype=torch.long)
         position = torch.zeros((len(groups), width), dtype=torch.long)
         segment = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 padding, 0 context, k+1 choice k
-        rows, pos, targets, sizes = [], [], [], []
+        rows: list[int] = []
+        pos: list[int] = []
+        targets: list[int] = []
+        sizes: list[int] = []
         for r, (ctx, conts) in enumerate(groups):
             n = len(ctx)
             ids[r, :n] = torch.tensor(ctx)
@@ -314,12 +322,12 @@ class HFBackend:
                 lo = max(0, b - window)
                 pairs.append((ids[lo: a + 1], ids[a + 1: b + 1]))
                 owner.append(t)
-        totals = [[0.0, True, 0] for _ in texts]
+        totals = [LogLikelihood(0.0, True, 0) for _ in texts]
         for t, res in zip(owner, self.score_tokens(pairs)):
-            totals[t][0] += res.logprob
-            totals[t][1] = totals[t][1] and res.is_greedy
-            totals[t][2] += res.n_tokens
-        return [LogLikelihood(lp, g, n) for lp, g, n in totals]
+            total = totals[t]
+            totals[t] = LogLikelihood(total.logprob + res.logprob, total.is_greedy and res.is_greedy,
+                                      total.n_tokens + res.n_tokens)
+        return totals
 
     # ------------------------------------------------------------------ generation
 
@@ -335,7 +343,10 @@ class HFBackend:
             lengths = {i: len(e) + max_new for i, e in encoded.items()}
             order = sorted(members, key=lambda i: -lengths[i])
             for batch in self._batches(lengths, order):
-                texts = self._run(lambda b: self._generate_batch([encoded[i] for i in b], until, max_new), batch)
+                def step(b: list[int], encoded: dict = encoded, until: tuple = until, max_new: int = max_new) -> list[str]:
+                    return self._generate_batch([encoded[i] for i in b], until, max_new)
+
+                texts = self._run(step, batch)
                 for i, text in zip(batch, texts):
                     out[i] = text
         return out  # type: ignore[return-value]

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no display on evaluation machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from harness.analysis.scaling import LABELS, Classification, Curve  # noqa: E402
 
@@ -61,5 +62,5 @@ def labels_png(results: list[Classification], path: Path) -> bytes:
     ax.set_ylabel("curves")
     ax.set_title("scaling categories (solid: discontinuous metrics, hatched: continuous)", fontsize=9)
     ax.tick_params(axis="x", labelsize=8, rotation=15)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, path)

@@ -2,8 +2,7 @@
 writes each result as it arrives)."""
 
 from harness.runner.driver import RunResult, run
-from harness.runner.execute import (Event, Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted,
-                                    run_unit)
+from harness.runner.execute import Event, Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted, run_unit
 from harness.runner.plan import ModelPlan, Unit, pair_key, plan, resolve_suite
 from harness.runner.progress import Reporter, SilentReporter
 

@@ -6,8 +6,9 @@ another executor (e.g. on a cluster) runs the same function elsewhere and yields
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Optional, Protocol, Sequence, Union
+from typing import Optional, Protocol, Union
 
 from harness import metrics as M
 from harness.config import RunSettings
@@ -95,7 +96,10 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
                     raise
                 yield Failure(name, task, f"{type(exc).__name__}: {exc}")
                 continue
-            scores = {m.name: ScoreDict(**vars(M.aggregate(m.name, records))) for m in p.task.spec.metrics}
+            scores = {}
+            for m in p.task.spec.metrics:
+                sc = M.aggregate(m.name, records)
+                scores[m.name] = ScoreDict(metric=sc.metric, value=sc.value, stderr=sc.stderr, n=sc.n)
             summary = PairSummary(key=unit.keys[task], model=name, task=task, group=p.task.group,
                                   output=p.task.spec.output, n=len(records), model_meta=meta,
                                   seconds=round(time.perf_counter() - t0, 3), chance=chance_levels(p), scores=scores)

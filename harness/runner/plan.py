@@ -3,8 +3,9 @@ remain. A unit is one model with the tasks still to compute on it: plain, pickla
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 from harness.config import ExperimentConfig, RunSettings
 from harness.files import cache_dir, digest

@@ -74,10 +74,10 @@ def read_file(path: Path) -> list[Document]:
             numbered = list(enumerate(rows, 1))
         else:
             numbered = []
-            for i, line in enumerate(text.splitlines(), 1):
-                if line.strip():
+            for i, line_text in enumerate(text.splitlines(), 1):
+                if line_text.strip():
                     try:
-                        numbered.append((i, json.loads(line)))
+                        numbered.append((i, json.loads(line_text)))
                     except json.JSONDecodeError as exc:
                         raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {i}") from None
         for i, row in numbered:
@@ -91,5 +91,5 @@ def read_file(path: Path) -> list[Document]:
             df = pd.read_csv(path, keep_default_na=False, dtype=str) if suffix == ".csv" else pd.read_parquet(path)
         except Exception as exc:
             raise HarnessError(f"could not read {suffix[1:]}: {exc}", source=path) from None
-        return df.to_dict(orient="records")
+        return [{str(k): v for k, v in row.items()} for row in df.to_dict(orient="records")]
     raise HarnessError(f"unsupported data file type '{suffix}' (use .jsonl, .json, .csv or .parquet)", source=path)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import inspect
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from harness.errors import HarnessError
 

@@ -36,7 +36,7 @@ class DatasetSpec(_Strict):
     args: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DatasetSpec":
+    def _one_source(self) -> DatasetSpec:
         given = [k for k in ("path", "hf", "generator") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one of path, hf, generator (got {given or 'none'})")
@@ -90,7 +90,7 @@ class TaskSpec(_Strict):
         """Accept ``[acc, {name: exact_match, ignore_case: true}]``."""
         if not isinstance(value, list) or not value:
             raise ValueError("must be a non-empty list")
-        out = []
+        out: list[dict[str, Any]] = []
         for entry in value:
             if isinstance(entry, str):
                 out.append({"name": entry})
@@ -101,7 +101,7 @@ class TaskSpec(_Strict):
         return out
 
     @model_validator(mode="after")
-    def _fields_for_output(self) -> "TaskSpec":
+    def _fields_for_output(self) -> TaskSpec:
         needs = {
             "multiple_choice": ("choices", "answer"),
             "generate": ("target",),
@@ -176,8 +176,8 @@ def _validate(raw: dict, source: Path, prefix: str) -> TaskSpec:
         return TaskSpec.model_validate(raw)
     except ValidationError as exc:
         err = pydantic_error(exc, source)
-        err.where = prefix + (err.where or "")
+        err.where = prefix + str(err.where or "")
         raise err from None
     except HarnessError as err:  # raised by a metric check inside a validator
-        err.source, err.where = source, prefix + (err.where or "")
+        err.source, err.where = source, prefix + str(err.where or "")
         raise

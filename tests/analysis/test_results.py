@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.results import curves, load_results, parse_size
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.analysis.results import curves, load_results, parse_size
 
 
 @pytest.mark.parametrize("name,size", [

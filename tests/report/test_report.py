@@ -9,10 +9,10 @@ import subprocess
 
 import pytest
 
-from harness.testing import build_tiny_model, write_config
-from harness.cli import main
 from harness.analysis.comparison import SUITE, _paired
 from harness.analysis.results import load_results
+from harness.cli import main
+from harness.testing import build_tiny_model, write_config
 
 
 @pytest.fixture(scope="module")

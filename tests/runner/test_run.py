@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.testing import build_tiny_model, write_config
 from harness.cli import main
+from harness.testing import build_tiny_model, write_config
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -213,10 +213,9 @@ def test_crash_mid_task_keeps_going_and_reports(workdir, tiny_models):
 
 
 def test_chance_is_the_majority_class_for_fixed_labels(workdir):
-    from harness.testing import write_jsonl
     from harness.scoring import chance_levels
-from harness.tasks import prepare
-    from harness.tasks import load_task_file
+    from harness.tasks import load_task_file, prepare
+    from harness.testing import write_jsonl
 
     write_jsonl(workdir / "tasks" / "yn.jsonl", [{"q": f"q{i}", "a": int(i % 4 == 0)} for i in range(8)])
     path = workdir / "tasks" / "yn.yaml"

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from harness.errors import HarnessError
-from harness.tasks import prepare
-from harness.tasks import GENERATORS, load_task_file, resolve_tasks
+from harness.tasks import GENERATORS, load_task_file, prepare, resolve_tasks
 from harness.tasks.generators import generate
 
 ARC_LIKE = """

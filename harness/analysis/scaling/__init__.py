@@ -1,8 +1,16 @@
 """Scaling curves: fits, the classifier and the metric-artifact check (see ``classify`` for the rules)."""
 
 from harness.analysis.scaling.chance import known_chance, metric_info
-from harness.analysis.scaling.classifier import (LABELS, Artifact, Classification, Curve, Rules, classify, display_name,
-                                                 metric_artifacts)
+from harness.analysis.scaling.classifier import (
+                                                 LABELS,
+                                                 Artifact,
+                                                 Classification,
+                                                 Curve,
+                                                 Rules,
+                                                 classify,
+                                                 display_name,
+                                                 metric_artifacts,
+)
 
 __all__ = ["LABELS", "Artifact", "Classification", "Curve", "Rules", "classify", "display_name", "known_chance",
            "metric_artifacts", "metric_info"]

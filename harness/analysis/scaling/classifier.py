@@ -36,14 +36,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from scipy.stats import chi2
 
-from harness.errors import HarnessError
 from harness.analysis.scaling import fits
+from harness.errors import HarnessError
 
 LABELS = ("smooth", "inverse", "flat", "emergent", "u_shaped", "inverted_u", "not_correlated")
 SHAPED = ("emergent", "u_shaped", "inverted_u")
@@ -159,7 +160,7 @@ def _pool(model_values: np.ndarray, model_se: np.ndarray, groups: list[np.ndarra
     return means, se
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _critical(level: float, df: int) -> float:
     return float(chi2.ppf(level, df))
 

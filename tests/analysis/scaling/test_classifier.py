@@ -6,10 +6,10 @@ import random
 
 import numpy as np
 import pytest
-
-from harness.errors import HarnessError
-from harness.analysis.scaling import Curve, Rules, classify, metric_artifacts
 from synthetic import curve
+
+from harness.analysis.scaling import Curve, Rules, classify, metric_artifacts
+from harness.errors import HarnessError
 
 RULES = Rules(bootstrap=200)
 CATEGORIES = ("smooth", "inverse", "flat", "emergent", "u_shaped", "inverted_u", "not_correlated")
