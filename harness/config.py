@@ -11,7 +11,6 @@ from harness.errors import HarnessError, pydantic_error
 from harness.files import read_yaml
 from harness.models.suite import DType, ModelSpec
 
-
 PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped configs (package data), run by name
 
 
