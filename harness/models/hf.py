@@ -8,6 +8,7 @@ scored positions go through the output layer, and log-softmax runs in float32 wh
 from __future__ import annotations
 
 import gc
+import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional, TypeVar, Union
 
@@ -63,6 +64,8 @@ class HFBackend:
         # a custom mask replaces sliding-window masking: pack only sequences inside the window
         self.pack_limit = min(self.max_length, getattr(self.model.config, "sliding_window", None) or self.max_length)
         self._stop_cache: dict[tuple[int, tuple[str, ...]], bool] = {}
+        # transformers >= 5.25 names the KV cache argument `cache` (`past_key_values` goes in 5.40)
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     # ------------------------------------------------------------------ setup
 
@@ -374,7 +377,7 @@ class HFBackend:
         active = list(range(len(prompts)))
         last = (slice(None), slice(-1, None))  # the newest position of every row
         logits = self._logits_at(last, input_ids=ids, attention_mask=mask, position_ids=position,
-                                 past_key_values=cache, use_cache=True)[:, 0]
+                                 use_cache=True, **{self._cache_arg: cache})[:, 0]
         for step in range(max_new):
             next_ids = logits.float().argmax(-1)
             keep = []
@@ -397,7 +400,7 @@ class HFBackend:
             mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
             position = position[:, -1:] + 1
             logits = self._logits_at(last, input_ids=next_ids[:, None], attention_mask=mask,
-                                     position_ids=position, past_key_values=cache, use_cache=True)[:, 0]
+                                     position_ids=position, use_cache=True, **{self._cache_arg: cache})[:, 0]
         texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
         return [cut_at_stop(t, until) for t in texts]
 

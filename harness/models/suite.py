@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -80,18 +79,18 @@ def weights_hash(spec: ModelSpec, cache_dir: Path) -> str:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
         cache = {}
-    h = hashlib.sha256()
+    parts = []
     for f in sorted(p for p in spec.path.rglob("*") if p.is_file() and p.name != METADATA_FILE):
         st = f.stat()
         key = f"{f}:{st.st_size}:{st.st_mtime_ns}"
         if key not in cache:
             cache[key] = file_sha256(f)
-        h.update(f"{f.relative_to(spec.path)}:{cache[key]}".encode())
+        parts.append(f"{f.relative_to(spec.path)}:{cache[key]}".encode())
     try:
         atomic_write(cache_file, json.dumps(cache).encode())
     except OSError:
         pass  # the cache is an optimisation only
-    return h.hexdigest()[:16]
+    return digest(b"".join(parts))
 
 
 class ModelMeta(TypedDict):
