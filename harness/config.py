@@ -79,7 +79,7 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise pydantic_error(exc, path) from None
+        raise pydantic_error(exc, path, ExperimentConfig) from None
     if isinstance(config.suite, list):
         if not config.suite:
             raise HarnessError("the suite is empty", source=path, where="suite")

@@ -48,6 +48,8 @@ class Recipe:
     warmup: int = 60
     train_docs: int = 20_000  # per task, before removing evaluated items; tasks are sampled uniformly
     max_len: int = 64
+    answer_loss: bool = False  # train on the answer tokens only (the prompt's digits are random: noise to predict)
+    threads: int = 1  # torch threads per training process (float rounding, hence the weights, depend on it)
     workers: int = 2
 
     def hash(self, task_dir: Path) -> str:
@@ -73,9 +75,16 @@ def model_dirs(recipe: Recipe, root: Path, tdir: Path) -> list[tuple[Size, int, 
     return [(s, seed, base / f"{s.name}-seed{seed}") for s in recipe.sizes for seed in recipe.seeds]
 
 
+def train_cost(recipe: Recipe, size: Size) -> float:
+    """Relative training time of one model: a fixed overhead per step plus the work of its parameters."""
+    return recipe.steps * (120_000 + 12 * size.n_layers * size.d_model ** 2)
+
+
 def ensure_ladder(name_or_recipe: str | Recipe, *, force: bool = False, root: Optional[Path] = None,
-                  tdir: Optional[Path] = None, log: Optional[Callable[[str], None]] = None) -> list[ModelSpec]:
-    """Build whatever is missing of a ladder (all of it with ``force``) and return its suite, small to large."""
+                  tdir: Optional[Path] = None, log: Optional[Callable[[str], None]] = None,
+                  progress: Optional[Callable[[float, float], None]] = None) -> list[ModelSpec]:
+    """Build whatever is missing of a ladder (all of it with ``force``) and return its suite, small to large.
+    ``progress(done, total)`` is called as models finish, in units of estimated training time."""
     recipe = RECIPES.get(name_or_recipe) if isinstance(name_or_recipe, str) else name_or_recipe
     if recipe is None:
         raise HarnessError(f"unknown ladder '{name_or_recipe}' (known: {', '.join(RECIPES)})", where="suite.ladder")
@@ -91,6 +100,9 @@ def ensure_ladder(name_or_recipe: str | Recipe, *, force: bool = False, root: Op
         corpus_file, tok_dir = _prepare_corpus(recipe, dirs[0][2].parent, tdir)
         workers = max(1, min(recipe.workers, os.cpu_count() or 1, len(missing)))
         jobs = [(recipe, s, seed, str(d), str(corpus_file), str(tok_dir)) for s, seed, d in missing]
+        total, done = sum(train_cost(recipe, s) for s, _, _ in missing), 0.0
+        if progress:
+            progress(done, total)
         metas: Iterator[dict]
         if workers == 1:
             metas = map(_train_job, jobs)
@@ -99,9 +111,12 @@ def ensure_ladder(name_or_recipe: str | Recipe, *, force: bool = False, root: Op
 
             pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
             metas = pool.map(_train_job, jobs)
-        for meta in metas:
+        for (size, _, _), meta in zip(missing, metas):
             log(f"  trained {meta['size']} seed {meta['seed']}: {meta['params']:,} params, "
                 f"loss {meta['final_loss']:.3f}, {meta['train_seconds']:.0f}s")
+            done += train_cost(recipe, size)
+            if progress:
+                progress(done, total)
         if workers > 1:
             pool.shutdown()
         log(f"ladder '{recipe.name}' built in {time.perf_counter() - t0:.0f}s")
@@ -124,7 +139,7 @@ def _prepare_corpus(recipe: Recipe, base: Path, tdir: Path) -> tuple[Path, Path]
     corpus_file, tok_dir = base / "corpus.json", base / "tokenizer"
     if corpus_file.is_file() and (tok_dir / "tokenizer.json").is_file():
         return corpus_file, tok_dir
-    corpus: dict[str, list[str]] = {}
+    corpus: dict[str, list[tuple[str, str]]] = {}  # task -> (prompt, prompt + answer)
     for rel in recipe.tasks:
         for task in load_task_file(tdir / rel):
             spec = task.spec
@@ -134,15 +149,16 @@ def _prepare_corpus(recipe: Recipe, base: Path, tdir: Path) -> tuple[Path, Path]
             train_spec = spec.dataset.model_copy(update={"args": {**spec.dataset.args, "n": recipe.train_docs}})
             tmpl = Templates(task)
             for row, doc in enumerate(load_documents(train_spec, task.source, split="train")):
-                text = tmpl.prompt(doc, row) + spec.target_delimiter + tmpl.answer_text(doc, row)
+                prompt = tmpl.prompt(doc, row)
+                text = prompt + spec.target_delimiter + tmpl.answer_text(doc, row)
                 if text not in evaluated and "\n" not in text:
-                    corpus.setdefault(task.name, []).append(text)
-    _build_tokenizer([t for texts in corpus.values() for t in texts]).save_pretrained(tok_dir)
+                    corpus.setdefault(task.name, []).append((prompt, text))
+    build_char_tokenizer([t for pairs in corpus.values() for _, t in pairs]).save_pretrained(tok_dir)
     atomic_write(corpus_file, json.dumps(corpus).encode())
     return corpus_file, tok_dir
 
 
-def _build_tokenizer(texts: list[str]):
+def build_char_tokenizer(texts: list[str]):
     """Character-level tokenizer that adds BOS like a Llama tokenizer does, so prompts match training."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -171,12 +187,15 @@ def train_model(recipe: Recipe, size: Size, seed: int, out_dir: Path, corpus_fil
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    torch.set_num_threads(1)
+    torch.set_num_threads(recipe.threads)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(tok_dir)
     corpus = json.loads(corpus_file.read_text())
-    seqs = [[ids + [tok.eos_token_id] for ids in tok(texts)["input_ids"]] for texts in corpus.values()]
+    seqs, starts = [], []  # per task: token ids (+ EOS), and where the answer starts (the loss starts there or at 0)
+    for pairs in corpus.values():
+        seqs.append([ids + [tok.eos_token_id] for ids in tok([t for _, t in pairs])["input_ids"]])
+        starts.append([len(ids) if recipe.answer_loss else 0 for ids in tok([p for p, _ in pairs])["input_ids"]])
     config = LlamaConfig(vocab_size=len(tok), hidden_size=size.d_model, intermediate_size=4 * size.d_model,
                          num_hidden_layers=size.n_layers, num_attention_heads=size.n_heads,
                          max_position_embeddings=recipe.max_len, bos_token_id=tok.bos_token_id,
@@ -196,13 +215,16 @@ def train_model(recipe: Recipe, size: Size, seed: int, out_dir: Path, corpus_fil
     model.train()
     for _ in range(recipe.steps):
         which = rng.integers(0, len(seqs), recipe.batch_size)  # a task uniformly, then one of its texts
-        batch = [seqs[t][rng.integers(0, len(seqs[t]))] for t in which]
+        picked = [(t, rng.integers(0, len(seqs[t]))) for t in which]
+        batch = [seqs[t][i] for t, i in picked]
         width = max(len(s) for s in batch)
         ids = torch.full((len(batch), width), tok.pad_token_id)
         for r, s in enumerate(batch):
             ids[r, : len(s)] = torch.tensor(s)
         mask = (ids != tok.pad_token_id).long()
         labels = ids.masked_fill(mask == 0, -100)
+        for r, (t, i) in enumerate(picked):
+            labels[r, : starts[t][i]] = -100  # with answer_loss: the prompt is context, not a target
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

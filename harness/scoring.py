@@ -100,6 +100,14 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
     return records
 
 
+def unrepresentable_documents(backend: Backend, prepared: PreparedTask) -> int:
+    """How many documents contain text (context, choices or target) that the model's tokenizer maps to unknown
+    or padding tokens: their scores say nothing about the task (e.g. letters on a digits-only vocabulary)."""
+    per_doc = [[i.context, *i.continuations, i.delimiter + (i.target or "")] for i in prepared.instances]
+    flags = iter(backend.unrepresentable([t for texts in per_doc for t in texts]))
+    return sum(any([next(flags) for _ in texts]) for texts in per_doc)
+
+
 def chance_levels(prepared: PreparedTask) -> dict[str, float]:
     """Chance per metric where it is known, or the task's ``chance``. Multiple choice: 1/choices; when every
     document has the same choices (a classification task), accuracy's chance is the majority-class rate."""

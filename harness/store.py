@@ -46,6 +46,7 @@ class PairSummary(TypedDict):
     seconds: float
     chance: dict[str, float]
     scores: dict[str, ScoreDict]
+    notes: NotRequired[list[str]]  # warnings about this result (e.g. text the tokenizer cannot represent)
     records_sha256: NotRequired[str]  # added by the store when written
 
 

@@ -7,7 +7,7 @@ import json
 import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 ARCHS = ("gpt2", "neox", "llama")
 
@@ -21,9 +21,11 @@ def corpus(n: int = 400) -> list[str]:
     return lines
 
 
-def build_tiny_model(folder: Path, arch: str = "llama", hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+def build_tiny_model(folder: Path, arch: str = "llama", hidden: int = 32, layers: int = 2, seed: int = 0,
+                     chars: Optional[str] = None) -> Path:
     """A random-init causal LM (``gpt2``, ``neox`` or ``llama``) saved with its tokenizer, loadable by
-    ``from_pretrained(folder)``."""
+    ``from_pretrained(folder)``. The tokenizer is a byte-level BPE, or with ``chars`` the toy ladder's
+    character-level one over just those characters (anything else is unknown)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
@@ -44,6 +46,10 @@ def build_tiny_model(folder: Path, arch: str = "llama", hidden: int = 32, layers
     tok.train_from_iterator(corpus(), trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
                                         pad_token="<pad>", unk_token="<unk>")
+    if chars is not None:
+        from harness.ladder import build_char_tokenizer
+
+        tokenizer = build_char_tokenizer([chars])
     ids = dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)

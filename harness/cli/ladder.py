@@ -8,14 +8,20 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.console import console, out
+from harness.cli.console import out
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
     from harness import ladder
 
     if args.action == "build":
-        ladder.ensure_ladder(args.name, force=args.force, log=lambda m: console.log(m, markup=False))
+        from harness.cli.run import RichReporter
+
+        rep = RichReporter()
+        try:
+            ladder.ensure_ladder(args.name, force=args.force, log=rep.log, progress=rep.building)
+        finally:
+            rep.finish()
         return 0
     table = Table(title=escape(f"ladders in {ladder.ladder_root()}"))
     for col in ("ladder", "model", "params", "nonembedding", "seed", "tokens", "train loss", "path"):

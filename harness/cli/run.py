@@ -6,7 +6,15 @@ import argparse
 from typing import Any, Optional
 
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from harness.cli.console import console, out
@@ -17,13 +25,27 @@ class RichReporter:
     """Bars for models and the current model's tasks on stderr."""
 
     def __init__(self) -> None:
-        self.progress = Progress(TextColumn("{task.description:<36}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, transient=False)
+        self.progress = Progress(TextColumn("{task.description:<36}"), BarColumn(), TaskProgressColumn(),
+                                 TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
+                                 transient=False)
         self.models: Optional[TaskID] = None
         self.tasks: Optional[TaskID] = None
+        self.ladder: Optional[TaskID] = None
+        self.started = False
+
+    def _start(self) -> None:
+        if not self.started:
+            self.progress.start()
+            self.started = True
+
+    def building(self, done: float, total: float) -> None:
+        self._start()
+        if self.ladder is None:
+            self.ladder = self.progress.add_task("training the ladder", total=total)
+        self.progress.update(self.ladder, completed=done)
 
     def start(self, n_models: int) -> None:
-        self.progress.start()
+        self._start()
         self.models = self.progress.add_task("models", total=n_models)
 
     def model(self, name: str, n_todo: int, n_done: int) -> None:
@@ -52,6 +74,7 @@ class RichReporter:
         if self.models is not None:
             self.progress.update(self.models, completed=self.progress.tasks[self.models].total)
         self.progress.stop()
+        self.started = False
 
 
 def summary_table(rows: list[ScoreRow]) -> Table:
@@ -103,8 +126,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             out.print(labels_table(classified.classifications, "params"))
     out.print(f"results: {escape(str(result.output))}  ({result.computed} computed, {result.skipped} reused from "
               "earlier runs)")
+    for w in result.warnings:
+        console.print("[yellow]WARNING[/] " + escape(w), soft_wrap=True)
     for f in result.failures:
-        console.print("[red]FAILED[/] " + escape(f"{f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}"))
+        console.print("[red]FAILED[/] " + escape(f"{f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}"),
+                      soft_wrap=True)  # one line, never wrapped
     return 1 if result.failures else 0
 
 

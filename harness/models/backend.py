@@ -43,6 +43,11 @@ class Backend(Protocol):
         """Token ids of ``text`` without special tokens."""
         ...
 
+    def unrepresentable(self, texts: Sequence[str]) -> list[bool]:
+        """For each text: does the tokenizer map part of it to an unknown or padding token (so the model never
+        sees what the task says)?"""
+        ...
+
     def parameter_counts(self) -> tuple[int, int]:
         """(total, non-embedding) parameters of the loaded model."""
         ...

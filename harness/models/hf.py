@@ -15,8 +15,8 @@ from typing import Any, Optional, TypeVar, Union
 import torch
 import torch.nn.functional as F
 
-from harness.errors import HarnessError
 from harness.models.backend import GenerationRequest, LogLikelihood
+from harness.models.hub import load_pretrained, max_length
 from harness.models.suite import ModelSpec, count_parameters
 
 T = TypeVar("T")
@@ -35,28 +35,17 @@ class HFBackend:
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None):
         """Load ``spec`` on ``device`` in ``dtype`` (both resolved: see ``models.backend.resolve_*``)."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # the run shows its own progress
+        from transformers import AutoModelForCausalLM
 
         self.spec = spec
         self.device = device
         self.dtype = dtype
-        if spec.is_local and not spec.path.is_dir():
-            raise HarnessError("model path does not exist", source=spec.model, where="suite")
-        kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer or spec.model, **kwargs)
-            model: Any = AutoModelForCausalLM.from_pretrained(spec.model, dtype=DTYPES[self.dtype], **kwargs)
-        except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ... ; all mean "cannot load"
-            first = (str(exc).strip().splitlines() or [""])[0]
-            raise HarnessError(f"could not load model: {type(exc).__name__}: {first}", source=spec.model) from None
+        self.tokenizer, model = load_pretrained(spec, AutoModelForCausalLM, DTYPES[dtype])
         self.model: Any = model.to(self.device).eval()
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        self.max_length = spec.max_length or _max_length(self.model.config, tok)
+        self.max_length = spec.max_length or max_length(self.model.config, tok)
         self.max_rows = batch_size if isinstance(batch_size, int) else 1 << 30
         self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
         self._head = self._output_head()
@@ -103,6 +92,18 @@ class HFBackend:
             return False
         plain = self._score_batch([(tuple(ctx + c)[:-1], tuple(c)) for c in conts])
         return all(abs(a.logprob - b.logprob) <= 1e-4 * max(1.0, abs(b.logprob)) for a, b in zip(packed, plain))
+
+    def unrepresentable(self, texts: Sequence[str]) -> list[bool]:
+        tok = self.tokenizer
+        bad = {tok.unk_token_id}
+        if tok.pad_token_id not in (tok.eos_token_id, tok.bos_token_id):  # a pad token that is also EOS can be text
+            bad.add(tok.pad_token_id)
+        bad.discard(None)
+        unique = list(dict.fromkeys(texts))
+        if not bad or not unique:
+            return [False] * len(texts)
+        flagged = {t for t, ids in zip(unique, tok(unique, add_special_tokens=False)["input_ids"]) if bad & set(ids)}
+        return [t in flagged for t in texts]
 
     def parameter_counts(self) -> tuple[int, int]:
         return count_parameters(self.model)
@@ -420,11 +421,3 @@ def cut_at_stop(text: str, until: Sequence[str]) -> str:
     cut = min((i for s in until if s and (i := text.find(s)) >= 0), default=len(text))
     return text[:cut]
 
-
-def _max_length(config: Any, tokenizer: Any) -> int:
-    for attr in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    tml = getattr(tokenizer, "model_max_length", None)
-    return tml if isinstance(tml, int) and 0 < tml < 1_000_000 else 2048

@@ -24,6 +24,7 @@ class RunResult:
     output: Path
     rows: list[ScoreRow]
     failures: list[Failure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # about results computed in this run
     computed: int = 0
     skipped: int = 0
 
@@ -36,7 +37,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     store.check_writable()
     tasks = resolve_tasks(config.tasks, Path.cwd())
     prepared = [prepare(t, config.run.limit) for t in tasks]  # every input error surfaces before any write
-    suite = resolve_suite(config, rep.log)
+    suite = resolve_suite(config, rep)
     store.clean_tmp()
     if backend_factory is None:
         from harness.models.hf import HFBackend
@@ -76,6 +77,9 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
             summaries[(event.model, event.task)] = event.summary
             result.computed += 1
             rep.task_done(event.task, event.summary)
+            for note in event.summary.get("notes", []):
+                result.warnings.append(f"{event.model} / {event.task}: {note}")
+                rep.log(f"warning: {event.model} / {event.task}: {note}")
         elif isinstance(event, Failure):
             result.failures.append(event)
             rep.log(f"failed {event.model}" + (f" / {event.task}" if event.task else "") + f": {event.error}")

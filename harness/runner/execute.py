@@ -16,7 +16,7 @@ from harness.errors import HarnessError
 from harness.models.backend import BackendFactory
 from harness.models.suite import ModelMeta, model_metadata
 from harness.runner.plan import Unit
-from harness.scoring import Record, chance_levels, evaluate
+from harness.scoring import Record, chance_levels, evaluate, unrepresentable_documents
 from harness.store import PairSummary, ScoreDict
 
 
@@ -103,6 +103,11 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
             summary = PairSummary(key=unit.keys[task], model=name, task=task, group=p.task.group,
                                   output=p.task.spec.output, n=len(records), model_meta=meta,
                                   seconds=round(time.perf_counter() - t0, 3), chance=chance_levels(p), scores=scores)
+            unknown = unrepresentable_documents(backend, p)
+            if unknown:
+                summary["notes"] = [f"{unknown} of {len(records)} documents ({unknown / len(records):.0%}) contain text "
+                                    "the tokenizer maps to unknown or padding tokens: the model never sees it, so these "
+                                    "scores say nothing about the task"]
             yield PairResult(name, task, records, summary)
     finally:
         backend.close()

@@ -3,7 +3,6 @@ remain. A unit is one model with the tasks still to compute on it: plain, pickla
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -12,6 +11,7 @@ from harness.files import cache_dir, digest
 from harness.ladder import ensure_ladder
 from harness.models.backend import resolve_device, resolve_dtype
 from harness.models.suite import ModelSpec, weights_hash
+from harness.runner.progress import Reporter, SilentReporter
 from harness.store import SCORING_VERSION, PairSummary, RunStore
 from harness.tasks.prepared import PreparedTask
 
@@ -35,11 +35,12 @@ class ModelPlan:
     done: dict[str, PairSummary]
 
 
-def resolve_suite(config: ExperimentConfig, log: Optional[Callable[[str], None]] = None) -> list[ModelSpec]:
-    """The config's models; a ladder reference is built on first use."""
+def resolve_suite(config: ExperimentConfig, reporter: Optional[Reporter] = None) -> list[ModelSpec]:
+    """The config's models; a ladder reference is built on first use (with progress)."""
     if isinstance(config.suite, list):
         return config.suite
-    return ensure_ladder(config.suite.ladder, log=log)
+    rep = reporter or SilentReporter()
+    return ensure_ladder(config.suite.ladder, log=rep.log, progress=rep.building)
 
 
 def pair_key(spec: ModelSpec, dtype: str, whash: str, prepared: PreparedTask) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
 from dataclasses import dataclass
@@ -21,16 +22,15 @@ def load_task_file(path: Path) -> list[Task]:
     return parse_task_dict(read_yaml(path), path)
 
 
-def task_dirs() -> list[Path]:
-    """Where task names are looked up: ``$HARNESS_TASKS_PATH`` entries, ``./tasks``, then the shipped tasks."""
+def searched_dirs() -> list[Path]:
+    """Where task names are looked up, in order: ``$HARNESS_TASKS_PATH`` entries, ``./tasks``, the shipped tasks."""
     dirs = [Path(p) for p in os.environ.get("HARNESS_TASKS_PATH", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "tasks", PACKAGE_TASKS]
-    seen: list[Path] = []
-    for d in dirs:
-        d = d.resolve()
-        if d.is_dir() and d not in seen:
-            seen.append(d)
-    return seen
+    return list(dict.fromkeys(d.resolve() for d in dirs + [Path.cwd() / "tasks", PACKAGE_TASKS]))
+
+
+def task_dirs() -> list[Path]:
+    """The searched folders that exist."""
+    return [d for d in searched_dirs() if d.is_dir()]
 
 
 @dataclass
@@ -69,8 +69,12 @@ class TaskIndex:
             return load_task_file(base / entry)
         names = [n for n in self.entries if fnmatch.fnmatchcase(n, entry)]
         if not names:
-            hint = f"; {len(self.broken)} task file(s) could not be read: run 'harness tasks validate'" if self.broken else ""
-            raise HarnessError(f"no task named '{entry}' in {', '.join(map(str, task_dirs())) or 'no task directory'}{hint}", where="tasks")
+            close = difflib.get_close_matches(entry, list(self.entries), n=3)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            if self.broken:
+                hint += f"; {len(self.broken)} task file(s) could not be read: run 'harness tasks validate'"
+            places = ", ".join(str(d) + ("" if d.is_dir() else " (missing)") for d in searched_dirs())
+            raise HarnessError(f"no task named '{entry}' (searched {places}){hint}", where="tasks")
         tasks: list[Task] = []
         for name in sorted(names):
             e = self.entries[name]

@@ -175,7 +175,7 @@ def _validate(raw: dict, source: Path, prefix: str) -> TaskSpec:
     try:
         return TaskSpec.model_validate(raw)
     except ValidationError as exc:
-        err = pydantic_error(exc, source)
+        err = pydantic_error(exc, source, TaskSpec)
         err.where = prefix + str(err.where or "")
         raise err from None
     except HarnessError as err:  # raised by a metric check inside a validator

@@ -225,3 +225,41 @@ def test_chance_is_the_majority_class_for_fixed_labels(workdir):
     assert chance_levels(prepare(task)) == {"acc": 0.75, "p_correct": 0.5}  # 6 of 8 answers are "no"
     (mc,) = load_task_file(workdir / "tasks" / "mc.yaml")
     assert chance_levels(prepare(mc))["acc"] == 0.25  # choices differ per document: 1/4
+
+
+def test_text_the_tokenizer_cannot_represent_is_reported(workdir, tmp_path, capsys):
+    digits = build_tiny_model(tmp_path / "digits", "llama", chars="0123456789+=")  # the toy ladder's kind
+    (workdir / "tasks" / "sum.yaml").write_text(
+        "name: sum\ndataset: {generator: arithmetic, args: {digits: 1, n: 6, seed: 1}}\nprompt: '{{a}}+{{b}}='\n"
+        "target: '{{answer}}'\ntarget_delimiter: ''\noutput: generate\ngeneration: {until: ['\\n'], max_new_tokens: 3}\n"
+        "metrics: [exact_match]\n")
+    cfg = write_config(workdir, [digits], ["toy_mc", "sum"])
+    assert main(["run", str(cfg)]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING digits / toy_mc: 8 of 8 documents (100%) contain text the tokenizer maps to unknown" in err
+    assert "WARNING digits / sum" not in err  # digits only: nothing lost
+    summary = json.loads((workdir / "results" / "t" / "models" / "digits" / "toy_mc.json").read_text())
+    assert summary["notes"] and "notes" not in json.loads(
+        (workdir / "results" / "t" / "models" / "digits" / "sum.json").read_text())
+
+
+def test_hub_model_without_network_fails_in_seconds(workdir, monkeypatch, capsys):
+    import time
+
+    from harness.models.hub import hub_reachable
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: like a machine offline
+    monkeypatch.setenv("HF_HOME", str(workdir / "hf"))  # an empty hub cache
+    hub_reachable.cache_clear()
+    cfg = workdir / "hub.yaml"
+    cfg.write_text("name: hub\nsuite: [{model: EleutherAI/pythia-70m}]\ntasks: [toy_mc]\nrun: {device: cpu}\n")
+    t0 = time.perf_counter()
+    try:
+        assert main(["run", str(cfg)]) == 1
+    finally:
+        hub_reachable.cache_clear()
+    assert time.perf_counter() - t0 < 30
+    err = capsys.readouterr().err
+    assert "EleutherAI/pythia-70m: not in the local Hugging Face cache, and the hub cannot be reached" in err
+    assert len([line for line in err.splitlines() if "FAILED" in line]) == 1

@@ -297,10 +297,17 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
         notes.append(f"only {len(sizes)} sizes: emergent and U shapes are not assessed below {rules.min_points}")
     if curve.chance is None and curve.kind != "continuous":
         notes.append("chance level unknown (pass --chance TASK=VALUE)")
-    if chance is not None and y[0] < chance - delta:
-        notes.append("the smallest model scores below chance")
-    if ceiling is not None and y[-1] >= ceiling - delta:
-        notes.append("saturated: the largest model is at the ceiling")
+    # these notes describe the pooled curve: a size's mean over its models, within that mean's item noise
+    def near(end: int) -> float:
+        return max(rules.min_effect * scale, rules.z * math.sqrt(float((model_se[groups[end]] ** 2).mean())))
+
+    def who(end: int, which: str) -> str:
+        return f"the {which} size's mean" if len(groups[end]) > 1 else f"the {which} model"
+
+    if chance is not None and y[0] < chance - near(0):
+        notes.append(f"{who(0, 'smallest')} scores below chance")
+    if ceiling is not None and y[-1] >= ceiling - near(-1):
+        notes.append(f"saturated: {who(-1, 'largest')} is at the ceiling")
     if noise.startswith("none"):
         notes.append("no standard errors or per-example values: noise unknown")
     return Classification(curve.task, curve.metric, label, round(confidence, 4), curve.kind, shares, diag, notes,

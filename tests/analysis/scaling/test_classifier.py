@@ -135,3 +135,15 @@ def test_big_bench_linearity_and_breakthroughness():
                           floor=0.0, kind="discontinuous"), RULES).diagnostics
     assert steady["linearity"] == pytest.approx(1.0) and jump["linearity"] == pytest.approx(0.5)
     assert steady["breakthroughness"] == pytest.approx(0.2) and jump["breakthroughness"] == pytest.approx(0.8)
+
+
+def test_saturated_describes_the_pooled_curve_not_one_replicate():
+    x = [1e3] * 3 + [1e4] * 3 + [1e5] * 3 + [1e6] * 3 + [1e7] * 3
+    values = [0.0, 0.01, 0.0, 0.2, 0.25, 0.3, 0.5, 0.55, 0.5, 0.7, 0.8, 0.75, 0.99, 0.5, 0.76]  # top mean 0.75
+    c = classify(Curve("t", "exact_match", [f"m{i}" for i in range(15)], x, values, n=[300] * 15, chance=0.0,
+                       ceiling=1.0, floor=0.0, kind="discontinuous"))
+    assert not any("saturated" in n for n in c.notes), c.notes
+    top = values[:12] + [0.995, 1.0, 0.99]
+    c = classify(Curve("t", "exact_match", [f"m{i}" for i in range(15)], x, top, n=[300] * 15, chance=0.0,
+                       ceiling=1.0, floor=0.0, kind="discontinuous"))
+    assert "saturated: the largest size's mean is at the ceiling" in c.notes

@@ -1,0 +1,64 @@
+"""Loading a model and its tokenizer by name, as ``from_pretrained`` takes it: a local folder or a Hugging Face
+hub id (with its revision). Every failure is one line naming the model; without network a hub model fails in
+seconds unless it is in the local cache."""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from typing import Any
+from urllib.parse import urlparse
+
+from harness.errors import HarnessError
+from harness.models.suite import ModelSpec
+
+
+@functools.cache
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can the Hugging Face hub (``$HF_ENDPOINT``) be reached? One TCP connect per process, so a machine without
+    network fails in seconds instead of retrying each download for most of a minute."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_pretrained(spec: ModelSpec, auto_class: Any, dtype: Any) -> tuple[Any, Any]:
+    """(tokenizer, model) for a suite entry, the model through ``auto_class`` (e.g. ``AutoModelForCausalLM``)."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # the run shows its own progress
+    if spec.is_local and not spec.path.is_dir():
+        raise HarnessError("model path does not exist", source=spec.model, where="suite")
+    kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
+    if not spec.is_local and not hub_reachable():
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(spec.model, "config.json", revision=spec.revision), str):
+            raise HarnessError("not in the local Hugging Face cache, and the hub cannot be reached (no network, or "
+                               "HF_HUB_OFFLINE is set): download it on a machine with network, or give a local folder",
+                               source=spec.model)
+        kwargs["local_files_only"] = True  # cached: load it without trying the network
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer or spec.model, **kwargs)
+        model = auto_class.from_pretrained(spec.model, dtype=dtype, **kwargs)
+    except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ... ; all mean "cannot load"
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise HarnessError(f"could not load model: {type(exc).__name__}: {first}", source=spec.model) from None
+    return tokenizer, model
+
+
+def max_length(config: Any, tokenizer: Any) -> int:
+    """The longest input the model takes: from its config, else the tokenizer's limit, else 2048."""
+    for attr in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    tml = getattr(tokenizer, "model_max_length", None)
+    return tml if isinstance(tml, int) and 0 < tml < 1_000_000 else 2048
