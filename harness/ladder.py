@@ -55,14 +55,15 @@ class Recipe:
     def hash(self, task_dir: Path) -> str:
         """The recipe plus the content of every task file it trains on."""
         files = {t: (task_dir / t).read_text() for t in self.tasks}
-        return digest({**asdict(self), "workers": None, "files": files, "version": 1})
+        return digest({**asdict(self), "workers": None, "files": files, "version": 2})
 
 
 TOY_TASKS = ("toy/toy_add.yaml",)
 RECIPES = {
     "toy": Recipe("toy", TOY_TASKS, sizes=(
         Size("xxs", 8, 1, 1), Size("xs", 16, 2, 2), Size("s", 32, 2, 2),
-        Size("m", 64, 2, 4), Size("l", 96, 3, 4), Size("xl", 128, 3, 4)), seeds=(0, 1, 2), steps=700),
+        Size("m", 64, 2, 4), Size("l", 96, 3, 4), Size("xl", 128, 3, 4)), seeds=(0, 1, 2), steps=700,
+        answer_loss=True),
 }
 
 

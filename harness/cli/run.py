@@ -18,10 +18,11 @@ from rich.progress import (
 from rich.table import Table
 
 from harness.cli.console import console, out
+from harness.runner.progress import Reporter
 from harness.store import PairSummary, ScoreRow
 
 
-class RichReporter:
+class RichReporter(Reporter):
     """Bars for models and the current model's tasks on stderr."""
 
     def __init__(self) -> None:

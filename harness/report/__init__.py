@@ -29,23 +29,23 @@ def _uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def _examples(res: Results, curves: list[Curve], key: tuple[str, str]) -> list[dict]:
-    """A few records of the smallest and the largest model, for the drill-down."""
+def _examples(res: Results, curves: list[Curve], key: tuple[str, str], per_model: int = 2) -> list[dict]:
+    """The first records of every model (all replicates) at the smallest and the largest size, for the drill-down."""
     curve = next((c for c in curves if c.key == key), None)
     if curve is None or res.store is None or curve.aggregate:  # prompts are kept by runs of this harness only
         return []
     task = curve.task
-    order = sorted(zip(curve.x, curve.models))
+    ends = {min(curve.x), max(curve.x)}
     out = []
-    for _, model in dict.fromkeys([order[0], order[-1]]):
-        for r in res.records(model, task)[:3]:
+    for size, model in sorted((x, m) for x, m in zip(curve.x, curve.models) if x in ends):
+        for r in res.records(model, task)[:per_model]:
             shown = r.get("generation")
             if shown is None and "logprobs" in r:
                 best = max(range(len(r["logprobs"])), key=r["logprobs"].__getitem__)
                 shown = f"{r['choices'][best]!r} (gold {r['choices'][r['gold']]!r})"
-            out.append({"model": model, "doc_id": r["doc_id"], "prompt": r.get("prompt", ""),
+            out.append({"size": f"{size:,.0f}", "model": model, "doc_id": r["doc_id"], "prompt": r.get("prompt", ""),
                         "output": shown if shown is not None else "", "target": r.get("target"),
-                        "metrics": {k: round(v, 4) for k, v in r.get("metrics", {}).items()}})
+                        "metrics": " · ".join(f"{k} {v:.4g}" for k, v in r.get("metrics", {}).items())})
     return out
 
 
@@ -64,13 +64,21 @@ def build_report(classified: Classified, out_dir: Path, title: Optional[str] = N
             Panel(curve, result, _uri(png), f"figures/{name}"))
     labels_uri = _uri(labels_png(classifications, figs / "labels.png"))
     artifacts: dict[tuple[str, str], list[str]] = {}
+    by_metric = {(p.curve.key, p.curve.metric): p for sides in panels.values() for ps in sides.values() for p in ps}
+    pairs: dict[tuple, dict] = {}  # per (task, discontinuous metric): its figure beside every disagreeing one
     for a in metric_artifacts(classifications):
         artifacts.setdefault(a.task, []).append(a.message)
+        left, right = by_metric.get((a.task, a.discontinuous[0])), by_metric.get((a.task, a.continuous[0]))
+        if left and right:
+            pair = pairs.setdefault((a.task, a.discontinuous[0]), {"name": display_name(*a.task), "left": left,
+                                                                   "right": []})
+            pair["right"].append(right)
     curves = [c for c, _ in classified.curves]
     env = Environment(loader=PackageLoader("harness.report", "."), autoescape=select_autoescape(["html"]))
     page = env.get_template("template.html").render(
         title=title or f"Scaling report: {res.source}", source=str(res.source), format=res.format,
         classifications=classifications, panels=panels, labels_uri=labels_uri, artifacts=artifacts, colors=COLORS,
+        artifact_pairs=list(pairs.values()),
         names={key: display_name(*key) for key in panels},
         examples={key: _examples(res, curves, key) for key in panels}, x=classifications[0].diagnostics["x"])
     path = out_dir / "index.html"

@@ -32,21 +32,28 @@ def _save(fig: plt.Figure, path: Path) -> bytes:
 def curve_png(curve: Curve, result: Classification, path: Path) -> bytes:
     """Score against log-scale size: replicates as dots, the per-size mean with ±1 stderr bars, chance dashed."""
     d = result.diagnostics
-    fig, ax = plt.subplots(figsize=(3.6, 2.7))
-    ax.scatter(curve.x, curve.values, s=10, color="#9e9e9e", alpha=0.7, zorder=2, label="models")
-    ax.errorbar(d["sizes"], d["values"], yerr=d["stderr"], color=COLORS[result.label], marker="o", ms=4, lw=1.6,
-                capsize=3, zorder=3, label="mean per size")
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    ax.scatter(curve.x, curve.values, s=18, color="#9e9e9e", alpha=0.8, zorder=2, label="each model")
+    ax.errorbar(d["sizes"], d["values"], yerr=d["stderr"], color=COLORS[result.label], marker="o", ms=5, lw=2,
+                capsize=3, zorder=3, label="mean per size ± 1 s.e.")
     if d["chance"] is not None:
         ax.axhline(d["chance"], color="#424242", ls="--", lw=1, label="chance")
     if "break_between" in d:
-        ax.axvspan(*d["break_between"], color=COLORS["emergent"], alpha=0.08, lw=0)
+        ax.axvspan(*d["break_between"], color=COLORS["emergent"], alpha=0.1, lw=0, label="break")
     ax.set_xscale("log")
-    ax.set_xlabel(X_LABELS.get(d["x"], d["x"]), fontsize=8)
-    ax.set_ylabel(curve.metric + ("" if curve.higher_is_better else " (lower is better)"), fontsize=8)
-    ax.set_title(f"{curve.name}: {result.label} ({result.confidence:.2f})", fontsize=9, color=COLORS[result.label])
-    ax.tick_params(labelsize=7)
+    ax.set_xlabel(_text(X_LABELS.get(d["x"], d["x"])), fontsize=10)
+    ax.set_ylabel(_text(curve.metric + ("" if curve.higher_is_better else " (lower is better)")), fontsize=10)
+    ax.set_title(_text(f"{curve.name} · {curve.metric}: {result.label} ({result.confidence:.2f})"), fontsize=11,
+                 color=COLORS[result.label])
+    ax.tick_params(labelsize=9)
     ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best", framealpha=0.85)
     return _save(fig, path)
+
+
+def _text(s: str) -> str:
+    """Names are data: ``$`` would start matplotlib's math mode."""
+    return s.replace("$", r"\$")
 
 
 def labels_png(results: list[Classification], path: Path) -> bytes:
@@ -60,7 +67,8 @@ def labels_png(results: list[Classification], path: Path) -> bytes:
                    edgecolor="white", label=kind or "kind unknown")
             bottom += counts
     ax.set_ylabel("curves")
-    ax.set_title("scaling categories (solid: discontinuous metrics, hatched: continuous)", fontsize=9)
+    ax.set_title("scaling categories (solid: discontinuous metrics, hatched: continuous)", fontsize=10)
+    ax.legend(fontsize=8)
     ax.tick_params(axis="x", labelsize=8, rotation=15)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     return _save(fig, path)

@@ -12,7 +12,7 @@ from harness.models.backend import BackendFactory
 from harness.models.suite import ModelMeta
 from harness.runner.execute import Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted
 from harness.runner.plan import plan, resolve_suite
-from harness.runner.progress import Reporter, SilentReporter
+from harness.runner.progress import Reporter
 from harness.runner.provenance import manifest
 from harness.runner.tabulate import score_rows
 from harness.store import PairSummary, RunStore, ScoreRow
@@ -32,7 +32,7 @@ class RunResult:
 def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
         backend_factory: Optional[BackendFactory] = None, executor: Optional[Executor] = None) -> RunResult:
     """Evaluate the suite on the tasks, resuming whatever is already stored under the same key."""
-    rep = reporter or SilentReporter()
+    rep = reporter or Reporter()
     store = RunStore(config.output_dir)
     store.check_writable()
     tasks = resolve_tasks(config.tasks, Path.cwd())

@@ -11,7 +11,7 @@ from harness.files import cache_dir, digest
 from harness.ladder import ensure_ladder
 from harness.models.backend import resolve_device, resolve_dtype
 from harness.models.suite import ModelSpec, weights_hash
-from harness.runner.progress import Reporter, SilentReporter
+from harness.runner.progress import Reporter
 from harness.store import SCORING_VERSION, PairSummary, RunStore
 from harness.tasks.prepared import PreparedTask
 
@@ -39,7 +39,7 @@ def resolve_suite(config: ExperimentConfig, reporter: Optional[Reporter] = None)
     """The config's models; a ladder reference is built on first use (with progress)."""
     if isinstance(config.suite, list):
         return config.suite
-    rep = reporter or SilentReporter()
+    rep = reporter or Reporter()
     return ensure_ladder(config.suite.ladder, log=rep.log, progress=rep.building)
 
 

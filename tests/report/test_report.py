@@ -41,8 +41,9 @@ def test_run_classify_report_compare(workdir, ladder, capsys):
     assert main(["report", str(run), "--out", str(out)]) == 0
     page = (out / "index.html").read_text()
     assert not re.search(r"(src|href)=\"(https?:|//)", page)  # self-contained: opens offline
-    assert page.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png")))
-    assert "examples: prompts and outputs" in page and "Question: What is" in page
+    uris = re.findall(r'src="(data:image/png;base64,[^"]+)"', page)
+    assert len(set(uris)) == len(list((out / "figures").glob("*.png")))  # every figure embedded (pairs repeat some)
+    assert "examples: the first documents" in page and "Question: What is" in page
     assert "discontinuous" in page and "continuous" in page
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -94,3 +95,21 @@ def test_compare_two_suites_without_records(tmp_path, capsys):
     assert "1 label(s) changed" in text and "no significant change" in text
     assert main(["classify", str(a)]) == 0
     assert "acc: 1 task(s): smooth 1 (100%)" in capsys.readouterr().out
+
+
+def test_report_shows_metric_artifact_pairs_side_by_side(tmp_path):
+    from harness.analysis import load_classified
+    from harness.report import build_report
+
+    sizes = [1e3, 1e4, 1e5, 1e6, 1e7, 1e8]
+    em = [0.0, 0.01, 0.0, 0.02, 0.8, 0.95]
+    lp = [-3.0, -2.5, -2.0, -1.5, -1.0, -0.5]
+    rows = ["model,params,task,metric,value,stderr,n,kind,higher_is_better,chance"]
+    for i, x in enumerate(sizes):
+        rows.append(f"m{i},{x},add,exact_match,{em[i]},0.01,300,discontinuous,True,0.0")
+        rows.append(f"m{i},{x},add,target_logprob,{lp[i]},0.02,300,continuous,True,")
+    (tmp_path / "s.csv").write_text("\n".join(rows) + "\n")
+    page = build_report(load_classified(tmp_path / "s.csv"), tmp_path / "r").read_text()
+    section = page.split("Metric artifacts")[1].split("Curves per task")[0]
+    assert "exact_match is emergent" in section and "target_logprob smooth" in section
+    assert section.count("<figure>") == 2  # the discontinuous curve beside the continuous one

@@ -1,4 +1,4 @@
-"""Task YAML: accepted as in DESIGN.md, rendered exactly, and every bad input named by file and field/row."""
+"""Task YAML: accepted as the README documents it, rendered exactly, and every bad input named by file and field/row."""
 
 import json
 

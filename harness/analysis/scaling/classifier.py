@@ -67,8 +67,23 @@ class Rules:
     seed: int = 0
 
 
+class _Keyed:
+    """A curve's identity: ``key`` (task, aggregate), and ``name`` for display (``task`` or ``group (macro)``)."""
+
+    task: str
+    aggregate: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.task, self.aggregate)
+
+    @property
+    def name(self) -> str:
+        return display_name(self.task, self.aggregate)
+
+
 @dataclass
-class Curve:
+class Curve(_Keyed):
     """Scores of one task and metric at several model sizes. ``items`` (models × items) holds
     per-example values on the same items in the same order, when they are known."""
 
@@ -88,19 +103,9 @@ class Curve:
     x_name: str = "params"
     aggregate: str = ""                # "" for a task; "macro" or "micro" for a task group's aggregate
 
-    @property
-    def key(self) -> tuple[str, str]:
-        """What identifies the curve's scores: (task, aggregate)."""
-        return (self.task, self.aggregate)
-
-    @property
-    def name(self) -> str:
-        """For display: ``task`` or ``group (macro)``."""
-        return display_name(self.task, self.aggregate)
-
 
 @dataclass
-class Classification:
+class Classification(_Keyed):
     """One curve's label, with the confidence, the shares of other labels, and the diagnostics behind it."""
 
     task: str
@@ -112,14 +117,6 @@ class Classification:
     diagnostics: dict
     notes: list[str] = field(default_factory=list)
     aggregate: str = ""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.task, self.aggregate)
-
-    @property
-    def name(self) -> str:
-        return display_name(self.task, self.aggregate)
 
     def to_dict(self) -> dict:
         return asdict(self)
