@@ -65,3 +65,14 @@ def test_unknown_ladder_is_a_clear_error():
     with pytest.raises(HarnessError, match="unknown ladder 'huge'"):
         ensure_ladder("huge")
     assert "toy" in RECIPES and len(RECIPES["toy"].sizes) >= 6
+
+
+def test_progress_reports_estimated_time_and_answer_loss_changes_training(tmp_path):
+    calls = []
+    recipe = dataclasses.replace(MINI, answer_loss=True, sizes=(Size("a", 8, 1, 1), Size("b", 16, 1, 2, lr=1e-3)))
+    specs = ensure_ladder(recipe, root=tmp_path, progress=lambda done, total: calls.append((done, total)))
+    assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1] and len(calls) == 3  # start, then each model
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls)
+    assert calls[2][0] - calls[1][0] > calls[1][0]  # the wider model is estimated to cost more
+    plain = ensure_ladder(dataclasses.replace(MINI), root=tmp_path)
+    assert weights(specs[0]) != weights(plain[0])  # the loss covers the answer only: other weights
