@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, pydantic_error
-from harness.files import read_yaml
+from harness.files import read_yaml, safe_name
 from harness.models.suite import DType, ModelSpec
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped configs (package data), run by name
@@ -83,10 +83,14 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
     if isinstance(config.suite, list):
         if not config.suite:
             raise HarnessError("the suite is empty", source=path, where="suite")
-        names = [m.name for m in config.suite]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise HarnessError(f"two suite entries share the name {dup[0]!r}: give one a 'label'", source=path, where="suite")
+        seen: dict[str, str] = {}  # results folder -> the suite entry's name
+        for m in config.suite:
+            folder = safe_name(m.name)
+            if folder in seen:
+                why = (f"share the name {m.name!r}" if seen[folder] == m.name
+                       else f"{seen[folder]!r} and {m.name!r} would share the results folder {folder!r}")
+                raise HarnessError(f"two suite entries {why}: give one a 'label'", source=path, where="suite")
+            seen[folder] = m.name
         for i, m in enumerate(config.suite):
             if m.is_local and not m.path.is_dir():
                 raise HarnessError(f"model path does not exist: {m.model}", source=path, where=f"suite.{i}.model")

@@ -22,13 +22,50 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "scaling-harness"))
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """``safe_load`` that refuses documents nested too deep or whose aliases expand to too many values (a few
+    hundred bytes of nested anchors can stand for billions of values once something walks them)."""
+
+    MAX_DEPTH = 64
+    MAX_VALUES = 100_000
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+        self._values = 0  # values in the document with every alias expanded
+        self._sizes: dict[int, int] = {}  # expanded size of each composed node (for aliases to it)
+
+    def _count(self, n: int, mark: Any) -> None:
+        self._values += n
+        if self._values > self.MAX_VALUES:
+            raise yaml.MarkedYAMLError(problem=f"aliases expand to more than {self.MAX_VALUES:,} values",
+                                       problem_mark=mark)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._count(self._sizes.get(id(node), 1), mark)
+            return node
+        self._depth += 1
+        if self._depth > self.MAX_DEPTH:
+            raise yaml.MarkedYAMLError(problem=f"nested deeper than {self.MAX_DEPTH} levels", problem_mark=mark)
+        before = self._values
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        self._sizes[id(node)] = self._values - before + 1
+        self._count(1, mark)
+        return node
+
+
 def read_yaml(path: Path) -> Any:
-    """``yaml.safe_load`` a file (no Python objects from YAML), with errors naming the file and line."""
+    """Safe-load a YAML file (no Python objects from YAML), bounded in depth and alias expansion, with errors
+    naming the file and line."""
     path = Path(path)
     if not path.is_file():
         raise HarnessError("file not found", source=path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_BoundedLoader)  # a SafeLoader: no Python objects
     except UnicodeDecodeError as exc:
         raise HarnessError(f"not valid UTF-8 (byte {exc.start})", source=path) from None
     except yaml.YAMLError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Optional
@@ -104,10 +105,13 @@ class RunStore:
                                where="output") from None
 
     def clean_tmp(self) -> None:
-        """Remove temporary files a killed run left behind."""
-        if self.root.is_dir():
-            for tmp in self.root.rglob(f"{TMP_PREFIX}*"):
-                tmp.unlink(missing_ok=True)
+        """Remove the temporary files a killed run of this harness left behind: only where it writes (the run
+        folder and ``models/<model>/``), and only names its ``atomic_write`` makes (``.tmp-<file>.<pid>``)."""
+        ours = re.compile(re.escape(TMP_PREFIX) + r".+\.(jsonl|json|csv)\.\d+")
+        for folder in [self.root, *(self.root / "models").glob("*/")]:
+            for tmp in folder.glob(f"{TMP_PREFIX}*") if folder.is_dir() else []:
+                if ours.fullmatch(tmp.name) and tmp.is_file():
+                    tmp.unlink(missing_ok=True)
 
     def summary(self, model: str, task: str, key: Optional[str] = None) -> Optional[PairSummary]:
         """The stored summary of a completed pair (with ``key``: only if it matches), else None."""

@@ -263,3 +263,29 @@ def test_hub_model_without_network_fails_in_seconds(workdir, monkeypatch, capsys
     err = capsys.readouterr().err
     assert "EleutherAI/pythia-70m: not in the local Hugging Face cache, and the hub cannot be reached" in err
     assert len([line for line in err.splitlines() if "FAILED" in line]) == 1
+
+
+def test_only_this_harness_temporary_files_are_cleaned(workdir, tiny_models):
+    out = workdir / "results" / "t"
+    (out / "models" / "llama").mkdir(parents=True)
+    (out / "notes").mkdir()
+    ours = [out / ".tmp-scores.csv.123", out / "models" / "llama" / ".tmp-toy_mc.jsonl.99"]
+    theirs = [out / "notes" / ".tmp-draft.txt", out / ".tmp-keep.me", out / "models" / "llama" / ".tmp-x.jsonl"]
+    for f in ours + theirs:
+        f.write_text("x")
+    cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc"])
+    assert main(["run", str(cfg)]) == 0
+    assert not any(f.exists() for f in ours) and all(f.exists() for f in theirs)
+
+
+def test_labels_that_share_a_results_folder_are_refused(workdir, tiny_models, capsys):
+    import yaml
+
+    cfg = workdir / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "c", "tasks": ["toy_mc"], "suite": [
+        {"model": str(tiny_models["llama"]), "label": "small model"},
+        {"model": str(tiny_models["gpt2"]), "label": "small_model"}]}))
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "'small model' and 'small_model' would share the results folder 'small_model'" in err
+    assert not (workdir / "results").exists()
