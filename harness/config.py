@@ -92,6 +92,6 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
                 raise HarnessError(f"two suite entries {why}: give one a 'label'", source=path, where="suite")
             seen[folder] = m.name
         for i, m in enumerate(config.suite):
-            if m.is_local and not m.path.is_dir():
-                raise HarnessError(f"model path does not exist: {m.model}", source=path, where=f"suite.{i}.model")
+            if problem := m.path_problem():
+                raise HarnessError(f"model path {problem}: {m.model}", source=path, where=f"suite.{i}.model")
     return config

@@ -15,25 +15,35 @@ from harness.cli.console import console, out
 from harness.errors import HarnessError
 
 
-def _pairs(values: Optional[list[str]], flag: str) -> dict[str, float]:
-    """``NAME=NUMBER`` options into a dict, with a one-line error for a malformed one."""
+def _pairs(values: Optional[list[str]], flag: str, low: float, high: float) -> dict[str, float]:
+    """``NAME=NUMBER`` options into a dict, each number finite and in [low, high]; a one-line error otherwise."""
     parsed = {}
     for item in values or []:
         name, sep, number = item.rpartition("=")
         try:
             if not sep or not name:
                 raise ValueError
-            parsed[name] = float(number)
+            value = float(number)
         except ValueError:
             raise HarnessError(f"expected NAME=NUMBER, got {item!r}", where=flag) from None
+        if not low <= value <= high:  # also refuses nan and inf
+            raise HarnessError(f"{item!r}: the number must be between {low:g} and {high:g}", where=flag)
+        parsed[name] = value
     return parsed
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
 
 
 def _load(path: str, args: argparse.Namespace) -> Any:
     from harness.analysis import load_classified
 
-    return load_classified(Path(path), sizes=_pairs(args.size, "--size"), x=args.x, metrics=args.metric,
-                           tasks=args.task, chance=_pairs(args.chance, "--chance"), bootstrap=args.bootstrap)
+    return load_classified(Path(path), sizes=_pairs(args.size, "--size", 1e-300, 1e300), x=args.x,
+                           metrics=args.metric, tasks=args.task, chance=_pairs(args.chance, "--chance", 0.0, 1.0),
+                           bootstrap=args.bootstrap)
 
 
 def labels_table(classifications: Sequence[Any], x: str) -> Table:
@@ -132,7 +142,7 @@ def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS") -> None:
     q.add_argument("--chance", action="append", metavar="TASK=VALUE", help="chance level of a task (repeatable)")
     q.add_argument("--size", action="append", metavar="MODEL=VALUE",
                    help="x value of a model whose size is in neither the file nor its name (repeatable)")
-    q.add_argument("--bootstrap", type=int, default=400, help="resamples for the confidence (default 400)")
+    q.add_argument("--bootstrap", type=_positive, default=400, help="resamples for the confidence (default 400)")
 
 
 def add_parsers(sub: Any) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Optional, Protocol, Union
 
+from harness.errors import HarnessError
 from harness.models.suite import ModelSpec
 
 
@@ -69,12 +70,23 @@ class BackendFactory(Protocol):
 
 
 def resolve_device(device: str) -> str:
-    """``auto`` is CUDA when present, else CPU."""
-    if device != "auto":
-        return device
+    """``auto`` is CUDA when present, else CPU; anything else must name a device this machine has."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
+        raise HarnessError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)", where="run.device")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise HarnessError(f"device {device!r}: CUDA is not available (no GPU, or a CPU build of PyTorch); "
+                           "use auto or cpu", where="run.device")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise HarnessError(f"device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)",
+                           where="run.device")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise HarnessError("device 'mps': not available on this machine; use auto or cpu", where="run.device")
+    return device
 
 
 def resolve_dtype(spec: ModelSpec, run_dtype: str, device: str) -> str:

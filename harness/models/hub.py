@@ -34,8 +34,8 @@ def load_pretrained(spec: ModelSpec, auto_class: Any, dtype: Any) -> tuple[Any, 
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the run shows its own progress
-    if spec.is_local and not spec.path.is_dir():
-        raise HarnessError("model path does not exist", source=spec.model, where="suite")
+    if problem := spec.path_problem():
+        raise HarnessError(f"model path {problem}", source=spec.model, where="suite")
     kwargs: dict[str, Any] = {"revision": spec.revision, "trust_remote_code": spec.trust_remote_code}
     if not spec.is_local and not hub_reachable():
         from huggingface_hub import try_to_load_from_cache

@@ -44,6 +44,12 @@ class ModelSpec(BaseModel):
         base = self.path.name if self.is_local else self.model.replace("/", "__")
         return base + (f"@{self.revision}" if self.revision else "")
 
+    def path_problem(self) -> Optional[str]:
+        """Why a local model folder cannot be used, or None (hub ids are checked when loaded)."""
+        if not self.is_local or self.path.is_dir():
+            return None
+        return "is a file, not a model folder" if self.path.exists() else "does not exist"
+
     def local_metadata(self) -> dict[str, Any]:
         """What a ladder build recorded next to the weights (empty for hub models)."""
         meta = self.path / METADATA_FILE if self.is_local else None
@@ -82,7 +88,7 @@ def weights_hash(spec: ModelSpec, cache_dir: Path) -> str:
     parts = []
     for f in sorted(p for p in spec.path.rglob("*") if p.is_file() and p.name != METADATA_FILE):
         st = f.stat()
-        key = f"{f}:{st.st_size}:{st.st_mtime_ns}"
+        key = f"{f}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"  # ctime: no one can set it back
         if key not in cache:
             cache[key] = file_sha256(f)
         parts.append(f"{f.relative_to(spec.path)}:{cache[key]}".encode())

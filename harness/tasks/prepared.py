@@ -28,9 +28,9 @@ def prepare(task: Task, limit: Optional[int] = None) -> PreparedTask:
     """Load documents (and the few-shot split) and render them; all template errors surface here."""
     spec = task.spec
     docs = load_documents(spec.dataset, task.source)
-    pool = None
+    pool, same_split = docs, True  # shots come from the whole split, so they do not depend on ``limit``
     if spec.fewshot.k and spec.fewshot.split is not None:
-        pool = load_documents(spec.dataset, task.source, split=spec.fewshot.split)
+        pool, same_split = load_documents(spec.dataset, task.source, split=spec.fewshot.split), False
     if limit is not None:
         docs = docs[:limit]
-    return PreparedTask(task, build_instances(task, docs, pool))
+    return PreparedTask(task, build_instances(task, docs, pool, same_split))

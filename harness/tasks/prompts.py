@@ -90,9 +90,10 @@ class Templates:
 
     def choices(self, doc: Document, row: int) -> list[str]:
         if isinstance(self._choices, list):
-            return [str(self._render(c, doc, f"choices.{i}", row)) for i, c in enumerate(self._choices)]
-        value = self._render(self._choices, doc, "choices", row)
-        if not isinstance(value, (list, tuple)) or len(value) < 2:
+            value: Any = [str(self._render(c, doc, f"choices.{i}", row)) for i, c in enumerate(self._choices)]
+        else:
+            value = self._render(self._choices, doc, "choices", row)
+        if not isinstance(value, (list, tuple)) or len(value) < 2:  # one choice is always right: no measurement
             raise HarnessError(f"choices must render to a list of at least 2 items (got {value!r:.80})",
                                source=self.task.source, where=f"{self._where()}choices: row {row}")
         return [str(c) for c in value]
@@ -100,7 +101,7 @@ class Templates:
     def answer(self, doc: Document, row: int, choices: Sequence[str]) -> int:
         """The gold index: an int, a digit string, or the text of one of the choices."""
         value = self._answer if isinstance(self._answer, int) else self._render(self._answer, doc, "answer", row)
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):  # ASCII digits: "²" is no index
             value = int(value)
         elif isinstance(value, str) and value in choices:
             value = list(choices).index(value)
@@ -117,12 +118,15 @@ class Templates:
         return self.target(doc, row)
 
 
-def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional[Sequence[Document]] = None) -> list[Instance]:
-    """Render every document. ``fewshot_pool=None`` samples shots from ``docs``, never the document itself."""
+def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional[Sequence[Document]] = None,
+                    same_split: Optional[bool] = None) -> list[Instance]:
+    """Render every document. ``fewshot_pool=None`` samples shots from ``docs``. ``same_split``: the pool is the
+    evaluated split (``docs`` is its first rows), so document ``i`` is never its own shot (default: when no pool
+    is given)."""
     spec = task.spec
     tmpl = Templates(task)
     shots_cfg = spec.fewshot
-    same_split = fewshot_pool is None
+    same_split = fewshot_pool is None if same_split is None else same_split
     pool = docs if fewshot_pool is None else fewshot_pool
     if shots_cfg.k and len(pool) - (1 if same_split else 0) < shots_cfg.k:
         raise HarnessError(f"few-shot k={shots_cfg.k} but the pool has only {len(pool)} documents",

@@ -82,7 +82,7 @@ class TaskSpec(_Strict):
     perplexity: PerplexitySpec = Field(default_factory=PerplexitySpec)
     metrics: list[MetricSpec]
     target_delimiter: str = " "
-    chance: Optional[float] = Field(default=None, ge=0)  # override the chance level used by `classify`
+    chance: Optional[float] = Field(default=None, ge=0, le=1, allow_inf_nan=False)  # a rate: override `classify`'s
 
     @field_validator("metrics", mode="before")
     @classmethod

@@ -107,6 +107,10 @@ def test_failing_model_keeps_other_results_and_exits_nonzero(workdir, tiny_llama
     ({"run": {"batch_size": "big"}}, "run.batch_size"),
     ({"colour": "blue"}, "colour: unknown field"),
     ({"suite": []}, "suite"),
+    ({"run": {"batchsize": 3}}, "run.batchsize: unknown field; did you mean 'batch_size'?"),
+    ({"tasks": ["toy_m"]}, "did you mean 'toy_mc'"),
+    ({"run": {"device": "banana"}}, "run.device: unknown device 'banana'"),
+    ({"run": {"device": "cuda"}}, "run.device: device 'cuda': CUDA is not available"),
 ])
 def test_bad_config_writes_nothing(workdir, tiny_llama, capsys, change, fragment):
     import yaml
@@ -289,3 +293,34 @@ def test_labels_that_share_a_results_folder_are_refused(workdir, tiny_models, ca
     err = capsys.readouterr().err
     assert "'small model' and 'small_model' would share the results folder 'small_model'" in err
     assert not (workdir / "results").exists()
+
+
+def test_a_model_path_that_is_a_file_is_named_so(workdir, tiny_llama, capsys):
+    f = workdir / "model.bin"
+    f.write_text("x")
+    cfg = write_config(workdir, [f], ["toy_mc"])
+    assert main(["run", str(cfg)]) == 2
+    assert "suite.0.model: model path is a file, not a model folder" in capsys.readouterr().err
+
+
+def test_shots_do_not_depend_on_limit(workdir):
+    from harness.tasks import load_task_file, prepare
+
+    (task,) = load_task_file(workdir / "tasks" / "add.yaml")  # 2 shots from the same split, 12 documents
+    full, limited = prepare(task).instances, prepare(task, limit=2).instances
+    assert [i.context for i in limited] == [i.context for i in full[:2]]
+
+
+def test_weights_replaced_with_same_size_and_mtime_are_rehashed(tmp_path):
+    import os
+
+    from harness.models.suite import ModelSpec, weights_hash
+
+    model = build_tiny_model(tmp_path / "m", "llama", seed=0)
+    other = build_tiny_model(tmp_path / "o", "llama", seed=1)
+    spec, cache = ModelSpec(model=str(model)), tmp_path / "cache"
+    before = weights_hash(spec, cache)
+    st = (model / "model.safetensors").stat()
+    (model / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())  # same size
+    os.utime(model / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime restored
+    assert weights_hash(spec, cache) != before

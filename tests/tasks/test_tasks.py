@@ -165,6 +165,13 @@ BAD = [
     ("undefined filter", {"prompt": "{{ q | shout }}"}, None, "invalid template"),
     ("version wrong type", {"version": [1]}, None, "version"),
     ("python object tag", "name: !!python/object/apply:os.system ['echo pwned']\n", None, "invalid YAML"),
+    ("one choice", {"choices": ["{{q}}"]}, None, "choices: row 0: choices must render to a list of at least 2"),
+    ("no choices", {"choices": []}, None, "choices: row 0"),
+    ("superscript answer", {"answer": "²"}, None, "answer: row 0"),
+    ("double minus answer", {"answer": "--1"}, None, "answer: row 0"),
+    ("chance above 1", {"chance": 7.5}, None, "chance"),
+    ("chance infinite", {"chance": float("inf")}, None, "chance"),
+    ("chance negative", {"chance": -3}, None, "chance"),
 ]
 
 
