@@ -24,23 +24,21 @@ class HarnessError(Exception):
         return ": ".join(parts + [self.message])
 
 
+def _models_in(annotation: Any) -> list[Any]:
+    """The pydantic models a field's type can hold, through list[...], Optional[...] and Union[...]."""
+    if hasattr(annotation, "model_fields"):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
 def _fields_at(model: Any, loc: tuple) -> list[str]:
-    """The field names a pydantic model accepts at ``loc`` (through lists, unions and nested models)."""
-    candidates = [model]
+    """The field names accepted at ``loc`` (a pydantic error location) inside ``model``."""
+    models = [model]
     for part in loc:
-        nxt: list[Any] = []
-        for c in candidates:
-            origin = typing.get_origin(c)
-            if origin is not None:  # list[X], Optional[X], Union[X, Y]: look inside
-                nxt.extend(a for a in typing.get_args(c) if isinstance(part, int) or hasattr(a, "model_fields")
-                           or typing.get_origin(a) is not None)
-                if isinstance(part, int):
-                    continue
-            fields = getattr(c, "model_fields", None)
-            if fields and part in fields:
-                nxt.append(fields[part].annotation)
-        candidates = [a for c in nxt for a in ([c] if hasattr(c, "model_fields") else typing.get_args(c) or [c])]
-    return sorted({f for c in candidates for f in getattr(c, "model_fields", {})})
+        if not isinstance(part, int):  # an int is a list index: the same models
+            models = [m for parent in models if part in parent.model_fields
+                      for m in _models_in(parent.model_fields[part].annotation)]
+    return sorted({f for m in models for f in m.model_fields})
 
 
 def pydantic_error(exc: Exception, source: object, model: Optional[Any] = None) -> HarnessError:
