@@ -62,6 +62,15 @@ def labels_table(classifications: Sequence[Any], x: str) -> Table:
     return table
 
 
+def print_artifacts(classifications: Sequence[Any]) -> None:
+    """One line per task whose discontinuous and continuous metrics disagree (Schaeffer et al.'s question)."""
+    from harness.analysis import metric_artifacts
+
+    messages = {(a.task, a.discontinuous[0]): a.message for a in metric_artifacts(classifications)}
+    for (key, _), msg in messages.items():
+        out.print(escape(f"metric artifact? {key[0] + (f' ({key[1]})' if key[1] else '')}: {msg}"))
+
+
 def _print_skipped(skipped: list[str]) -> None:
     for msg in skipped:
         console.print(f"skipped: {msg}", markup=False)
@@ -72,8 +81,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     classified = _load(args.results, args)
     classifications = classified.classifications
-    artifacts = {(a.task, a.discontinuous[0]): a.message for a in metric_artifacts(classifications)}
     if args.json:
+        artifacts = {(a.task, a.discontinuous[0]): a.message for a in metric_artifacts(classifications)}
         rows = [{**c.to_dict(), "metric_artifact": artifacts.get((c.key, c.metric))} for c in classifications]
         print(json.dumps(rows, indent=1, default=float))
         return 0
@@ -83,8 +92,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         share = {lab: sum(c.label == lab for c in cs) for lab in LABELS}
         out.print(escape(f"{metric}: {len(cs)} task(s): ") + ", ".join(f"{lab} {n} ({n / len(cs):.0%})"
                                                                       for lab, n in share.items() if n))
-    for (key, _), msg in artifacts.items():
-        out.print(escape(f"metric artifact? {key[0] + (f' ({key[1]})' if key[1] else '')}: {msg}"))
+    print_artifacts(classifications)
     _print_skipped(classified.skipped)
     return 0
 

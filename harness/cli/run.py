@@ -121,10 +121,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         out.print(summary_table(result.rows))
         if len({r["params"] for r in result.rows}) >= 3:  # each curve's scaling label
             from harness.analysis import classify_results, load_results
-            from harness.cli.analysis import labels_table
+            from harness.cli.analysis import labels_table, print_artifacts
 
             classified = classify_results(load_results(result.output))
             out.print(labels_table(classified.classifications, "params"))
+            print_artifacts(classified.classifications)
     out.print(f"results: {escape(str(result.output))}  ({result.computed} computed, {result.skipped} reused from "
               "earlier runs)")
     for w in result.warnings:
