@@ -5,5 +5,5 @@ from __future__ import annotations
 
 from rich.console import Console
 
-console = Console(stderr=True, highlight=False)  # progress, logs, errors
+console = Console(stderr=True, highlight=False, log_path=False)  # progress, logs, errors
 out = Console(highlight=False, width=160)  # tables and results
