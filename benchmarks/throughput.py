@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"small": dict(hidden=256, layers=4, heads=4, inter=688, vocab=8192, steps=150),
           "base": dict(hidden=768, layers=12, heads=12, inter=2048, vocab=16384, steps=0)}
 
@@ -179,8 +178,8 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple
 
     from harness.models.hf import HFBackend
     from harness.models.suite import ModelSpec
-    from harness.runner import evaluate, prepare
-    from harness.tasks import load_task_file
+    from harness.scoring import evaluate
+    from harness.tasks import load_task_file, prepare
 
     torch.set_num_threads(os.cpu_count() or 1)
     (task,) = load_task_file(work / "ours" / f"{case}.yaml")
