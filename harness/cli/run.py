@@ -81,6 +81,8 @@ class RichReporter(Reporter):
 def summary_table(rows: list[ScoreRow]) -> Table:
     """Each task x metric is one curve: columns are model sizes, small to large. Models of the same size
     (seeds, replicates) are pooled: mean [min, max]; a single model shows value ± stderr."""
+    from harness.analysis.scaling import display_name  # the analysis stage loads only when a run has rows
+
     sizes = sorted({int(r["params"]) for r in rows})
     counts = {p: len({r["model"] for r in rows if int(r["params"]) == p}) for p in sizes}
     table = Table(title=escape("scores by model size (parameters); replicates: mean [min,max]"))
@@ -90,8 +92,7 @@ def summary_table(rows: list[ScoreRow]) -> Table:
         table.add_column(f"{p:,}" + (f" ×{counts[p]}" if counts[p] > 1 else ""), justify="right", no_wrap=True)
     cells: dict[tuple[str, str], dict[int, list[ScoreRow]]] = {}
     for r in rows:
-        label = r["task"] + (f" ({r['aggregate']})" if r["aggregate"] else "")
-        cells.setdefault((label, r["metric"]), {}).setdefault(int(r["params"]), []).append(r)
+        cells.setdefault((display_name(r["task"], r["aggregate"]), r["metric"]), {}).setdefault(int(r["params"]), []).append(r)
     for (task, metric), by_size in cells.items():
         shown = []
         for p in sizes:
