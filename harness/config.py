@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,7 +42,7 @@ class LadderRef(_Strict):
 class RunSettings(_Strict):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: DType = "auto"  # auto: bfloat16 on GPU, float32 on CPU
-    batch_size: Union[int, Literal["auto"]] = "auto"  # auto: rows sized by a token budget, halved on OOM
+    batch_size: Union[Annotated[int, Field(ge=1)], Literal["auto"]] = "auto"  # auto: rows sized by a token budget, halved on OOM
     token_budget: Optional[int] = Field(default=None, ge=64)  # max padded tokens per batch
     limit: Optional[int] = Field(default=None, ge=1)  # first N documents of each task
     seed: int = 1234
@@ -55,6 +55,7 @@ class ExperimentConfig(_Strict):
     tasks: list[str] = Field(min_length=1)
     run: RunSettings = Field(default_factory=RunSettings)
     output: Optional[str] = None  # default: results/<name>
+    data_roots: list[str] = Field(default_factory=list)  # folders task files may read data from (besides their own)
 
     @property
     def output_dir(self) -> Path:
@@ -80,6 +81,7 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise pydantic_error(exc, path, ExperimentConfig) from None
+    config.data_roots = [str((path.parent / root).resolve()) for root in config.data_roots]
     if isinstance(config.suite, list):
         if not config.suite:
             raise HarnessError("the suite is empty", source=path, where="suite")

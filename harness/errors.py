@@ -41,12 +41,17 @@ def _fields_at(model: Any, loc: tuple) -> list[str]:
     return sorted({f for m in models for f in m.model_fields})
 
 
+def _union_tag(part: str) -> bool:
+    """``list[ModelSpec]``, ``constrained-int``, ``int``: a union member's tag, never a field name."""
+    return "[" in part or "-" in part or part[:1].isupper() or part in ("int", "str", "float", "bool", "none")
+
+
 def pydantic_error(exc: Exception, source: object, model: Optional[Any] = None) -> HarnessError:
     """Turn the first error of a pydantic ValidationError into a HarnessError naming the field; an unknown
     field of ``model`` gets the closest known names as a suggestion."""
     first = exc.errors()[0]  # type: ignore[attr-defined]
     # pydantic puts the union member it tried into the path ("suite.list[ModelSpec].0"): leave it out
-    loc = tuple(p for p in first.get("loc", ()) if isinstance(p, int) or not ("[" in p or p[:1].isupper()))
+    loc = tuple(p for p in first.get("loc", ()) if isinstance(p, int) or not _union_tag(p))
     msg = first.get("msg", "invalid value")
     if first.get("type") == "extra_forbidden":
         msg = "unknown field"

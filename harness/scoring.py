@@ -18,6 +18,7 @@ class ChoiceRecord(TypedDict):
     """``multiple_choice``: every choice's summed log-prob, token and byte lengths, and the gold index."""
 
     doc_id: int
+    doc_hash: str
     prompt: str
     choices: list[str]
     gold: int
@@ -32,6 +33,7 @@ class TargetRecord(TypedDict):
     """``loglikelihood``: the teacher-forced log-prob of the target."""
 
     doc_id: int
+    doc_hash: str
     prompt: str
     target: str
     target_logprob: float
@@ -52,6 +54,7 @@ class PerplexityRecord(TypedDict):
     """``perplexity``: the whole text's log-prob and its length in tokens, bytes and words."""
 
     doc_id: int
+    doc_hash: str
     logprob: float
     n_tokens: int
     n_bytes: int
@@ -75,12 +78,12 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
             assert i.gold is not None  # every multiple-choice instance has one
             res = [next(results) for _ in choices]
             records.append(ChoiceRecord(
-                doc_id=i.doc_id, prompt=i.context, choices=choices, gold=i.gold,
+                doc_id=i.doc_id, doc_hash=i.doc_hash, prompt=i.context, choices=choices, gold=i.gold,
                 logprobs=[r.logprob for r in res], n_tokens=[r.n_tokens for r in res],
                 is_greedy=[r.is_greedy for r in res], n_bytes=[len(c.encode("utf-8")) for c in choices], metrics={}))
     elif spec.output in ("generate", "loglikelihood"):
         lls = backend.loglikelihood([(i.context, i.delimiter + (i.target or "")) for i in insts])
-        scored = [TargetRecord(doc_id=i.doc_id, prompt=i.context, target=i.target or "", target_logprob=r.logprob,
+        scored = [TargetRecord(doc_id=i.doc_id, doc_hash=i.doc_hash, prompt=i.context, target=i.target or "", target_logprob=r.logprob,
                                target_tokens=r.n_tokens, is_greedy=r.is_greedy, metrics={}) for i, r in zip(insts, lls)]
         if spec.output == "generate":
             gen = spec.generation
@@ -92,7 +95,7 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
             records = list(scored)
     else:  # perplexity
         lls = backend.loglikelihood_rolling([i.context for i in insts], spec.perplexity.window, spec.perplexity.stride)
-        records = [PerplexityRecord(doc_id=i.doc_id, logprob=r.logprob, n_tokens=r.n_tokens,
+        records = [PerplexityRecord(doc_id=i.doc_id, doc_hash=i.doc_hash, logprob=r.logprob, n_tokens=r.n_tokens,
                                     n_bytes=len(i.context.encode("utf-8")), n_words=len(i.context.split()) or 1,
                                     metrics={}) for i, r in zip(insts, lls)]
     for rec in records:

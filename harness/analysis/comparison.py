@@ -71,6 +71,7 @@ class Comparison:
     labels: list[LabelPair]
     only_a: list[tuple[str, str, str]] = field(default_factory=list)  # (task, aggregate, metric) in A only
     only_b: list[tuple[str, str, str]] = field(default_factory=list)
+    mismatched: dict[tuple[str, str], int] = field(default_factory=dict)  # (task, model): ids naming other rows
 
     @property
     def changed_labels(self) -> list[LabelPair]:
@@ -119,6 +120,7 @@ def compare(a: Classified, b: Classified, seed: int = 0) -> Comparison:
     ka = {(*c.key, c.metric): (c, r) for c, r in a.curves}
     kb = {(*c.key, c.metric): (c, r) for c, r in b.curves}
     diffs, labels = [], []
+    mismatched: dict[tuple[str, str], int] = {}
     for key in sorted(set(ka) & set(kb)):
         (ca, ra), (cb, rb) = ka[key], kb[key]
         task, aggregate, metric = key
@@ -128,6 +130,10 @@ def compare(a: Classified, b: Classified, seed: int = 0) -> Comparison:
         for model in [m for m in ca.models if m in vb]:
             ia = res_a.items(model, task, metric) if not aggregate else None
             ib = res_b.items(model, task, metric) if not aggregate else None
+            if ia and ib:
+                differ = _differing_ids(ia, ib)
+                if differ:
+                    mismatched[(task, model)] = differ
             paired = _paired(ia, ib, rng) if ia and ib else None
             if paired:  # means over the shared items
                 mean_a, mean_b, delta, ci, p, test, n = paired
@@ -158,7 +164,13 @@ def compare(a: Classified, b: Classified, seed: int = 0) -> Comparison:
             d.q = float(q)
     if not labels:
         raise HarnessError("the two results share no task and metric", source=f"{res_a.source} vs {res_b.source}")
-    return Comparison(diffs, labels, sorted(set(ka) - set(kb)), sorted(set(kb) - set(ka)))
+    return Comparison(diffs, labels, sorted(set(ka) - set(kb)), sorted(set(kb) - set(ka)), mismatched)
+
+
+def _differing_ids(a: dict, b: dict) -> int:
+    """Document ids present in both whose rows differ (their hashes): such items are never paired."""
+    ids_a, ids_b = dict(a.keys()), dict(b.keys())  # keys are (doc_id, doc_hash)
+    return sum(ids_a[i] != ids_b[i] for i in set(ids_a) & set(ids_b))
 
 
 def _item_means(res: Results, curve: Curve) -> dict:

@@ -7,13 +7,14 @@ model name (``pythia-1.4b``, ``bloom-1b1``, ``Qwen1.5-0.5B``, ``70m``), else fro
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -55,21 +56,38 @@ class Results:
             if self.store is not None:
                 self._read[key] = self.store.records(model, task) if self.store.summary(model, task) else []
             elif key in self.samples:
-                lines = self.samples[key].read_text(encoding="utf-8").splitlines()
-                self._read[key] = [json.loads(line) for line in lines if line.strip()]
+                self._read[key] = _read_samples(self.samples[key])
             else:
                 self._read[key] = []
         return self._read[key]
 
     def items(self, model: str, task: str, metric: str) -> Optional[dict]:
-        """Per-example values of one model on one task, by document id; None when not kept."""
+        """Per-example values of one model on one task, by (document id, document hash); None when not kept.
+        The hash (of the dataset row) makes two runs pair a document only when both saw the same row."""
         if self.store is not None:
-            out = {r["doc_id"]: r["metrics"][metric] for r in self.records(model, task) if metric in r["metrics"]}
+            out = {(r["doc_id"], r.get("doc_hash")): r["metrics"][metric] for r in self.records(model, task)
+                   if metric in r["metrics"]}
         else:
             base, _, filt = metric.partition(",")
-            out = {r["doc_id"]: float(r[base]) for r in self.records(model, task)
+            out = {(r["doc_id"], r.get("doc_hash")): float(r[base]) for r in self.records(model, task)
                    if r.get("filter", "none") == (filt or "none") and isinstance(r.get(base), (int, float))}
         return out or None
+
+
+def _read_samples(path: Path) -> list[dict]:
+    """An lm-eval ``samples_*.jsonl`` file; a line that is not a JSON object is named."""
+    rows = []
+    for i, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {i}") from None
+        if not isinstance(row, dict) or not isinstance(row.get("doc_id"), int):
+            raise HarnessError("each line must be an object with an integer doc_id", source=path, where=f"line {i}")
+        rows.append(row)
+    return rows
 
 
 def load_results(path: Path, sizes: Optional[dict[str, float]] = None, x: str = "params") -> Results:
@@ -86,7 +104,32 @@ def load_results(path: Path, sizes: Optional[dict[str, float]] = None, x: str = 
     return _fill_sizes(res, sizes or {}, x)
 
 
+def _check_fields(path: Path) -> None:
+    """Every row has as many fields as the header: a truncated or broken line is named, not read as data."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = csv.reader(fh)
+            header = next(rows, [])
+            for i, row in enumerate(rows, 2):
+                if row and len(row) != len(header):
+                    raise HarnessError(f"{len(row)} fields where the header has {len(header)} (a truncated or "
+                                       "broken line?)", source=path, where=f"row {i}")
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise HarnessError(f"not a readable CSV ({exc})", source=path) from None
+
+
+# What each numeric column may hold (NaN: missing, allowed where the column is optional).
+_RANGES: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
+    "value": ("a finite number", lambda s: np.isfinite(s)),
+    "stderr": ("a finite number >= 0", lambda s: s.isna() | (np.isfinite(s) & (s >= 0))),
+    "n": ("a whole number >= 0", lambda s: s.isna() | (np.isfinite(s) & (s >= 0) & (s == s.round()))),
+    "chance": ("a finite number", lambda s: s.isna() | np.isfinite(s)),
+    **{x: ("a finite number > 0", lambda s: s.isna() | (np.isfinite(s) & (s > 0))) for x in X_COLUMNS},
+}
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
+    _check_fields(path)
     try:
         df = pd.read_csv(path, keep_default_na=True, dtype={"model": str, "task": str, "metric": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -105,6 +148,13 @@ def _read_csv(path: Path) -> pd.DataFrame:
             df[col] = pd.to_numeric(df[col])
     if df["value"].isna().any():
         raise HarnessError("empty value", source=path, where=f"row {int(np.flatnonzero(df['value'].isna())[0]) + 2}")
+    for col, (what, ok) in _RANGES.items():
+        if col in df.columns:
+            wrong = ~np.asarray(ok(df[col].astype(float)), dtype=bool)
+            if wrong.any():
+                row = int(np.flatnonzero(wrong)[0])
+                raise HarnessError(f"column '{col}' must be {what}, got {df[col].iloc[row]}", source=path,
+                                   where=f"row {row + 2}")
     for col in SCORE_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan
@@ -115,15 +165,40 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _lm_eval_model(data: dict, file: Path) -> tuple[str, Optional[float]]:
-    config = data.get("config") or {}
+    config = _mapping(data.get("config"))
     args = config.get("model_args") or ""
     if isinstance(args, dict):
         name = args.get("pretrained")
     else:
         name = next((kv.split("=", 1)[1] for kv in str(args).split(",") if kv.startswith("pretrained=")), None)
     name = name or data.get("model_name") or config.get("model") or file.parent.name
-    params = config.get("model_num_parameters")
-    return str(name).rstrip("/"), float(params) if isinstance(params, (int, float)) and params > 0 else None
+    params = config.get("model_num_parameters")  # true, 0 or inf: not a size; the name or --size decides
+    ok = isinstance(params, (int, float)) and not isinstance(params, bool) and math.isfinite(params) and params > 0
+    return str(name).rstrip("/"), float(params) if ok else None  # type: ignore[arg-type]
+
+
+def _mapping(value: Any) -> dict:
+    """A part of an lm-eval file that should be an object; anything else counts as absent."""
+    return value if isinstance(value, dict) else {}
+
+
+def _number(value: object, file: Path, where: str) -> Optional[float]:
+    """A score from an lm-eval file: a number or a numeric string; "N/A" or "" is missing. Anything else,
+    NaN or infinite is named."""
+    if isinstance(value, str):
+        if value.strip() in ("", "N/A"):
+            return None
+        try:
+            value = float(value)
+        except ValueError:
+            raise HarnessError(f"not a number: {value!r:.60}", source=file, where=where) from None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise HarnessError(f"not a number: {value!r:.60}", source=file, where=where)
+    if not math.isfinite(value):
+        raise HarnessError(f"not a finite number: {value}", source=file, where=where)
+    return float(value)
 
 
 def _read_lm_eval(root: Path) -> Results:
@@ -138,28 +213,38 @@ def _read_lm_eval(root: Path) -> Results:
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             continue  # not an lm-eval results file
         model, params = _lm_eval_model(data, file)
-        n_samples = data.get("n-samples") or {}
+        n_samples = _mapping(data.get("n-samples"))
         for task, metrics in data["results"].items():
             if not isinstance(metrics, dict):
                 raise HarnessError("expected an object of metrics", source=file, where=f"results.{task}")
-            n = (n_samples.get(task) or {}).get("effective")
-            for key, value in metrics.items():
+            n = _mapping(n_samples.get(task)).get("effective")
+            n = n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
+            for key, raw in metrics.items():
                 name, _, filt = key.partition(",")
-                if "_stderr" in name or key == "alias" or not isinstance(value, (int, float)) or isinstance(value, bool):
+                if "_stderr" in name or key in ("alias", "name") or isinstance(raw, (dict, list)):
+                    continue
+                value = _number(raw, file, f"results.{task}.{key}")
+                if value is None:
                     continue
                 metric = name if filt in ("", "none") else key
-                se = metrics.get(f"{name}_stderr" + (f",{filt}" if filt else ""))
+                se_key = f"{name}_stderr" + (f",{filt}" if filt else "")
+                se = _number(metrics.get(se_key), file, f"results.{task}.{se_key}")
+                if se is not None and se < 0:
+                    raise HarnessError(f"a standard error cannot be negative: {se}", source=file,
+                                       where=f"results.{task}.{se_key}")
                 info = metric_info(metric)
                 rows[(model, task, metric)] = {  # a later file for the same model and task replaces an earlier one
                     "model": model, "params": params, "task": task, "group": "", "aggregate": "", "metric": metric,
-                    "value": float(value), "stderr": float(se) if isinstance(se, (int, float)) else np.nan,
+                    "value": value, "stderr": np.nan if se is None else se,
                     "n": n, "kind": info.kind, "higher_is_better": info.higher_is_better,
                     "chance": known_chance(task, metric), "source": str(file)}
         for sample in file.parent.glob("samples_*.jsonl"):
             task = re.sub(r"^samples_(.+?)(_\d{4}-\d{2}-\d{2}T[\d\-.]+)?$", r"\1", sample.stem)
             samples[(model, task)] = sample
     if not rows:
-        raise HarnessError("no scores.csv (harness run) and no lm-evaluation-harness results JSON found", source=root)
+        seen = f"{len(files)} .json file(s) read, none with scores under 'results'" if files else "no .json files"
+        raise HarnessError(f"no scores.csv (harness run) and no lm-evaluation-harness results JSON found ({seen})",
+                           source=root)
     df = pd.DataFrame(list(rows.values()))
     for col in SCORE_COLUMNS:
         if col not in df.columns:

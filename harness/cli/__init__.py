@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Optional
+from typing import NoReturn, Optional
 
 from harness._version import __version__
 from harness.cli import analysis, ladder, run, tasks
@@ -14,8 +14,15 @@ from harness.cli.console import console
 from harness.errors import HarnessError
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line (which argument, what is wrong, where help is), exit 2, like every bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="harness", description="Evaluate model families and classify scaling curves.")
+    p = _Parser(prog="harness", description="Evaluate model families and classify scaling curves.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     for group in (run, tasks, ladder, analysis):

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.console import console, out
+from harness.cli.console import console, out, positive_int
 from harness.errors import HarnessError
 
 
@@ -30,12 +30,6 @@ def _pairs(values: Optional[list[str]], flag: str, low: float, high: float) -> d
             raise HarnessError(f"{item!r}: the number must be between {low:g} and {high:g}", where=flag)
         parsed[name] = value
     return parsed
-
-
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
-    return int(value)
 
 
 def _load(path: str, args: argparse.Namespace) -> Any:
@@ -138,6 +132,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for which, keys in (("A", cmp.only_a), ("B", cmp.only_b)):
         if keys:
             out.print(escape(f"only in {which}: " + ", ".join(f"{t}{f' ({a})' if a else ''}/{m}" for t, a, m in keys)))
+    for (task, model), count in sorted(cmp.mismatched.items()):
+        console.print("[yellow]WARNING[/] " + escape(f"{task} / {model}: {count} document id(s) name different rows in "
+                      "A and B (the data changed or was reordered); only identical rows are paired"), soft_wrap=True)
     return 0
 
 
@@ -150,7 +147,7 @@ def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS") -> None:
     q.add_argument("--chance", action="append", metavar="TASK=VALUE", help="chance level of a task (repeatable)")
     q.add_argument("--size", action="append", metavar="MODEL=VALUE",
                    help="x value of a model whose size is in neither the file nor its name (repeatable)")
-    q.add_argument("--bootstrap", type=_positive, default=400, help="resamples for the confidence (default 400)")
+    q.add_argument("--bootstrap", type=positive_int, default=400, help="resamples for the confidence (default 400)")
 
 
 def add_parsers(sub: Any) -> None:

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from harness.cli.console import console, out
+from harness.cli.console import console, out, positive_int
 from harness.runner.progress import Reporter
 from harness.store import PairSummary, ScoreRow
 
@@ -150,7 +150,7 @@ def add_parsers(sub: Any) -> None:
     r = sub.add_parser("run", help="evaluate every model of a config's suite on its tasks")
     r.add_argument("config", help="a config file, or the name of a packaged config (e.g. 'quickstart')")
     r.add_argument("--output", help="results directory (default: the config's output, or results/<name>)")
-    r.add_argument("--limit", type=int, help="first N documents of each task")
+    r.add_argument("--limit", type=positive_int, help="first N documents of each task")
     r.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     r.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"],
                    help="model weights' dtype (auto: bfloat16 on GPU, float32 on CPU)")

@@ -10,7 +10,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.console import console, out
+from harness.cli.console import console, out, positive_int
 from harness.errors import HarnessError
 
 
@@ -30,7 +30,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_row(escape(name), escape(e.group if e.group and e.group != name else ""), output, escape(str(e.path)))
     out.print(table)
     for err in index.broken.values():
-        console.print("[red]unreadable[/] " + escape(err))
+        console.print("[red]unreadable[/] " + escape(err), soft_wrap=True)
     return 0
 
 
@@ -47,7 +47,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 out.print(escape(f"ok  {task.name}  ({n} documents)  {path}"))
         except HarnessError as err:
             failed += 1
-            console.print("[red]error[/] " + escape(str(err)))
+            console.print("[red]error[/] " + escape(str(err)), soft_wrap=True)
     return 1 if failed else 0
 
 
@@ -89,11 +89,11 @@ def add_parsers(sub: Any) -> None:
     tsub.add_parser("list", help="tasks found in the task directories").set_defaults(func=cmd_list)
     v = tsub.add_parser("validate", help="load, validate and render task files (all, if none given)")
     v.add_argument("paths", nargs="*")
-    v.add_argument("--limit", type=int, default=None)
+    v.add_argument("--limit", type=positive_int, default=None)
     v.set_defaults(func=cmd_validate)
     s = tsub.add_parser("show", help="render the first documents exactly as the model sees them")
     s.add_argument("name", help="a task or group name, a glob over names, or a task file")
-    s.add_argument("--n", type=int, default=3, help="documents to show (default 3)")
+    s.add_argument("--n", type=positive_int, default=3, help="documents to show (default 3)")
     s.add_argument("--json", action="store_true",
                    help="one JSON line per document: task, doc_id, context, continuations, gold, target")
     s.set_defaults(func=cmd_show)

@@ -25,7 +25,9 @@ class GenerationRequest:
 
 
 class Backend(Protocol):
-    """A loaded model. Results must not depend on batch size or request order."""
+    """A loaded model. Results must not depend on request order, nor on batch size beyond float rounding."""
+
+    max_length: int  # the longest sequence, in tokens, the model takes
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
         """Log-prob of each ``continuation`` given its ``context``."""

@@ -49,8 +49,9 @@ def load_pretrained(spec: ModelSpec, auto_class: Any, dtype: Any) -> tuple[Any, 
         tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer or spec.model, **kwargs)
         model = auto_class.from_pretrained(spec.model, dtype=dtype, **kwargs)
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ... ; all mean "cannot load"
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise HarnessError(f"could not load model: {type(exc).__name__}: {first}", source=spec.model) from None
+        reason = " ".join(str(exc).split())  # the whole message on one line: some end their first line with ':'
+        reason = reason if len(reason) <= 400 else reason[:400] + " ..."
+        raise HarnessError(f"could not load model: {type(exc).__name__}: {reason}", source=spec.model) from None
     return tokenizer, model
 
 

@@ -46,8 +46,10 @@ class ModelSpec(BaseModel):
 
     def path_problem(self) -> Optional[str]:
         """Why a local model folder cannot be used, or None (hub ids are checked when loaded)."""
-        if not self.is_local or self.path.is_dir():
+        if not self.is_local:
             return None
+        if self.path.is_dir():
+            return None if (self.path / "config.json").is_file() else "has no config.json (not a folder written by save_pretrained)"
         return "is a file, not a model folder" if self.path.exists() else "does not exist"
 
     def local_metadata(self) -> dict[str, Any]:

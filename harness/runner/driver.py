@@ -36,7 +36,8 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     store = RunStore(config.output_dir)
     store.check_writable()
     tasks = resolve_tasks(config.tasks, Path.cwd())
-    prepared = [prepare(t, config.run.limit) for t in tasks]  # every input error surfaces before any write
+    roots = [Path(r) for r in config.data_roots]
+    prepared = [prepare(t, config.run.limit, roots) for t in tasks]  # every input error surfaces before any write
     suite = resolve_suite(config, rep)
     store.clean_tmp()
     if backend_factory is None:

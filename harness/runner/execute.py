@@ -18,6 +18,7 @@ from harness.models.suite import ModelMeta, model_metadata
 from harness.runner.plan import Unit
 from harness.scoring import Record, chance_levels, evaluate, unrepresentable_documents
 from harness.store import PairSummary, ScoreDict
+from harness.tasks.prepared import PreparedTask
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,13 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
             yield TaskStarted(name, task, len(p.instances))
             t0 = time.perf_counter()
             try:
+                _check_fits(p, backend.max_length)
+            except HarnessError as err:  # this task does not fit this model; the others may
+                if stop:
+                    raise
+                yield Failure(name, task, str(err))
+                continue
+            try:
                 records = evaluate(backend, p)
             except HarnessError as err:
                 if stop:
@@ -111,6 +119,15 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
             yield PairResult(name, task, records, summary)
     finally:
         backend.close()
+
+
+def _check_fits(p: PreparedTask, max_length: int) -> None:
+    """Generation needs room for a prompt: longer prompts are cut from the left to ``max_length -
+    max_new_tokens`` tokens (as lm-eval does), so ``max_new_tokens`` must be below the model's context."""
+    gen = p.task.spec.generation
+    if p.task.spec.output == "generate" and gen.max_new_tokens >= max_length:
+        raise HarnessError(f"max_new_tokens {gen.max_new_tokens} leaves no room for a prompt in this model's "
+                           f"context of {max_length} tokens", source=p.task.source, where="generation.max_new_tokens")
 
 
 class Executor(Protocol):

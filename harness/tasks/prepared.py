@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from harness.files import digest
@@ -21,16 +23,17 @@ class PreparedTask:
     @property
     def prompt_hash(self) -> str:
         """Hash of everything the models will see and be scored on (part of each result's key)."""
-        return digest([[i.context, i.delimiter, i.target, i.choices, i.gold] for i in self.instances])
+        return digest([[i.context, i.delimiter, i.target, i.choices, i.gold, i.doc_hash] for i in self.instances])
 
 
-def prepare(task: Task, limit: Optional[int] = None) -> PreparedTask:
-    """Load documents (and the few-shot split) and render them; all template errors surface here."""
+def prepare(task: Task, limit: Optional[int] = None, data_roots: Sequence[Path] = ()) -> PreparedTask:
+    """Load documents (and the few-shot split) and render them; all template errors surface here.
+    ``data_roots``: folders the task may read data from besides its own."""
     spec = task.spec
-    docs = load_documents(spec.dataset, task.source)
+    docs = load_documents(spec.dataset, task.source, roots=data_roots)
     pool, same_split = docs, True  # shots come from the whole split, so they do not depend on ``limit``
     if spec.fewshot.k and spec.fewshot.split is not None:
-        pool, same_split = load_documents(spec.dataset, task.source, split=spec.fewshot.split), False
+        pool, same_split = load_documents(spec.dataset, task.source, split=spec.fewshot.split, roots=data_roots), False
     if limit is not None:
         docs = docs[:limit]
     return PreparedTask(task, build_instances(task, docs, pool, same_split))

@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from jinja2 import StrictUndefined, TemplateError, Undefined
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2 import TemplateError, Undefined
+from jinja2.sandbox import SecurityError
 
 from harness.errors import HarnessError
+from harness.files import digest
 from harness.tasks.datasets import Document
+from harness.tasks.sandbox import MAX_CHARS, LimitedEnvironment, TemplateLimit, limited
 from harness.tasks.schema import Task
 
-_ENV = SandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
+_ENV = LimitedEnvironment()
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
 
 
@@ -32,10 +34,23 @@ class Instance:
     target: Optional[str] = None
     choices: Optional[tuple[str, ...]] = None
     gold: Optional[int] = None
+    doc_hash: str = ""  # the dataset row's digest: two runs pair a document only when it is the same row
 
     @property
     def continuations(self) -> list[str]:
         return [self.delimiter + c for c in self.choices or ()]
+
+
+def _bounded_join(chunks: Iterator[str]) -> str:
+    """A template's output, refused once past ``MAX_CHARS`` (a loop can emit without end)."""
+    out: list[str] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > MAX_CHARS:
+            raise TemplateLimit(f"the output is longer than {MAX_CHARS:,} characters")
+        out.append(chunk)
+    return "".join(out)
 
 
 class Templates:
@@ -63,7 +78,7 @@ class Templates:
                 expr = _ENV.compile_expression(m.group(1), undefined_to_none=False)
                 return lambda doc: expr(**doc)
             tmpl = _ENV.from_string(text)
-            return lambda doc: tmpl.render(**doc)
+            return lambda doc: _bounded_join(tmpl.generate(**doc))
         except TemplateError as exc:
             raise HarnessError(f"invalid template: {exc}", source=self.task.source, where=f"{self._where()}{field}") from None
 
@@ -72,14 +87,19 @@ class Templates:
 
     def _render(self, fn: Callable[[Document], Any], doc: Document, field: str, row: int) -> Any:
         try:
-            value = fn(doc)
+            value = limited(lambda: fn(doc))
             if isinstance(value, Undefined):
                 str(value)  # StrictUndefined raises with the missing name
             return value
         except SecurityError as exc:
             raise HarnessError(f"template blocked by the sandbox: {exc}", source=self.task.source, where=f"{self._where()}{field}: row {row}") from None
+        except TemplateLimit as exc:
+            raise HarnessError(f"template limit: {exc}", source=self.task.source, where=f"{self._where()}{field}: row {row}") from None
+        except RecursionError:
+            raise HarnessError("cannot render: recursion too deep", source=self.task.source, where=f"{self._where()}{field}: row {row}") from None
         except Exception as exc:  # UndefinedError, TypeError in a filter, ...
-            raise HarnessError(f"cannot render: {exc}", source=self.task.source, where=f"{self._where()}{field}: row {row}") from None
+            reason = str(exc) or type(exc).__name__
+            raise HarnessError(f"cannot render: {reason}", source=self.task.source, where=f"{self._where()}{field}: row {row}") from None
 
     def prompt(self, doc: Document, row: int) -> str:
         return str(self._render(self._prompt, doc, "prompt", row))
@@ -99,15 +119,25 @@ class Templates:
         return [str(c) for c in value]
 
     def answer(self, doc: Document, row: int, choices: Sequence[str]) -> int:
-        """The gold index: an int, a digit string, or the text of one of the choices."""
+        """The gold index: an int, a digit string, or the text of one of the choices. ``answer_is`` says which a
+        string is; without it, a string that is both a choice's text and another choice's index is refused."""
         value = self._answer if isinstance(self._answer, int) else self._render(self._answer, doc, "answer", row)
-        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):  # ASCII digits: "²" is no index
+        mode = self.task.spec.answer_is
+        where = f"{self._where()}answer: row {row}"
+        if mode == "text":
+            value = str(value)
+        if isinstance(value, str) and mode != "index" and value in choices:
+            text_index = list(choices).index(value)
+            if mode is None and re.fullmatch(r"[0-9]+", value) and int(value) != text_index:
+                raise HarnessError(f"answer {value!r} is ambiguous: choice {int(value)} by index, choice {text_index} "
+                                   "by text; set answer_is: index or answer_is: text", source=self.task.source, where=where)
+            value = text_index
+        elif isinstance(value, str) and mode != "text" and re.fullmatch(r"-?[0-9]+", value.strip()):  # ASCII only
             value = int(value)
-        elif isinstance(value, str) and value in choices:
-            value = list(choices).index(value)
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < len(choices):
-            raise HarnessError(f"answer {value!r} is not a choice index in 0..{len(choices) - 1} nor a choice's text",
-                               source=self.task.source, where=f"{self._where()}answer: row {row}")
+            expected = {"index": f"a choice index in 0..{len(choices) - 1}", "text": "the text of a choice"}.get(
+                str(mode), f"a choice index in 0..{len(choices) - 1} nor a choice's text")
+            raise HarnessError(f"answer {value!r} is not {expected}", source=self.task.source, where=where)
         return value
 
     def answer_text(self, doc: Document, row: int) -> str:
@@ -142,6 +172,7 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
     out = []
     for row, doc in enumerate(docs):
         prompt = tmpl.prompt(doc, row)
+        doc_hash = digest(doc)
         if shots_cfg.k:
             rng = random.Random(f"{shots_cfg.seed}:{row}")
             candidates = rng.sample(range(len(pool)), shots_cfg.k + (1 if same_split else 0))
@@ -149,9 +180,10 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
             prompt = shots_cfg.delimiter.join([shot(i) for i in picked] + [prompt])
         if spec.output == "multiple_choice":
             choices = tmpl.choices(doc, row)
-            out.append(Instance(row, prompt, spec.target_delimiter, choices=tuple(choices), gold=tmpl.answer(doc, row, choices)))
+            out.append(Instance(row, prompt, spec.target_delimiter, choices=tuple(choices),
+                                gold=tmpl.answer(doc, row, choices), doc_hash=doc_hash))
         elif spec.output == "perplexity":
-            out.append(Instance(row, prompt, ""))
+            out.append(Instance(row, prompt, "", doc_hash=doc_hash))
         else:
-            out.append(Instance(row, prompt, spec.target_delimiter, target=tmpl.target(doc, row)))
+            out.append(Instance(row, prompt, spec.target_delimiter, target=tmpl.target(doc, row), doc_hash=doc_hash))
     return out

@@ -76,6 +76,7 @@ class TaskSpec(_Strict):
     target: Optional[str] = None
     choices: Optional[Union[str, list[str]]] = None
     answer: Optional[Union[str, int]] = None
+    answer_is: Optional[Literal["index", "text"]] = None  # None: an int is an index, a string a choice's text or index
     output: OutputType
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     fewshot: FewshotSpec = Field(default_factory=FewshotSpec)

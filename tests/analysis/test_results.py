@@ -73,7 +73,7 @@ def test_lm_eval_v04_with_samples(tmp_path):
     assert gsm["metric"].tolist()[0] == "exact_match,strict-match" and gsm["chance"].tolist()[0] == 0.0
     (arc_curve,) = [c for c in curves(res, metrics=["acc"]) if c.task == "arc_easy"]
     assert arc_curve.items.shape == (5, 30)
-    assert res.items("/models/ma", "arc_easy", "acc")[3] == 1.0
+    assert res.items("/models/ma", "arc_easy", "acc")[(3, None)] == 1.0  # (doc_id, doc_hash)
 
 
 def test_csv_and_size_mapping(tmp_path, capsys):
