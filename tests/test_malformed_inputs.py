@@ -427,8 +427,7 @@ def test_malformed_input(case: Case, baseline, tiny_llama, tmp_path, monkeypatch
     assert seconds < 60
     if case.rc == 2:
         lines = [line for line in captured.err.splitlines() if line.strip()]
-        errors = [line for line in lines if "error:" in line]
-        assert len(errors) == 1 and case.expect in errors[0], lines[-5:]
+        assert len(lines) == 1 and "error:" in lines[0] and case.expect in lines[0], lines[-5:]  # never wrapped
     elif case.rc == 1:
         assert any(case.expect in line for line in text.splitlines() if line.startswith("FAILED")), text[-2000:]
     else:
@@ -439,7 +438,13 @@ def test_malformed_input(case: Case, baseline, tiny_llama, tmp_path, monkeypatch
         case.check(root, text)
 
 
-def test_corpus_size_and_classes():
+def test_corpus_size_and_classes_match_the_readme():
+    import re
+    from collections import Counter
+
     assert len(CASES) >= 100 and len({c.id for c in CASES}) == len(CASES)
-    assert {c.cls for c in CASES} == set("ABCDEF")
     assert all(c.id.startswith(c.cls + "-") for c in CASES)
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    listed = dict(re.findall(r"\*\*([A-F])\. [^*]+\*\* \((\d+)\)", readme))
+    assert {k: int(v) for k, v in listed.items()} == dict(Counter(c.cls for c in CASES))
+    assert f"({len(CASES)} cases" in readme

@@ -144,10 +144,10 @@ def compare(a: Classified, b: Classified, seed: int = 0) -> Comparison:
                 n = None
             diffs.append(Difference(*key, model, mean_a, mean_b, delta, ci, p, test, n, ca.higher_is_better))
         mean_a, mean_b = float(np.mean(ca.values)), float(np.mean(cb.values))
-        if ca.items is not None and cb.items is not None:
-            ia = _item_means(res_a, ca)
-            ib = _item_means(res_b, cb)
-            common = sorted(set(ia) & set(ib))
+        ia = _item_means(res_a, ca) if ca.items is not None and cb.items is not None else {}
+        ib = _item_means(res_b, cb) if ia else {}
+        common = sorted(set(ia) & set(ib))  # (doc id, row hash): only documents both runs saw
+        if len(common) >= 2:
             xa, xb = np.array([ia[k] for k in common]), np.array([ib[k] for k in common])
             ci, p = _bootstrap(xb - xa, rng)
             diffs.append(Difference(*key, SUITE, float(xa.mean()), float(xb.mean()), float((xb - xa).mean()), ci, p,

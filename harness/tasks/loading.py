@@ -57,7 +57,8 @@ class TaskIndex:
                     self.broken[path] = f"{path}: name: missing"
                     continue
                 names = [(raw["name"], raw["name"] if "subtasks" in raw else None)]
-                for sub in raw.get("subtasks") or []:
+                subtasks = raw.get("subtasks")
+                for sub in subtasks if isinstance(subtasks, list) else []:
                     if isinstance(sub, dict) and isinstance(sub.get("name"), str):
                         names.append((sub["name"], raw["name"]))
                 for name, group in names:

@@ -324,3 +324,75 @@ def test_weights_replaced_with_same_size_and_mtime_are_rehashed(tmp_path):
     (model / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())  # same size
     os.utime(model / "model.safetensors", ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime restored
     assert weights_hash(spec, cache) != before
+
+
+def test_compare_pairs_only_documents_that_are_the_same_row(workdir, tiny_models, capsys):
+    """Reordered data: the same doc ids name other rows, so compare must not pair them (records carry doc hashes)."""
+    import yaml
+
+    from harness.analysis import compare, load_classified
+    from harness.testing import MC_ROWS, write_jsonl
+
+    cfg = write_config(workdir, list(tiny_models.values()), ["toy_mc"])
+    assert main(["run", str(cfg), "--output", "results/a"]) == 0
+    assert main(["run", str(cfg), "--output", "results/same"]) == 0
+    write_jsonl(workdir / "tasks" / "mc.jsonl", MC_ROWS[::-1])
+    assert main(["run", str(cfg), "--output", "results/b"]) == 0
+    capsys.readouterr()
+    a, b, same = (load_classified(workdir / "results" / n) for n in ("a", "b", "same"))
+    paired = compare(a, same)
+    assert not paired.mismatched and any(d.test.startswith("McNemar") for d in paired.differences)
+    mixed = compare(a, b)
+    assert set(mixed.mismatched.values()) == {len(MC_ROWS)}  # every id now names another row
+    assert not any(d.test.startswith(("McNemar", "paired")) for d in mixed.differences if d.metric == "acc")
+    assert main(["compare", "results/a", "results/b"]) == 0
+    assert "name different rows in A and B" in capsys.readouterr().err
+    recs = [yaml.safe_load(line) for line in (workdir / "results" / "a" / "models").rglob("toy_mc.jsonl").__next__()
+            .read_text().splitlines()]
+    assert all(len(r["doc_hash"]) == 16 for r in recs)
+
+
+def test_batch_size_guarantees(workdir, tiny_llama, capsys):
+    """Same settings: byte-identical files. Another batch size: log-likelihoods within 1e-4, and a rerun with
+    another batch size reuses the stored pairs (the key leaves batch size out)."""
+    cfg = write_config(workdir, [tiny_llama], ["toy_mc", "toy_add"])
+    for out, bs in (("r1", "auto"), ("r2", "auto"), ("r3", "1")):
+        assert main(["run", str(cfg), "--output", f"results/{out}", "--batch-size", bs]) == 0
+    r1, r2, r3 = (files(workdir / "results" / n) for n in ("r1", "r2", "r3"))
+    assert r1 == r2
+    for name in r1:
+        if name.endswith(".jsonl"):
+            one = [json.loads(line) for line in r1[name].decode().splitlines()]
+            other = [json.loads(line) for line in r3[name].decode().splitlines()]
+            for x, y in zip(one, other):
+                for key in ("logprobs", "target_logprob"):
+                    if key in x:
+                        xs, ys = (v if isinstance(v, list) else [v] for v in (x[key], y[key]))
+                        assert max(abs(p - q) for p, q in zip(xs, ys)) <= 1e-4
+    capsys.readouterr()
+    assert main(["run", str(cfg), "--output", "results/r1", "--batch-size", "1"]) == 0
+    assert "0 computed, 2 reused" in capsys.readouterr().out
+    assert files(workdir / "results" / "r1") == r1
+
+
+def test_data_paths_a_task_may_read(workdir, tiny_llama, tmp_path, monkeypatch, capsys):
+    """Below the task's folder, a config's data_roots, or $HARNESS_DATA_PATH; nothing else."""
+    import yaml
+
+    from harness.testing import MC_ROWS, MC_TASK, write_jsonl
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    write_jsonl(shared / "mc.jsonl", MC_ROWS)
+    (workdir / "tasks" / "far.yaml").write_text(MC_TASK.replace("toy_mc", "far").replace("mc.jsonl", str(shared / "mc.jsonl"))
+                                                + "metrics: [acc]\n")
+    cfg = write_config(workdir, [tiny_llama], ["far"])
+    assert main(["run", str(cfg)]) == 2
+    assert "outside the task's folder" in capsys.readouterr().err
+    assert not (workdir / "results" / "t" / "scores.csv").exists()
+    raw = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump({**raw, "data_roots": [os.path.relpath(shared, workdir)]}))
+    assert main(["run", str(cfg)]) == 0
+    cfg.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("HARNESS_DATA_PATH", str(shared))
+    assert main(["tasks", "show", "far", "--n", "1"]) == 0
