@@ -132,6 +132,8 @@ CASES = [
     Case("A-nesting-20000", "A", **task("a: " + "[" * 20000 + "]" * 20000 + "\n"), expect="nested deeper than 64"),
     Case("A-nesting-unused-file", "A", ["tasks", "list"], {"tasks/deep.yaml": "a: " + "{b: " * 5000 + "1" + "}" * 5000},
          rc=0, expect="nested deeper than 64"),
+    Case("A-nesting-unused-file-run", "A", **run(files={"tasks/deep.yaml": "a: " + "[" * 20000 + "]" * 20000}), rc=0,
+         expect="0 computed"),
     Case("A-nesting-config", "A", ["run", "deep.yaml"], {"deep.yaml": "name: " + "[" * 3000 + "]" * 3000}, expect="nested"),
     Case("A-tpl-power", "A", **tpl("{{ 9**999999999 }}"), expect="template limit"),
     Case("A-tpl-repeat", "A", **tpl("{{ q * 10**10 }}"), expect="template limit"),
@@ -291,6 +293,8 @@ CASES = [
     Case("D-show-n-zero", "D", **task({}, n=0), expect="at least 1"),
     Case("D-validate-limit-negative", "D", ["tasks", "validate", "--limit", "-1"], expect="--limit"),
     Case("D-csv-truncated-row", "D", **classify(csv_text([*CURVE, "m4,1e10,arc_easy,ac"])), expect="row 6: 4 fields"),
+    Case("D-run-scores-truncated", "D", ["classify", "results/t"], setup=lambda r: (r / "results" / "t" / "scores.csv")
+         .write_text((r / "results" / "t" / "scores.csv").read_text()[:-25]), expect="fields where the header has"),
     Case("D-csv-missing-column", "D", **classify("model,task\nm,t\n"), expect="missing column"),
     Case("D-csv-not-number", "D", **classify(csv_text([*CURVE[:3], "m3,1e9,arc_easy,acc,high,0.01,100"])),
          expect="not a number"),

@@ -396,3 +396,16 @@ def test_data_paths_a_task_may_read(workdir, tiny_llama, tmp_path, monkeypatch, 
     cfg.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("HARNESS_DATA_PATH", str(shared))
     assert main(["tasks", "show", "far", "--n", "1"]) == 0
+
+
+def test_max_new_tokens_beyond_the_context_fails_that_pair_only(workdir, tiny_models, capsys):
+    """On gpt2 (learned positions: an IndexError once) and llama (the prompt silently cut to one token)."""
+    (workdir / "tasks" / "long.yaml").write_text(
+        "name: long_gen\ndataset: {generator: arithmetic, args: {n: 3}}\nprompt: '{{a}}+{{b}}='\ntarget: '{{answer}}'\n"
+        "output: generate\ngeneration: {max_new_tokens: 256}\nmetrics: [exact_match]\n")
+    cfg = write_config(workdir, [tiny_models["gpt2"], tiny_models["llama"]], ["long_gen", "toy_mc"])
+    assert main(["run", str(cfg)]) == 1
+    failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 2 and all("generation.max_new_tokens: max_new_tokens 256 leaves no room" in f and
+                                    "long.yaml" in f for f in failed)
+    assert {(r["model"], r["task"]) for r in scores(workdir / "results" / "t")} == {("gpt2", "toy_mc"), ("llama", "toy_mc")}
