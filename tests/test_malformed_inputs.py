@@ -148,6 +148,7 @@ CASES = [
     Case("A-tpl-indent", "A", **tpl("{{ q|indent(999999999) }}"), expect="indent would build"),
     Case("A-tpl-batch", "A", **tpl("{{ [1]|batch(999999999, 'x')|list }}"), expect="batch would build"),
     Case("A-tpl-join", "A", **tpl("{{ range(100000)|join('x' * 200) }}"), expect="join would build"),
+    Case("A-tpl-join-method", "A", **tpl("{{ ('y' * 1000).join((q * 100000)|list) }}"), expect="join would build"),
     Case("A-tpl-replace", "A", **tpl("{{ ('x' * 1000)|replace('x', 'y' * 100000) }}"), expect="replace would build"),
     Case("A-tpl-concat-doubling", "A", **tpl("{% set ns = namespace(s=q) %}{% for i in range(64) %}"
          "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}"), expect="'~' would build"),

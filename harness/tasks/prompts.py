@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -17,7 +17,7 @@ from jinja2.sandbox import SecurityError
 from harness.errors import HarnessError
 from harness.files import digest
 from harness.tasks.datasets import Document
-from harness.tasks.sandbox import MAX_CHARS, LimitedEnvironment, TemplateLimit, limited
+from harness.tasks.sandbox import LimitedEnvironment, TemplateLimit, bounded_join, limited
 from harness.tasks.schema import Task
 
 _ENV = LimitedEnvironment()
@@ -39,18 +39,6 @@ class Instance:
     @property
     def continuations(self) -> list[str]:
         return [self.delimiter + c for c in self.choices or ()]
-
-
-def _bounded_join(chunks: Iterator[str]) -> str:
-    """A template's output, refused once past ``MAX_CHARS`` (a loop can emit without end)."""
-    out: list[str] = []
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > MAX_CHARS:
-            raise TemplateLimit(f"the output is longer than {MAX_CHARS:,} characters")
-        out.append(chunk)
-    return "".join(out)
 
 
 class Templates:
@@ -78,7 +66,7 @@ class Templates:
                 expr = _ENV.compile_expression(m.group(1), undefined_to_none=False)
                 return lambda doc: expr(**doc)
             tmpl = _ENV.from_string(text)
-            return lambda doc: _bounded_join(tmpl.generate(**doc))
+            return lambda doc: bounded_join(tmpl.generate(**doc))
         except TemplateError as exc:
             raise HarnessError(f"invalid template: {exc}", source=self.task.source, where=f"{self._where()}{field}") from None
 

@@ -120,14 +120,16 @@ _ESTIMATES: dict[str, Callable[[tuple, dict], float]] = {
 }
 
 
-def _pre_check(name: str, args: tuple, kwargs: dict) -> tuple:
-    """Refuse a call whose result would be too big before it is built. Returns the (possibly materialized) args."""
+def _pre_check(name: str, args: tuple, kwargs: dict, method: bool = False) -> tuple:
+    """Refuse a call whose result would be too big before it is built. ``args`` start with the value (the
+    string a ``method`` is called on). Returns the args, with the items of a ``join`` materialized."""
     _tick()
-    if name == "join" and args:
-        items = list(args[0]) if not isinstance(args[0], (str, list, tuple)) else args[0]
-        sep = _arg(args, kwargs, 1, "d", "")
+    if name == "join" and len(args) > (1 if method else 0):
+        at = 1 if method else 0  # "sep".join(items) vs items|join(sep)
+        items = args[at] if isinstance(args[at], (str, list, tuple)) else list(args[at])
+        sep = args[0] if method else _arg(args, kwargs, 1, "d", "")
         _refuse_over(size(items) + len(items) * size(sep), "join")
-        return (items, *args[1:])
+        return (*args[:at], items, *args[at + 1:])
     if name == "format" and args and isinstance(args[0], str):
         _check_printf(args[0])
     estimate = _ESTIMATES.get(name)
@@ -193,10 +195,10 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
             _check_printf(left)
         return _checked(super().call_binop(context, operator, left, right), f"'{operator}'")
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (jinja's names)
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # jinja's parameter names
         name = getattr(__obj, "__name__", "")
         if isinstance(getattr(__obj, "__self__", None), str):  # a str method: check its amplifying arguments
-            args = _pre_check(name, (__obj.__self__, *args), kwargs)[1:]
+            args = _pre_check(name, (__obj.__self__, *args), kwargs, method=True)[1:]
         else:
             _tick()
         return _checked(super().call(__context, __obj, *args, **kwargs), f"calling {name or 'a function'}")
@@ -206,6 +208,18 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
         if wrapper is not None:
             _check_format(value.__self__)
         return wrapper
+
+
+def bounded_join(chunks: Iterable[str]) -> str:
+    """A template's streamed output, refused once past ``MAX_CHARS`` (a loop can emit without end)."""
+    out: list[str] = []
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > MAX_CHARS:
+            raise TemplateLimit(f"the output is longer than {MAX_CHARS:,} characters")
+        out.append(chunk)
+    return "".join(out)
 
 
 def limited(fn: Callable[[], T]) -> T:
