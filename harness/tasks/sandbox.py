@@ -1,20 +1,21 @@
 """The template sandbox: Jinja2's immutable sandbox with limits on time, on the size of every value a template
 builds, and on the size of what it renders, so a task file can neither run forever nor allocate without bound
-(``{{ 9**999999999 }}``, ``{{ q * 10**10 }}``, ``'{0:>3000000000}'.format(q)``). Templates are deterministic:
-the ``random`` filter and the ``lipsum`` global are removed."""
+(``{{ 9**999999999 }}``, ``{{ q * 10**10 }}``, ``'{0:>3000000000}'.format(q)``). Every loop iteration, call,
+filter and growing operator checks the clock, so the time limit holds in any thread without signals; operations
+that could build a huge value in one step are refused before they run. Templates are deterministic: the
+``random`` filter and the ``lipsum`` global are removed."""
 
 from __future__ import annotations
 
 import re
-import signal
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import wraps
 from typing import Any, TypeVar
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -23,6 +24,7 @@ MAX_INT_BITS = 100_000  # ~30,000 decimal digits
 SECONDS = 5.0  # wall-clock limit for rendering one field of one row
 
 T = TypeVar("T")
+_LOOP_FILTER = "_loop_items"  # the filter every for-loop's iterable goes through
 _state = threading.local()
 
 
@@ -150,6 +152,13 @@ def _guard(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+def _counted(items: Iterable[Any]) -> Iterator[Any]:
+    """A loop's items, checking the clock at each (nested literal loops need no call to spin for ever)."""
+    for item in items:
+        _tick()
+        yield item
+
+
 class _Generator(CodeGenerator):
     """``a ~ b`` goes through ``environment.concat_checked`` so string building is bounded too."""
 
@@ -170,7 +179,15 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self) -> None:
         super().__init__(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
         self.filters = {name: _guard(name, fn) for name, fn in self.filters.items() if name != "random"}
+        self.filters[_LOOP_FILTER] = _counted
         self.globals.pop("lipsum", None)
+
+    def _parse(self, source: str, name: Any, filename: Any) -> nodes.Template:
+        """Every for-loop iterates through ``_counted`` (a filter added to the parsed template)."""
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Filter(loop.iter, _LOOP_FILTER, [], [], None, None, lineno=loop.lineno)
+        return tree
 
     def concat_checked(self, parts: Iterable[Any]) -> str:
         _tick()
@@ -223,22 +240,9 @@ def bounded_join(chunks: Iterable[str]) -> str:
 
 
 def limited(fn: Callable[[], T]) -> T:
-    """Run one render under the time limit (a timer signal on the main thread, else checks at every operation
-    and call) and check the size of what it returns."""
-    deadline = time.monotonic() + SECONDS
-    use_alarm = threading.current_thread() is threading.main_thread() and signal.getitimer(signal.ITIMER_REAL)[0] == 0
-    old: Any = None
-    if use_alarm:
-        def expire(signum: int, frame: Any) -> None:
-            raise TemplateLimit(f"rendering took longer than {SECONDS:g} s")
-
-        old = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, SECONDS)
-    _state.deadline = deadline
+    """Run one render under the time limit and check the size of what it returns."""
+    _state.deadline = time.monotonic() + SECONDS
     try:
         return _checked(fn(), "the rendered field")
     finally:
         _state.deadline = None
-        if use_alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
