@@ -82,6 +82,17 @@ MC_TASK = ("name: toy_mc\ndataset: {path: mc.jsonl}\nprompt: \"Question: {{quest
            "choices: '{{options}}'\nanswer: '{{label}}'\noutput: multiple_choice\n")
 
 
+def project_config(model: Path, change: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """A config for ``model`` on toy_mc writing to ``results/t``, with top-level fields replaced by ``change``;
+    a suite entry whose model is ``"TINY"`` becomes ``model``."""
+    cfg: dict[str, Any] = {"name": "t", "suite": [{"model": str(model)}], "tasks": ["toy_mc"], "run": {"device": "cpu"},
+                           "output": "results/t", **(change or {})}
+    if isinstance(cfg["suite"], list):
+        cfg["suite"] = [{**m, "model": str(model)} if isinstance(m, dict) and m.get("model") == "TINY" else m
+                        for m in cfg["suite"]]
+    return cfg
+
+
 def write_config(workdir: Path, models: list[Path], tasks: list[str], **run: Any) -> Path:
     """``workdir/config.yaml`` naming ``models`` (local folders) and ``tasks``, CPU, results under ``workdir``."""
     import yaml

@@ -24,6 +24,29 @@ def tiny_llama(tiny_models) -> Path:
     return tiny_models["llama"]
 
 
+@pytest.fixture(scope="session")
+def project(tmp_path_factory, tiny_llama) -> Path:
+    """A project folder (tasks, config.yaml for tiny llama on toy_mc) with that run's results in results/t:
+    the earlier results that bad input must leave byte-identical. Copy it before changing anything."""
+    import yaml
+
+    from harness.cli import main
+    from harness.testing import project_config
+
+    root = tmp_path_factory.mktemp("project")
+    (root / "tasks").mkdir()
+    write_jsonl(root / "tasks" / "mc.jsonl", MC_ROWS)
+    (root / "tasks" / "mc.yaml").write_text(MC_TASK + "metrics: [acc, p_correct]\n")
+    (root / "config.yaml").write_text(yaml.safe_dump(project_config(tiny_llama)))
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["run", "config.yaml"]) == 0
+    finally:
+        os.chdir(cwd)
+    return root
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
     """A fresh project folder (cwd) with tasks/, data and a cache, so runs touch nothing else."""

@@ -19,13 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
 from harness.cli import main
-from harness.testing import MC_ROWS, MC_TASK, write_jsonl
+from harness.testing import project_config
 
 settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -97,26 +96,6 @@ words = st.sampled_from(["run", "tasks", "show", "validate", "list", "classify",
 # ---------------------------------------------------------------- harness
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory, tiny_llama) -> Path:
-    """A project folder: tasks, a config for tiny llama on toy_mc, and that run's results in results/t."""
-    root = tmp_path_factory.mktemp("fuzz")
-    (root / "tasks").mkdir()
-    write_jsonl(root / "tasks" / "mc.jsonl", MC_ROWS)
-    (root / "tasks" / "mc.yaml").write_text(MC_TASK + "metrics: [acc, p_correct]\n")
-    (root / "config.yaml").write_text(yaml.safe_dump(config({}, str(tiny_llama))))
-    (root / "s.csv").write_text(csv([{**CURVE, "model": f"m{i}", "params": 10 ** (6 + i), "value": 0.2 + 0.1 * i}
-                                     for i in range(4)]))
-    with project(root) as _:
-        assert main(["run", "config.yaml"]) == 0
-    return root
-
-
-def config(change: dict, model: str) -> dict:
-    return {"name": "t", "suite": [{"model": model}], "tasks": ["toy_mc"],
-            "run": {"device": "cpu", "limit": 4}, "output": "results/t", **change}
-
-
 def csv(rows: list[dict]) -> str:
     cols = list(dict.fromkeys(k for r in rows for k in r)) or ["model"]
     return "\n".join([",".join(cols)] + [",".join(str(r.get(c, "")).replace(",", ";").replace("\n", " ")
@@ -124,7 +103,7 @@ def csv(rows: list[dict]) -> str:
 
 
 @contextlib.contextmanager
-def project(root: Path) -> Iterator[Path]:
+def inside(root: Path) -> Iterator[Path]:
     cwd = os.getcwd()
     os.chdir(root)
     try:
@@ -138,18 +117,18 @@ def snapshot(root: Path) -> dict[str, bytes]:
             if p.is_file() and p.name != "manifest.json"}
 
 
-def attempt(baseline: Path, files: dict[str, str], argv: list[str], ok: tuple[int, ...] = (0, 2)) -> int:
-    """Run ``argv`` in a fresh copy of the baseline project holding ``files``; check the property."""
+def attempt(project: Path, files: dict[str, str], argv: list[str], ok: tuple[int, ...] = (0, 2)) -> int:
+    """Run ``argv`` in a fresh copy of the project folder holding ``files``; check the property."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "p"
-        shutil.copytree(baseline, root)
+        shutil.copytree(project, root)
         for rel, text in files.items():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             (root / rel).write_text(text, encoding="utf-8", errors="surrogatepass")
         before = snapshot(root / "results" / "t")
         err, out = io.StringIO(), io.StringIO()
         t0 = time.perf_counter()
-        with project(root), contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        with inside(root), contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:
                 rc = main(argv)
             except SystemExit as exc:  # argparse: usage errors and --help
@@ -171,15 +150,15 @@ def attempt(baseline: Path, files: dict[str, str], argv: list[str], ok: tuple[in
 
 
 @given(text=task_files())
-def test_fuzz_task_yaml(baseline, text):
-    attempt(baseline, {"tasks/x.yaml": text, "tasks/d.jsonl": "".join(json.dumps(r) + "\n" for r in ROWS)},
+def test_fuzz_task_yaml(project, text):
+    attempt(project, {"tasks/x.yaml": text, "tasks/d.jsonl": "".join(json.dumps(r) + "\n" for r in ROWS)},
             ["tasks", "show", "tasks/x.yaml", "--n", "2"])
 
 
 @given(data=rows, raw=st.booleans(), junk=st.text(max_size=40))
-def test_fuzz_data_rows(baseline, data, raw, junk):
+def test_fuzz_data_rows(project, data, raw, junk):
     lines = "".join(json.dumps(r, default=str) + "\n" for r in data) + (junk if raw else "")
-    attempt(baseline, {"tasks/x.yaml": yaml.safe_dump(GOOD), "tasks/d.jsonl": lines},
+    attempt(project, {"tasks/x.yaml": yaml.safe_dump(GOOD), "tasks/d.jsonl": lines},
             ["tasks", "show", "tasks/x.yaml", "--n", "3"])
 
 
@@ -189,11 +168,11 @@ run_fields = st.sampled_from(["device", "dtype", "batch_size", "token_budget", "
 
 @settings(max_examples=settings.default.max_examples // 2)  # each valid config runs a model
 @given(top=st.dictionaries(config_fields, values, max_size=2), run=st.dictionaries(run_fields, values, max_size=2))
-def test_fuzz_configs(baseline, top, run):
-    cfg = config(top, yaml.safe_load((baseline / "config.yaml").read_text())["suite"][0]["model"])
+def test_fuzz_configs(project, top, run):
+    cfg = project_config(yaml.safe_load((project / "config.yaml").read_text())["suite"][0]["model"], top)
     if isinstance(cfg.get("run"), dict) and run:
         cfg["run"] = {**cfg["run"], **run}
-    attempt(baseline, {"c.yaml": yaml.safe_dump(cfg, allow_unicode=True)}, ["run", "c.yaml"], ok=(0, 1, 2))
+    attempt(project, {"c.yaml": yaml.safe_dump(cfg, allow_unicode=True)}, ["run", "c.yaml"], ok=(0, 1, 2))
 
 
 cells = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10**12), st.text(max_size=6),
@@ -203,12 +182,12 @@ cells = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-1
 @given(table=st.lists(st.dictionaries(st.sampled_from(list(CURVE) + ["chance", "group", "kind", "junk"]), cells,
                                       max_size=2), min_size=0, max_size=6),
        cut=st.one_of(st.none(), st.integers(0, 400)), base=st.integers(0, 3))
-def test_fuzz_csv_import(baseline, table, cut, base):
+def test_fuzz_csv_import(project, table, cut, base):
     """Rows of a valid curve with a cell or two replaced (base > 0), or random rows; sometimes cut short."""
     rows = [{**CURVE, "model": f"m{i}", "params": 10 ** (6 + i), "value": 0.1 * i, **r} if base else r
             for i, r in enumerate(table)]
     text = csv(rows)
-    attempt(baseline, {"s.csv": text if cut is None else text[:cut]}, ["classify", "s.csv"])
+    attempt(project, {"s.csv": text if cut is None else text[:cut]}, ["classify", "s.csv"])
 
 
 lm_values = st.one_of(cells, values)
@@ -228,19 +207,19 @@ good_lm = st.lists(st.tuples(st.sampled_from(["70m", "160m", "410m", "1b", "2.8b
         ["pretrained=/m/pythia-70m", "pretrained=/m/pythia-1b", "", "x=y"]), "model_num_parameters": lm_values})),
     "n-samples": values}), min_size=1, max_size=4)),
     samples=st.one_of(st.none(), st.text(max_size=60), st.just('{"doc_id": 0, "acc": 1.0}\n')))
-def test_fuzz_lm_eval_import(baseline, files, samples):
+def test_fuzz_lm_eval_import(project, files, samples):
     written = {f"lm/m{i}/results.json": json.dumps(f, default=str) for i, f in enumerate(files)}
     if samples is not None:
         written["lm/m0/samples_arc_easy_2024-01-01T00-00-00.jsonl"] = samples
-    attempt(baseline, written, ["classify", "lm"])
+    attempt(project, written, ["classify", "lm"])
 
 
 @settings(max_examples=settings.default.max_examples * 3 // 2)
 @given(argv=st.lists(words, min_size=0, max_size=6))
-def test_fuzz_cli_arguments(baseline, argv):
+def test_fuzz_cli_arguments(project, argv):
     if "ladder" in argv and "build" in argv:
         argv = [a for a in argv if a != "build"]  # training a ladder takes minutes: not an input error
-    attempt(baseline, {}, argv, ok=(0, 1, 2))
+    attempt(project, {}, argv, ok=(0, 1, 2))
 
 
 def test_fuzz_helpers_are_sound():

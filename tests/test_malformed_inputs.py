@@ -6,7 +6,6 @@ reliability section, which lists every case id below."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from harness.cli import main
-from harness.testing import MC_ROWS, MC_TASK, write_jsonl
+from harness.testing import project_config, write_jsonl
 
 ROWS = [{"q": "x", "opts": ["a", "b"], "gold": 1}, {"q": "y", "opts": ["a", "b"], "gold": 0},
         {"q": "z", "opts": ["a", "b"], "gold": 1}, {"q": "w", "opts": ["a", "b"], "gold": 0}]
@@ -371,31 +370,6 @@ CASES.append(Case("F-config-without-data-roots", "F", **run({"tasks": ["far"]}, 
                   expect="data_roots"))
 
 
-@pytest.fixture(scope="module")
-def baseline(tmp_path_factory, tiny_llama) -> Path:
-    """A project folder with tasks and a completed run of tiny llama on toy_mc in results/t."""
-    root = tmp_path_factory.mktemp("baseline")
-    (root / "tasks").mkdir()
-    write_jsonl(root / "tasks" / "mc.jsonl", MC_ROWS)
-    (root / "tasks" / "mc.yaml").write_text(MC_TASK + "metrics: [acc, p_correct]\n")
-    (root / "config.yaml").write_text(yaml.safe_dump(_config(tiny_llama, {})))
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        assert main(["run", "config.yaml"]) == 0
-    finally:
-        os.chdir(cwd)
-    return root
-
-
-def _config(model: Path, change: dict) -> dict:
-    cfg = {"name": "t", "suite": [{"model": str(model)}], "tasks": ["toy_mc"], "run": {"device": "cpu"},
-           "output": "results/t", **change}
-    if isinstance(cfg["suite"], list):
-        cfg["suite"] = [{**m, "model": str(model) if m.get("model") == "TINY" else m["model"]} for m in cfg["suite"]]
-    return cfg
-
-
 def _snapshot(root: Path) -> dict[str, bytes]:
     """Every recorded file (the manifest describes the latest run, so each run rewrites it)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
@@ -403,9 +377,9 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_malformed_input(case: Case, baseline, tiny_llama, tmp_path, monkeypatch, capsys):
+def test_malformed_input(case: Case, project, tiny_llama, tmp_path, monkeypatch, capsys):
     root = tmp_path / "project"
-    shutil.copytree(baseline, root)
+    shutil.copytree(project, root)
     monkeypatch.chdir(root)
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     for key, value in case.env.items():
@@ -414,7 +388,7 @@ def test_malformed_input(case: Case, baseline, tiny_llama, tmp_path, monkeypatch
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(content, tuple):  # ("CONFIG", change)
-            content = yaml.safe_dump(_config(tiny_llama, content[1]))
+            content = yaml.safe_dump(project_config(tiny_llama, content[1]))
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
     if case.setup:
         case.setup(root)
