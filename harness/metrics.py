@@ -7,6 +7,7 @@ metric here can be recomputed later without running a model. Metrics register by
 from __future__ import annotations
 
 import math
+import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -85,6 +86,14 @@ def acc_norm(r: Record, _: dict) -> float:
     return float(int(np.argmax(scores)) == r["gold"])
 
 
+@metric("multiple_choice_grade", ("multiple_choice",), "discontinuous")
+def multiple_choice_grade(r: Record, _: dict) -> float:
+    """BIG-bench's score: the credit (``choice_scores``) of the most likely choice, the first on ties; without
+    credits, accuracy."""
+    best = int(np.argmax(r["logprobs"]))
+    return float(r["choice_scores"][best]) if "choice_scores" in r else float(best == r["gold"])
+
+
 @metric("p_correct", ("multiple_choice",), "continuous")
 def p_correct(r: Record, _: dict) -> float:
     return float(_softmax(r["logprobs"])[r["gold"]])
@@ -122,6 +131,30 @@ def normalize_answer(text: str, options: dict) -> str:
         options={"ignore_case": False, "ignore_punctuation": False, "strip": True})
 def exact_match(r: Record, o: dict) -> float:
     return float(normalize_answer(r["generation"], o) == normalize_answer(r["target"], o))
+
+
+BIGBENCH_OUTPUT_REGEX = r"[^\.\?\!\;\n]+"  # BIG-bench's default answer cut
+
+
+def bigbench_postprocess(text: str, stop_string: Optional[str], output_regex: Optional[str]) -> str:
+    """BIG-bench's ``postprocess_output``: keep the text up to and including the first ``stop_string`` (unless it
+    starts the text), then the first match of ``output_regex`` ('' when none)."""
+    if stop_string:
+        index = text.find(stop_string)
+        if index > 0:
+            text = text[: index + len(stop_string)]
+    if output_regex:
+        text = next(iter(re.findall(output_regex, text)), "")
+    return text
+
+
+@metric("exact_str_match", ("generate",), "discontinuous", options={"stop_string": None, "output_regex": None})
+def exact_str_match(r: Record, o: dict) -> float:
+    """BIG-bench's exact match: the post-processed generation equals one of the references (default: the target).
+    Without a stop string or regex, BIG-bench's default regex applies."""
+    regex = o["output_regex"] if o["output_regex"] or o["stop_string"] else BIGBENCH_OUTPUT_REGEX
+    answer = bigbench_postprocess(r["generation"], o["stop_string"], regex)
+    return float(answer in r.get("references", [r["target"]]))
 
 
 @metric("char_edit_distance", ("generate",), "continuous", higher_is_better=False)

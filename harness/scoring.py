@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Union
 
 import numpy as np
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from harness import metrics as M
 from harness.models.backend import Backend, GenerationRequest
@@ -27,6 +27,7 @@ class ChoiceRecord(TypedDict):
     is_greedy: list[bool]
     n_bytes: list[int]
     metrics: dict[str, float]
+    choice_scores: NotRequired[list[float]]  # credit per choice, when the task gives it (multiple_choice_grade)
 
 
 class TargetRecord(TypedDict):
@@ -40,6 +41,7 @@ class TargetRecord(TypedDict):
     target_tokens: int
     is_greedy: bool
     metrics: dict[str, float]
+    references: NotRequired[list[str]]  # every acceptable answer, when the task lists them
 
 
 class GenerationRecord(TargetRecord):
@@ -77,14 +79,20 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
             choices = list(i.choices or ())
             assert i.gold is not None  # every multiple-choice instance has one
             res = [next(results) for _ in choices]
-            records.append(ChoiceRecord(
+            choice = ChoiceRecord(
                 doc_id=i.doc_id, doc_hash=i.doc_hash, prompt=i.context, choices=choices, gold=i.gold,
                 logprobs=[r.logprob for r in res], n_tokens=[r.n_tokens for r in res],
-                is_greedy=[r.is_greedy for r in res], n_bytes=[len(c.encode("utf-8")) for c in choices], metrics={}))
+                is_greedy=[r.is_greedy for r in res], n_bytes=[len(c.encode("utf-8")) for c in choices], metrics={})
+            if i.choice_scores is not None:
+                choice["choice_scores"] = list(i.choice_scores)
+            records.append(choice)
     elif spec.output in ("generate", "loglikelihood"):
         lls = backend.loglikelihood([(i.context, i.delimiter + (i.target or "")) for i in insts])
         scored = [TargetRecord(doc_id=i.doc_id, doc_hash=i.doc_hash, prompt=i.context, target=i.target or "", target_logprob=r.logprob,
                                target_tokens=r.n_tokens, is_greedy=r.is_greedy, metrics={}) for i, r in zip(insts, lls)]
+        for target, i in zip(scored, insts):
+            if i.references is not None:
+                target["references"] = list(i.references)
         if spec.output == "generate":
             gen = spec.generation
             texts = backend.generate([GenerationRequest(i.context, tuple(gen.until), gen.max_new_tokens) for i in insts])
@@ -123,6 +131,8 @@ def chance_levels(prepared: PreparedTask) -> dict[str, float]:
         if len(insts) > 1 and len({tuple(i.choices or ()) for i in insts}) == 1:
             acc = max(sum(i.gold == g for i in insts) for g in {i.gold for i in insts}) / len(insts)
         out.update({"acc": acc, "acc_norm": acc, "p_correct": uniform})
+        if all(i.choice_scores is not None for i in insts):  # a uniform guess's expected credit (BIG-bench's low score)
+            out["multiple_choice_grade"] = float(np.mean([np.mean(i.choice_scores or (0.0,)) for i in insts]))
     if spec.chance is not None:
         out.update({m.name: spec.chance for m in spec.metrics if M.METRICS[m.name].kind == "discontinuous"})
     return {m.name: out[m.name] for m in spec.metrics if m.name in out}

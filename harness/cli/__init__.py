@@ -1,4 +1,4 @@
-"""Command line: ``harness run | tasks | ladder | classify | report | compare``, one module per command group.
+"""Command line: ``harness run | tasks | ladder | bigbench | classify | report | compare``, one module per command group.
 Bad input prints one line and exits 2; the commands hold no logic that the library lacks."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn, Optional
 
 from harness._version import __version__
-from harness.cli import analysis, ladder, run, tasks
+from harness.cli import analysis, bigbench, ladder, run, tasks
 from harness.cli.console import console
 from harness.errors import HarnessError
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="harness", description="Evaluate model families and classify scaling curves.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    for group in (run, tasks, ladder, analysis):
+    for group in (run, tasks, ladder, bigbench, analysis):
         group.add_parsers(sub)
     return p
 

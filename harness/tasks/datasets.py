@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from harness.errors import HarnessError
+from harness.tasks.bigbench import documents as bigbench_documents
 from harness.tasks.generators import generate
 from harness.tasks.schema import DatasetSpec
 
@@ -47,6 +48,12 @@ def load_documents(spec: DatasetSpec, task_file: Path, split: Optional[str] = No
     elif spec.hf is not None:
         docs = _load_hf(spec, task_file, split, roots)
         where = "dataset.hf"
+    elif spec.bigbench is not None:
+        if split is not None:
+            raise HarnessError("a BIG-bench task brings its own shots (dataset.bigbench.shots); leave fewshot empty",
+                               source=task_file, where="fewshot.split")
+        docs = bigbench_documents(spec.bigbench.task, spec.bigbench.subtask, spec.bigbench.shots)
+        where = "dataset.bigbench"
     else:
         if split is not None:
             raise HarnessError("a 'path' dataset has a single split; leave fewshot.split empty", source=task_file, where="fewshot.split")

@@ -11,6 +11,7 @@ from typing import Optional
 
 from harness.errors import HarnessError
 from harness.files import read_yaml
+from harness.tasks import bigbench
 from harness.tasks.schema import Task, parse_task_dict
 
 PACKAGE_TASKS = Path(__file__).resolve().parent / "builtin"  # shipped task files (package data)
@@ -65,7 +66,11 @@ class TaskIndex:
                     self.entries.setdefault(name, IndexEntry(name, path, group))
 
     def resolve(self, entry: str, base: Path) -> list[Task]:
-        """A path to a YAML file (relative to ``base``), a task or group name, or a glob over names."""
+        """A path to a YAML file (relative to ``base``), a task or group name, a glob over names, or
+        ``bigbench:TASK[:SUBTASK]`` (a BIG-bench JSON task)."""
+        if entry.startswith("bigbench:"):
+            return [parse_task_dict(spec, path)[0] if group is None else _grouped(spec, path, group)
+                    for spec, path, group in bigbench.task_specs(entry)]
         if entry.endswith((".yaml", ".yml")) or "/" in entry:
             return load_task_file(base / entry)
         names = [n for n in self.entries if fnmatch.fnmatchcase(n, entry)]
@@ -83,6 +88,12 @@ class TaskIndex:
                 if e.group == name or task.name == name:  # a group name selects all its subtasks
                     tasks.append(task)
         return tasks
+
+
+def _grouped(spec: dict, path: Path, group: str) -> Task:
+    (task,) = parse_task_dict(spec, path)
+    task.group = group
+    return task
 
 
 def resolve_tasks(entries: list[str], base: Path) -> list[Task]:

@@ -23,7 +23,8 @@ class PreparedTask:
     @property
     def prompt_hash(self) -> str:
         """Hash of everything the models will see and be scored on (part of each result's key)."""
-        return digest([[i.context, i.delimiter, i.target, i.choices, i.gold, i.doc_hash] for i in self.instances])
+        return digest([[i.context, i.delimiter, i.target, i.choices, i.gold, i.doc_hash, i.choice_scores, i.references]
+                       for i in self.instances])
 
 
 def prepare(task: Task, limit: Optional[int] = None, data_roots: Sequence[Path] = ()) -> PreparedTask:

@@ -5,6 +5,7 @@ Everything the model will see is decided here, once per task, and reused for eve
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Callable, Sequence
@@ -35,6 +36,8 @@ class Instance:
     choices: Optional[tuple[str, ...]] = None
     gold: Optional[int] = None
     doc_hash: str = ""  # the dataset row's digest: two runs pair a document only when it is the same row
+    choice_scores: Optional[tuple[float, ...]] = None  # credit per choice (multiple_choice_grade)
+    references: Optional[tuple[str, ...]] = None  # every acceptable answer (exact_str_match, bleu, rouge)
 
     @property
     def continuations(self) -> list[str]:
@@ -57,6 +60,8 @@ class Templates:
         self._answer: Any = spec.answer
         if isinstance(spec.answer, str):
             self._answer = self._compile(spec.answer, "answer", native=True)
+        self._scores = self._compile(spec.choice_scores, "choice_scores", native=True) if spec.choice_scores else None
+        self._references = self._compile(spec.references, "references", native=True) if spec.references else None
 
     def _compile(self, text: str, field: str, native: bool = False) -> Callable[[Document], Any]:
         """A template renders to a string; with ``native``, a lone ``{{ expr }}`` keeps its Python type."""
@@ -128,6 +133,30 @@ class Templates:
             raise HarnessError(f"answer {value!r} is not {expected}", source=self.task.source, where=where)
         return value
 
+    def choice_scores(self, doc: Document, row: int, n: int) -> Optional[tuple[float, ...]]:
+        """The credit for each of the ``n`` choices, when the task gives it."""
+        if self._scores is None:
+            return None
+        value = self._render(self._scores, doc, "choice_scores", row)
+        try:
+            scores = tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            scores = ()
+        if len(scores) != n or not all(math.isfinite(s) for s in scores):
+            raise HarnessError(f"choice_scores must render to {n} finite numbers, one per choice (got {value!r:.80})",
+                               source=self.task.source, where=f"{self._where()}choice_scores: row {row}")
+        return scores
+
+    def references(self, doc: Document, row: int) -> Optional[tuple[str, ...]]:
+        """Every acceptable answer, when the task lists them."""
+        if self._references is None:
+            return None
+        value = self._render(self._references, doc, "references", row)
+        if not isinstance(value, (list, tuple)) or not value:
+            raise HarnessError(f"references must render to a non-empty list (got {value!r:.80})",
+                               source=self.task.source, where=f"{self._where()}references: row {row}")
+        return tuple(str(v) for v in value)
+
     def answer_text(self, doc: Document, row: int) -> str:
         """The text a few-shot example shows after its prompt."""
         if self.task.spec.output == "multiple_choice":
@@ -169,9 +198,11 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
         if spec.output == "multiple_choice":
             choices = tmpl.choices(doc, row)
             out.append(Instance(row, prompt, spec.target_delimiter, choices=tuple(choices),
-                                gold=tmpl.answer(doc, row, choices), doc_hash=doc_hash))
+                                gold=tmpl.answer(doc, row, choices), doc_hash=doc_hash,
+                                choice_scores=tmpl.choice_scores(doc, row, len(choices))))
         elif spec.output == "perplexity":
             out.append(Instance(row, prompt, "", doc_hash=doc_hash))
         else:
-            out.append(Instance(row, prompt, spec.target_delimiter, target=tmpl.target(doc, row), doc_hash=doc_hash))
+            out.append(Instance(row, prompt, spec.target_delimiter, target=tmpl.target(doc, row), doc_hash=doc_hash,
+                                references=tmpl.references(doc, row)))
     return out

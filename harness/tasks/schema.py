@@ -27,19 +27,28 @@ class HFDataset(_Strict):
     revision: Optional[str] = None
 
 
+class BigBenchRef(_Strict):
+    """A BIG-bench JSON task (or one subtask), formatted as BIG-bench formats it, with its own n-shot contexts."""
+
+    task: str = Field(pattern=NAME_PATTERN)
+    subtask: Optional[str] = None
+    shots: int = Field(default=0, ge=0, le=5)  # BIG-bench's standard settings are 0, 1, 2 and 3
+
+
 class DatasetSpec(_Strict):
-    """Exactly one source: a local file, a ``datasets`` dataset, or a built-in generator."""
+    """Exactly one source: a local file, a ``datasets`` dataset, a built-in generator, or a BIG-bench task."""
 
     path: Optional[str] = None
     hf: Optional[HFDataset] = None
     generator: Optional[str] = None
+    bigbench: Optional[BigBenchRef] = None
     args: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
-        given = [k for k in ("path", "hf", "generator") if getattr(self, k) is not None]
+        given = [k for k in ("path", "hf", "generator", "bigbench") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of path, hf, generator (got {given or 'none'})")
+            raise ValueError(f"give exactly one of path, hf, generator, bigbench (got {given or 'none'})")
         if self.args and self.generator is None:
             raise ValueError("args is only for generator datasets")
         return self
@@ -77,6 +86,8 @@ class TaskSpec(_Strict):
     choices: Optional[Union[str, list[str]]] = None
     answer: Optional[Union[str, int]] = None
     answer_is: Optional[Literal["index", "text"]] = None  # None: an int is an index, a string a choice's text or index
+    choice_scores: Optional[str] = None  # multiple choice: a list of numbers, the credit for picking each choice
+    references: Optional[str] = None  # generate: a list of every acceptable answer (default: the target)
     output: OutputType
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     fewshot: FewshotSpec = Field(default_factory=FewshotSpec)

@@ -1,0 +1,358 @@
+"""BIG-bench JSON tasks: fetched once from PyPI's ``bigbench`` sdist (only the ``task.json`` files are kept),
+indexed, and formatted exactly as BIG-bench's ``json_task.py`` formats them (prefixes, choices appended in its
+seeded order, n-shot contexts drawn with its seeded sampler, duplicate examples dropped).
+
+Nothing of BIG-bench is committed to this repository: the data (and its canary string) is read from the user's
+cache (``$HARNESS_CACHE/bigbench``) or from ``$BIGBENCH_ROOT`` at run time."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.files import atomic_write, cache_dir, digest
+
+SDIST_URL = ("https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/"
+             "bigbench-1.0.0.tar.gz")
+SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
+SEED = 42  # BIG-bench's default random_seed for formatting and shots
+_TASKS_DIR = "bigbench/benchmark_tasks/"
+
+
+def root() -> Path:
+    """The folder of BIG-bench task folders: ``$BIGBENCH_ROOT`` (an unpacked ``benchmark_tasks``), else the cache."""
+    env = os.environ.get("BIGBENCH_ROOT")
+    return Path(env) if env else cache_dir() / "bigbench" / "benchmark_tasks"
+
+
+def require_root() -> Path:
+    path = root()
+    if not path.is_dir():
+        raise HarnessError("BIG-bench tasks not found: run 'harness bigbench fetch' (downloads 358 MB once) or set "
+                           "BIGBENCH_ROOT to an unpacked bigbench/benchmark_tasks folder", source=path)
+    return path
+
+
+def fetch(progress: Optional[Callable[[int, int], None]] = None, url: str = SDIST_URL,
+          sha256: str = SDIST_SHA256) -> Path:
+    """Download the sdist, check its sha256, and keep only its ``task.json`` files under the cache. Streams: the
+    archive is never written to disk whole. ``progress(done_bytes, total_bytes)`` is called as it arrives."""
+    import urllib.request
+
+    dest = cache_dir() / "bigbench"
+    staging = dest / ".tmp-fetch"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            total = int(response.headers.get("Content-Length") or 0)
+            reader = _Hashing(response, digest, total, progress)
+            with tarfile.open(fileobj=reader, mode="r|gz") as archive:  # type: ignore[call-overload]
+                for member in archive:
+                    rel = member.name.split(_TASKS_DIR, 1)[-1] if _TASKS_DIR in member.name else None
+                    if rel is None or not member.isfile() or not rel.endswith("task.json") or ".." in rel:
+                        continue
+                    target = staging / "benchmark_tasks" / rel
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    source = archive.extractfile(member)
+                    assert source is not None
+                    with open(target, "wb") as out:
+                        shutil.copyfileobj(source, out)
+            reader.drain()
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise HarnessError(f"could not download BIG-bench: {exc}", source=url) from None
+    if digest.hexdigest() != sha256:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise HarnessError(f"sha256 mismatch (got {digest.hexdigest()}, expected {sha256})", source=url)
+    shutil.rmtree(dest / "benchmark_tasks", ignore_errors=True)
+    os.replace(staging / "benchmark_tasks", dest / "benchmark_tasks")
+    shutil.rmtree(staging, ignore_errors=True)
+    return dest / "benchmark_tasks"
+
+
+class _Hashing:
+    """A file-like wrapper that hashes and reports what is read through it."""
+
+    def __init__(self, raw: Any, digest: Any, total: int, progress: Optional[Callable[[int, int], None]]):
+        self.raw, self.digest, self.total, self.progress, self.done = raw, digest, total, progress, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        self.digest.update(data)
+        self.done += len(data)
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+        return data
+
+    def drain(self) -> None:
+        """Read what the archive reader left (padding after the last member) so the hash covers every byte."""
+        while self.read(1 << 20):
+            pass
+
+
+# ---------------------------------------------------------------- reading tasks
+
+
+def read_task(path: Path) -> dict[str, Any]:
+    """One ``task.json`` (its subtasks, in BIG-bench's sorted order, under ``subtasks`` when it has no examples)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"not a readable task.json ({exc})", source=path) from None
+    if not isinstance(data, dict):
+        raise HarnessError("a task.json must hold an object", source=path)
+    for key in ("canary", "name", "description", "keywords"):
+        if key not in data:
+            raise HarnessError(f"missing '{key}'", source=path, where=key)
+    if "examples" not in data:
+        subs = sorted(p for p in path.parent.glob("*/task.json"))
+        if not subs:
+            raise HarnessError("a task needs 'examples' or subtask folders", source=path, where="examples")
+        data["subtasks"] = [read_task(p) for p in subs]
+    return data
+
+
+def subtask_names(data: dict[str, Any]) -> list[str]:
+    return [str(s["name"]) for s in data.get("subtasks", [])]
+
+
+def _check_examples(data: dict[str, Any], source: Path) -> list[dict[str, Any]]:
+    """BIG-bench's own checks, as one-line errors naming the task and field."""
+    name = data["name"]
+    examples = data.get("examples")
+    if not isinstance(examples, list) or not examples:
+        raise HarnessError(f"task {name}: no examples", source=source, where="examples")
+    for key in ("metrics", "preferred_score"):
+        if key not in data:
+            raise HarnessError(f"task {name}: missing '{key}'", source=source, where=key)
+    mc = "multiple_choice_grade" in data["metrics"]
+    for i, ex in enumerate(examples):
+        if not isinstance(ex, dict) or "input" not in ex or not ("target" in ex or "target_scores" in ex):
+            raise HarnessError(f"task {name}: each example needs 'input' and 'target' or 'target_scores'",
+                               source=source, where=f"examples.{i}")
+        if mc and not isinstance(ex.get("target_scores"), dict):
+            raise HarnessError(f"task {name}: multiple_choice_grade needs 'target_scores' in every example",
+                               source=source, where=f"examples.{i}.target_scores")
+    return examples
+
+
+def format_examples(data: dict[str, Any], shots: int = 0, source: Path = Path("task.json"),
+                    seed: int = SEED) -> list[dict[str, Any]]:
+    """The task's examples as BIG-bench presents them to a model, in BIG-bench's order. Each document: ``input``
+    (task prefix, shots and prompt, ending with the output prefix), ``targets``, and for multiple choice
+    ``choices`` (in the file's order, as BIG-bench scores them) with their ``target_scores``; ``doc_id`` is the
+    example's index among the distinct examples."""
+    examples = _check_examples(data, source)
+    seen: set[str] = set()
+    distinct = []
+    for ex in examples:  # duplicates dropped, order kept (as BIG-bench)
+        key = json.dumps(ex)
+        if key not in seen:
+            seen.add(key)
+            distinct.append(ex)
+    if len(distinct) < shots + 1:
+        raise HarnessError(f"task {data['name']}: {len(distinct)} distinct examples are too few for {shots} shots",
+                           source=source, where="examples")
+    formatted = [_format(copy.deepcopy(ex), data, seed, source, i) for i, ex in enumerate(distinct)]
+    for i, ex in enumerate(formatted):
+        ex["doc_id"] = i
+    prefix = str(data.get("task_prefix", ""))
+    out = _nshot(formatted, shots, seed, data.get("few_shot_example_separator", "\n"))
+    for doc in out:
+        doc["input"] = prefix + doc["input"]
+    return out
+
+
+def _format(sample: dict[str, Any], data: dict[str, Any], seed: int, source: Path, i: int) -> dict[str, Any]:
+    """``json_task.default_format_fn``: a fresh generator per example, so the choice order depends only on the
+    sorted choices."""
+    rng = np.random.RandomState(seed=seed)
+    choice_prefix = data.get("choice_prefix", "\n  choice: ")
+    if "target_scores" in sample:
+        scores = sample["target_scores"]
+        if not isinstance(scores, dict) or not scores:
+            raise HarnessError(f"task {data['name']}: target_scores must be a non-empty object", source=source,
+                               where=f"examples.{i}.target_scores")
+        if data.get("append_choices_to_input", True):
+            permuted = rng.permutation(sorted(scores.keys()))
+            sample["input"] = sample["input"] + choice_prefix + choice_prefix.join(permuted)
+        if "target" not in sample:
+            top, low = max(scores.values()), min(scores.values())
+            if (len(scores) == 1 and top == 0) or (len(scores) > 1 and top <= low):
+                raise HarnessError(f"task {data['name']}: no correct choice (every score equal)", source=source,
+                                   where=f"examples.{i}.target_scores")
+            sample["target"] = [k for k, v in scores.items() if v == top][0]
+        sample["choice"] = list(scores.keys())
+    sample["input"] = data.get("example_input_prefix", "\nQ: ") + sample["input"] + \
+        data.get("example_output_prefix", "\nA: ")
+    if not isinstance(sample["target"], list):
+        sample["target"] = [sample["target"]]
+    return sample
+
+
+def _nshot(samples: list[dict[str, Any]], shots: int, seed: int, separator: str) -> list[dict[str, Any]]:
+    """``json_task.make_nshot_dataset`` with ``max_examples`` = all examples (as ``evaluate_fixed_shot`` calls it):
+    0-shot keeps the order; n-shot visits the queries in a seeded permutation, each with ``shots`` other examples
+    and one of each shot's targets, drawn from the same generator."""
+    rng = np.random.RandomState(seed=seed)
+    if shots == 0:
+        return [_document(s, s["input"]) for s in samples]
+    order = rng.permutation(len(samples))  # rng.choice(samples, len(samples), replace=False)
+    keys = [_same(x) for x in samples]
+    out = []
+    for q in order:
+        sample = samples[q]
+        valid = [x for x, key in zip(samples, keys) if key != keys[q]]
+        picked = [valid[j] for j in rng.permutation(len(valid))[:shots]]
+        context = separator.join(ex["input"] + _pick(rng, ex["target"]) for ex in picked)
+        out.append(_document(sample, context + separator + sample["input"]))
+    return out
+
+
+def _same(sample: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in sample.items() if k != "doc_id"}, sort_keys=True)
+
+
+def _pick(rng: np.random.RandomState, targets: list[str]) -> str:
+    """``rng.choice(targets)``: one draw from the shared generator even when there is one target."""
+    return str(np.asarray(targets)[rng.randint(0, len(targets))])
+
+
+def _document(sample: dict[str, Any], text: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {"doc_id": sample["doc_id"], "input": text, "targets": [str(t) for t in sample["target"]]}
+    if "choice" in sample:
+        doc["choices"] = [str(c) for c in sample["choice"]]
+        doc["target_scores"] = [float(sample["target_scores"][c]) for c in sample["choice"]]
+        doc["gold"] = int(np.argmax(doc["target_scores"]))
+    return doc
+
+
+def task_path(task: str) -> Path:
+    path = require_root() / task / "task.json"
+    if not path.is_file():
+        raise HarnessError(f"no BIG-bench JSON task named '{task}' (programmatic tasks are not supported)",
+                           source=require_root(), where="dataset.bigbench.task")
+    return path
+
+
+def part(data: dict[str, Any], subtask: Optional[str], path: Path) -> dict[str, Any]:
+    """The task itself, or one of its subtasks by name (``name`` or ``task:name``)."""
+    subs = {str(s["name"]).split(":")[-1]: s for s in data.get("subtasks", [])}
+    if subtask is None:
+        if subs:
+            raise HarnessError(f"task {data['name']} has subtasks; name one ({', '.join(sorted(subs))})", source=path,
+                               where="dataset.bigbench.subtask")
+        return data
+    if subtask not in subs:
+        raise HarnessError(f"task {data['name']} has no subtask '{subtask}' (has: {', '.join(sorted(subs)) or 'none'})",
+                           source=path, where="dataset.bigbench.subtask")
+    return subs[subtask]
+
+
+def documents(task: str, subtask: Optional[str] = None, shots: int = 0) -> list[dict[str, Any]]:
+    """A BIG-bench task's formatted examples as documents; each carries the task's canary, so anything built
+    from them keeps it."""
+    path = task_path(task)
+    data = read_task(path)
+    chosen = part(data, subtask, path)
+    canary = str(data.get("canary", ""))
+    docs = format_examples(chosen, shots, path)
+    for doc in docs:
+        doc["canary"] = canary
+    return sorted(docs, key=lambda d: d["doc_id"])
+
+
+# ---------------------------------------------------------------- the index
+
+
+def index() -> list[dict[str, Any]]:
+    """Every JSON task under the root: name, subtasks, examples, preferred score, metrics, keywords. Cached next to
+    the data (``index.json``), so listing reads no task file after the first time."""
+    base = require_root()
+    cached = cache_dir() / "bigbench" / f"index-{digest(str(base.resolve()))}.json"  # never written into BIGBENCH_ROOT
+    stamp = str(base.stat().st_mtime_ns)
+    if cached.is_file():
+        saved = json.loads(cached.read_text())
+        if saved.get("stamp") == stamp and saved.get("root") == str(base.resolve()):
+            return saved["tasks"]
+    entries: list[dict[str, Any]] = []
+    for path in sorted(base.glob("*/task.json")):
+        try:
+            data = read_task(path)
+        except HarnessError as err:
+            entries.append({"name": path.parent.name, "error": str(err)})
+            continue
+        parts = data.get("subtasks") or [data]
+        entries.append({"name": path.parent.name, "subtasks": subtask_names(data),
+                        "examples": sum(len(p.get("examples") or []) for p in parts),
+                        "preferred_score": parts[0].get("preferred_score"),
+                        "metrics": sorted({m for p in parts for m in p.get("metrics") or []}),
+                        "keywords": list(data.get("keywords") or []), "path": str(path)})
+    atomic_write(cached, json.dumps({"stamp": stamp, "root": str(base.resolve()), "tasks": entries}).encode())
+    return entries
+
+
+# ---------------------------------------------------------------- as tasks of this harness
+
+
+def task_specs(entry: str) -> list[tuple[dict[str, Any], Path, Optional[str]]]:
+    """``bigbench:TASK``, ``bigbench:TASK:SUBTASK`` or a glob over task names → (task spec, task.json, group) for
+    each (sub)task. A task with subtasks is a group. Multiple choice is scored on BIG-bench's choices with an
+    empty delimiter (its prompts end with the output prefix); generation stops where BIG-bench's default
+    output regex would cut (``.``, ``?``, ``!``, ``;`` or a newline) unless the task sets a stop string."""
+    import fnmatch
+
+    _, _, rest = entry.partition(":")
+    task, _, subtask = rest.partition(":")
+    names = sorted(e["name"] for e in index() if "error" not in e and fnmatch.fnmatchcase(e["name"], task))
+    if not names:
+        raise HarnessError(f"no BIG-bench JSON task matches '{task}'", source=require_root(), where="tasks")
+    out = []
+    for name in names:
+        path = task_path(name)
+        data = read_task(path)
+        subs: list[Optional[str]] = [subtask] if subtask else [s.split(":")[-1] for s in subtask_names(data)] or [None]
+        group = f"bigbench.{name}" if data.get("subtasks") else None
+        for sub in subs:
+            chosen = part(data, sub, path)
+            out.append((_spec(name, sub, chosen), path, group))
+    return out
+
+
+GENERATIVE = ("exact_str_match", "case_insensitive_str_match", "bleu", "rouge", "bleurt", "sequence_f1",
+              "numeric_match_with_0_1_relative_error")
+
+
+def _spec(task: str, subtask: Optional[str], data: dict[str, Any]) -> dict[str, Any]:
+    """This harness's task spec for a BIG-bench (sub)task: BIG-bench's prompt, its scores beside continuous ones."""
+    name = f"bigbench.{task}" + (f".{subtask}" if subtask else "")
+    metrics = data.get("metrics") or []
+    spec: dict[str, Any] = {
+        "name": name, "prompt": "{{input}}", "target_delimiter": "",
+        "description": f"BIG-bench {task}{':' + subtask if subtask else ''} (preferred score: "
+                       f"{data.get('preferred_score')}). " + str(data.get("description", ""))[:400],
+        "dataset": {"bigbench": {"task": task, "subtask": subtask}}}
+    if "multiple_choice_grade" in metrics:
+        spec.update(output="multiple_choice", choices="{{choices}}", answer="{{gold}}", answer_is="index",
+                    choice_scores="{{target_scores}}",
+                    metrics=["multiple_choice_grade", "p_correct", "brier", "target_logprob"])
+    elif any(m in GENERATIVE for m in metrics):
+        exact = {"name": "exact_str_match", "stop_string": data.get("stop_string"), "output_regex": data.get("output_regex")}
+        spec.update(output="generate", target="{{targets[0]}}", references="{{targets}}",
+                    metrics=[exact, "char_edit_distance", "target_logprob"],
+                    generation={"until": [], "max_new_tokens": 64})  # BIG-bench cuts afterwards (stop string, regex)
+    else:  # log_likelihood only
+        spec.update(output="loglikelihood", target="{{targets[0]}}", metrics=["target_logprob", "target_logprob_per_token"])
+    return spec
