@@ -1,0 +1,40 @@
+"""Against the real BIG-bench data (``harness bigbench fetch``; CI fetches it in ``.ci/run``): for ten tasks that
+together use every formatting field (example and choice prefixes, choices appended or not, separators, task
+prefixes, output regexes, stop strings, subtasks, fractional target_scores), the prompts equal BIG-bench's own
+functions' and the golden hashes in ``bigbench_golden.json`` (hashes only: no BIG-bench text is committed)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.tasks import bigbench as bb
+
+GOLDEN = json.loads((Path(__file__).parent / "bigbench_golden.json").read_text())
+pytestmark = pytest.mark.skipif(not bb.root().is_dir(), reason="BIG-bench not fetched: run 'harness bigbench fetch'")
+
+
+@pytest.mark.parametrize("key", sorted(GOLDEN))
+def test_real_task_prompts(key):
+    from test_bigbench import reference
+
+    task, subtask, shots = key.split(":")
+    data = bb.read_task(bb.task_path(task))
+    part = bb.part(data, subtask or None, bb.task_path(task))
+    docs = bb.format_examples(copy.deepcopy(part), int(shots))
+    mine = [(d["input"], d.get("choices"), d["targets"]) for d in docs]
+    assert hashlib.sha256(json.dumps(mine[:5]).encode()).hexdigest() == GOLDEN[key]
+    if len(part["examples"]) <= 1500 or shots == "0":  # BIG-bench's n-shot sampler is quadratic in examples
+        assert mine == [tuple(r) for r in reference(copy.deepcopy(part), int(shots))]
+    assert all(d["canary"] == data["canary"] for d in bb.documents(task, subtask or None)[:3])
+
+
+def test_the_index_lists_every_json_task():
+    entries = bb.index()
+    assert len(entries) >= 160 and not [e for e in entries if "error" in e]
+    by_name = {e["name"]: e for e in entries}
+    assert "mathematics" in by_name["modified_arithmetic"]["keywords"] and len(by_name["modified_arithmetic"]["subtasks"]) == 6
