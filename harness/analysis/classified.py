@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,32 @@ class Classified:
     @property
     def classifications(self) -> list[Classification]:
         return [lc.classification for lc in self.curves]
+
+
+def by_keyword(classified: Classified) -> dict[tuple[str, str], Counter[str]]:
+    """(keyword, metric) → how many tasks fall in each category, from the task keywords a run's manifest records
+    (Wei et al.'s table). A group counts once per metric, by its macro curve, under its subtasks' keywords."""
+    manifest = classified.results.source / "manifest.json"
+    if classified.results.store is None or not manifest.is_file():
+        raise HarnessError("--by keyword needs a harness run folder (its manifest records task keywords)",
+                           source=classified.results.source)
+    keywords: dict[str, set[str]] = {}
+    group_of: dict[str, str] = {}
+    for t in json.loads(manifest.read_text()).get("tasks", []):
+        keywords.setdefault(t["name"], set()).update(t.get("keywords") or [])
+        if t.get("group"):
+            keywords.setdefault(t["group"], set()).update(t.get("keywords") or [])
+            group_of[t["name"]] = t["group"]
+    macro = {(c.task, c.metric) for c in classified.classifications if c.aggregate == "macro"}
+    table: dict[tuple[str, str], Counter[str]] = {}
+    for c in classified.classifications:
+        # a group's macro curve stands for its subtasks; a subtask counts alone where its group has no such curve
+        if c.aggregate == "macro" or (not c.aggregate and (group_of.get(c.task), c.metric) not in macro):
+            for kw in sorted(keywords.get(c.task, ())):
+                table.setdefault((kw, c.metric), Counter())[c.label] += 1
+    if not table:
+        raise HarnessError("no task in these results has keywords", source=classified.results.source)
+    return table
 
 
 def classify_results(res: Results, *, x: str = "params", metrics: Optional[Sequence[str]] = None,

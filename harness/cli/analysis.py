@@ -87,8 +87,24 @@ def cmd_classify(args: argparse.Namespace) -> int:
         out.print(escape(f"{metric}: {len(cs)} task(s): ") + ", ".join(f"{lab} {n} ({n / len(cs):.0%})"
                                                                       for lab, n in share.items() if n))
     print_artifacts(classifications)
+    if args.by == "keyword":
+        out.print(keyword_table(classified))
     _print_skipped(classified.skipped)
     return 0
+
+
+def keyword_table(classified: Any) -> Table:
+    """Per keyword and metric, the share of tasks in each scaling category (the table Wei et al. draw)."""
+    from harness.analysis import LABELS, by_keyword
+
+    counts = by_keyword(classified)
+    table = Table(title="scaling categories by task keyword (share of tasks)")
+    for col in ("keyword", "metric", "tasks", *LABELS):
+        table.add_column(col, justify="left" if col in ("keyword", "metric") else "right")
+    for (kw, metric), c in sorted(counts.items()):
+        n = sum(c.values())
+        table.add_row(escape(kw), escape(metric), str(n), *[f"{c[lab] / n:.0%}" if c[lab] else "" for lab in LABELS])
+    return table
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -154,6 +170,7 @@ def add_parsers(sub: Any) -> None:
     c = sub.add_parser("classify", help="label each task's scaling curve, with a confidence")
     _results_args(c)
     c.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    c.add_argument("--by", choices=["keyword"], help="also the share of tasks per category for each task keyword")
     c.set_defaults(func=cmd_classify)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report with figures")

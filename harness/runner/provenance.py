@@ -45,6 +45,7 @@ def manifest(config: ExperimentConfig, suite: list[ModelSpec], prepared: list[Pr
             "seeds": {"run": config.run.seed, "fewshot": {p.task.name: p.task.spec.fewshot.seed for p in prepared}},
             "suite": [m.model_dump(mode="json", exclude_none=True) for m in suite], "models": models,
             "tasks": [{"name": p.task.name, "group": p.task.group, "source": str(p.task.source), "hash": p.task.hash,
-                       "prompt_hash": p.prompt_hash, "n": len(p.instances), "output": p.task.spec.output}
+                       "prompt_hash": p.prompt_hash, "n": len(p.instances), "output": p.task.spec.output,
+                       "keywords": p.task.spec.keywords}
                       for p in prepared],
             "failures": [vars(f) for f in failures]}

@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import shutil
 import tarfile
 from collections.abc import Callable
@@ -337,12 +338,14 @@ GENERATIVE = ("exact_str_match", "case_insensitive_str_match", "bleu", "rouge", 
 
 def _spec(task: str, subtask: Optional[str], data: dict[str, Any]) -> dict[str, Any]:
     """This harness's task spec for a BIG-bench (sub)task: BIG-bench's prompt, its scores beside continuous ones."""
-    name = f"bigbench.{task}" + (f".{subtask}" if subtask else "")
+    # task names are [A-Za-z0-9_.-]: "atikampé_to" becomes "atikamp__to" in results (the subtask keeps its name)
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"bigbench.{task}" + (f".{subtask}" if subtask else ""))
     metrics = data.get("metrics") or []
     spec: dict[str, Any] = {
         "name": name, "prompt": "{{input}}", "target_delimiter": "",
         "description": f"BIG-bench {task}{':' + subtask if subtask else ''} (preferred score: "
                        f"{data.get('preferred_score')}). " + str(data.get("description", ""))[:400],
+        "keywords": [str(k) for k in data.get("keywords") or []],
         "dataset": {"bigbench": {"task": task, "subtask": subtask}}}
     if "multiple_choice_grade" in metrics:
         spec.update(output="multiple_choice", choices="{{choices}}", answer="{{gold}}", answer_is="index",

@@ -80,6 +80,7 @@ class TaskSpec(_Strict):
     name: str = Field(pattern=NAME_PATTERN)
     version: Union[int, str] = 1
     description: str = ""
+    keywords: list[str] = Field(default_factory=list)  # e.g. BIG-bench's; `harness classify --by keyword` groups by them
     dataset: DatasetSpec
     prompt: str
     target: Optional[str] = None

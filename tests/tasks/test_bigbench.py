@@ -237,3 +237,30 @@ def test_choice_scores_and_references_are_checked(tmp_path, change, fragment):
     with pytest.raises(HarnessError) as info:
         prepare(load_task_file(tmp_path / "t.yaml")[0])
     assert fragment in str(info.value)
+
+
+def test_classify_by_keyword_counts_a_group_once(workdir, tiny_models, monkeypatch, capsys):
+    from harness.analysis import by_keyword, load_classified
+    from harness.testing import write_config
+
+    monkeypatch.setenv("BIGBENCH_ROOT", str(write_tasks(workdir / "bb")))
+    cfg = write_config(workdir, list(tiny_models.values()), ["bigbench:composite", "bigbench:mc_task"])
+    assert main(["run", str(cfg)]) == 0
+    manifest = json.loads((workdir / "results" / "t" / "manifest.json").read_text())
+    assert {t["name"]: t["keywords"] for t in manifest["tasks"]}["bigbench.composite.sub_b"] == ["mathematics"]
+    table = by_keyword(load_classified(workdir / "results" / "t"))
+    # target_logprob: mc_task and the composite group once (its macro curve, under both subtasks' keywords);
+    # multiple_choice_grade: the group has no macro curve (sub_b lacks the metric), so sub_a counts alone
+    assert sum(table[("logical reasoning", "target_logprob")].values()) == 2
+    assert sum(table[("mathematics", "target_logprob")].values()) == 1
+    assert sum(table[("logical reasoning", "multiple_choice_grade")].values()) == 2
+    assert sum(table[("mathematics", "exact_str_match")].values()) == 1
+    capsys.readouterr()
+    assert main(["classify", "results/t", "--by", "keyword"]) == 0
+    assert "scaling categories by task keyword" in capsys.readouterr().out
+
+
+def test_subtask_names_outside_the_name_pattern_are_kept_for_lookup():
+    spec = bb._spec("conlang_translation", "atikampé_to", GEN)
+    assert spec["name"] == "bigbench.conlang_translation.atikamp__to"
+    assert spec["dataset"]["bigbench"]["subtask"] == "atikampé_to"
