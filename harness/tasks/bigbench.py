@@ -71,7 +71,7 @@ def fetch(progress: Optional[Callable[[int, int], None]] = None, url: str = SDIS
                     with open(target, "wb") as out:
                         shutil.copyfileobj(source, out)
             reader.drain()
-    except OSError as exc:
+    except (OSError, tarfile.TarError, EOFError) as exc:  # network, disk, or a truncated/corrupt archive
         shutil.rmtree(staging, ignore_errors=True)
         raise HarnessError(f"could not download BIG-bench: {exc}", source=url) from None
     if digest.hexdigest() != sha256:

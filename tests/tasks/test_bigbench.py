@@ -171,6 +171,13 @@ def test_fetch_keeps_only_task_json_and_checks_the_hash(tmp_path, monkeypatch):
     assert [e["name"] for e in bb.index()] == ["gen_task", "mc_task"]
     with pytest.raises(HarnessError, match="sha256 mismatch"):
         bb.fetch(url=url, sha256="0" * 64)
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes((tmp_path / "bigbench-1.0.0.tar.gz").read_bytes()[:200])  # cut short: the hash says so
+    with pytest.raises(HarnessError, match="sha256 mismatch"):
+        bb.fetch(url=broken.as_uri(), sha256=sha)
+    broken.write_bytes(b"not a gzip stream " * 50)
+    with pytest.raises(HarnessError, match="could not download BIG-bench"):
+        bb.fetch(url=broken.as_uri(), sha256=sha)
     assert (root / "mc_task" / "task.json").is_file()  # a failed fetch keeps what was there
 
 
