@@ -38,3 +38,13 @@ def test_the_index_lists_every_json_task():
     assert len(entries) >= 160 and not [e for e in entries if "error" in e]
     by_name = {e["name"]: e for e in entries}
     assert "mathematics" in by_name["modified_arithmetic"]["keywords"] and len(by_name["modified_arithmetic"]["subtasks"]) == 6
+
+
+@pytest.mark.parametrize("name,at_least", [("bigbench_emergent", 6), ("bigbench_json", 900)])
+def test_packaged_bigbench_configs_resolve(name, at_least):
+    from harness.config import load_config, resolve_config
+    from harness.tasks import resolve_tasks
+
+    config = load_config(resolve_config(name))
+    tasks = resolve_tasks(config.tasks, Path.cwd())
+    assert len(tasks) >= at_least and all(t.name.startswith("bigbench.") for t in tasks)
