@@ -279,8 +279,9 @@ def documents(task: str, subtask: Optional[str] = None, shots: int = 0) -> list[
 
 
 def index() -> list[dict[str, Any]]:
-    """Every JSON task under the root: name, subtasks, examples, preferred score, metrics, keywords. Cached next to
-    the data (``index.json``), so listing reads no task file after the first time."""
+    """Every JSON task under the root: name, subtasks, examples, preferred score, metrics, keywords. Cached under
+    ``$HARNESS_CACHE/bigbench`` (keyed by the root and its modification time), so listing reads no task file after
+    the first time."""
     base = require_root()
     cached = cache_dir() / "bigbench" / f"index-{digest(str(base.resolve()))}.json"  # never written into BIGBENCH_ROOT
     stamp = str(base.stat().st_mtime_ns)
@@ -311,8 +312,8 @@ def index() -> list[dict[str, Any]]:
 def task_specs(entry: str) -> list[tuple[dict[str, Any], Path, Optional[str]]]:
     """``bigbench:TASK``, ``bigbench:TASK:SUBTASK`` or a glob over task names → (task spec, task.json, group) for
     each (sub)task. A task with subtasks is a group. Multiple choice is scored on BIG-bench's choices with an
-    empty delimiter (its prompts end with the output prefix); generation stops where BIG-bench's default
-    output regex would cut (``.``, ``?``, ``!``, ``;`` or a newline) unless the task sets a stop string."""
+    empty delimiter (its prompts end with the output prefix); generation decodes without stopping early and
+    ``exact_str_match`` applies the task's stop string and output regex afterwards, as BIG-bench does."""
     import fnmatch
 
     _, _, rest = entry.partition(":")
