@@ -7,7 +7,6 @@ metric here can be recomputed later without running a model. Metrics register by
 from __future__ import annotations
 
 import math
-import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,19 +29,27 @@ class Metric:
     kind: Literal["discontinuous", "continuous"]
     higher_is_better: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # allowed options with defaults
-    # Corpus-level aggregate from all records (e.g. bits per byte); None means the mean.
-    corpus: Optional[Callable[[Sequence[Record]], float]] = None
+    # A corpus-level metric (bits per byte, BLEU) is a function of summed per-record statistics: ``stats(record)``
+    # gives a record's, ``combine(sums)`` the value. None: the metric is the mean of per-record values.
+    stats: Optional[Callable[[Record], Sequence[float]]] = None
+    combine: Optional[Callable[[np.ndarray], float]] = None
+
+    def corpus(self, records: Sequence[Record]) -> float:
+        """The corpus-level value over ``records`` (summed statistics combined)."""
+        assert self.stats is not None and self.combine is not None
+        return self.combine(np.sum([self.stats(r) for r in records], axis=0))
 
 
 METRICS: dict[str, Metric] = {}
 
 
 def metric(name: str, outputs: tuple[str, ...], kind: str, *, higher_is_better: bool = True,
-           options: Optional[dict] = None, corpus: Optional[Callable] = None) -> Callable:
+           options: Optional[dict] = None, stats: Optional[Callable] = None,
+           combine: Optional[Callable] = None) -> Callable:
     """Register ``fn(record, options) -> float`` as a metric for the given output types."""
 
     def register(fn: Callable[[Record, dict], float]) -> Callable:
-        METRICS[name] = Metric(name, outputs, fn, kind, higher_is_better, options or {}, corpus)  # type: ignore[arg-type]
+        METRICS[name] = Metric(name, outputs, fn, kind, higher_is_better, options or {}, stats, combine)  # type: ignore[arg-type]
         return fn
 
     return register
@@ -88,10 +95,23 @@ def acc_norm(r: Record, _: dict) -> float:
 
 @metric("multiple_choice_grade", ("multiple_choice",), "discontinuous")
 def multiple_choice_grade(r: Record, _: dict) -> float:
-    """BIG-bench's score: the credit (``choice_scores``) of the most likely choice, the first on ties; without
-    credits, accuracy."""
-    best = int(np.argmax(r["logprobs"]))
+    """BIG-bench's score: the credit (``choice_scores``) of the most likely choice; without credits, accuracy.
+    Exact ties are broken as BIG-bench breaks them (its ``argmax``: a choice among the tied ones picked by the
+    sha256 of the normalized log-probs)."""
+    best = bigbench_argmax(r["logprobs"])
     return float(r["choice_scores"][best]) if "choice_scores" in r else float(best == r["gold"])
+
+
+def bigbench_argmax(logprobs: Sequence[float]) -> int:
+    """BIG-bench's ``task_metrics.argmax`` on the log-probs normalized over the choices (as ``json_task`` does)."""
+    import hashlib
+
+    from scipy.special import logsumexp
+
+    x = np.asarray(logprobs, dtype=np.float64)
+    x = x - logsumexp(x)
+    tied = np.arange(len(x))[x == np.max(x)]
+    return int(tied[int(hashlib.sha256(x.tobytes()).hexdigest(), 16) % len(tied)])
 
 
 @metric("p_correct", ("multiple_choice",), "continuous")
@@ -117,6 +137,17 @@ def gold_rank(r: Record, _: dict) -> float:
 
 # ---------------------------------------------------------------- generation
 
+def answer(r: Record) -> str:
+    """The text generation metrics score: the generation after the task's answer extraction (``answer``, see
+    ``extract_answer``), else the generation itself."""
+    return str(r.get("answer", r["generation"]))
+
+
+def references(r: Record) -> list[str]:
+    """Every acceptable answer: the task's ``references``, else the target."""
+    return list(r.get("references") or [r["target"]])
+
+
 def normalize_answer(text: str, options: dict) -> str:
     if options.get("ignore_case"):
         text = text.lower()
@@ -130,50 +161,126 @@ def normalize_answer(text: str, options: dict) -> str:
 @metric("exact_match", ("generate",), "discontinuous",
         options={"ignore_case": False, "ignore_punctuation": False, "strip": True})
 def exact_match(r: Record, o: dict) -> float:
-    return float(normalize_answer(r["generation"], o) == normalize_answer(r["target"], o))
+    return float(normalize_answer(answer(r), o) == normalize_answer(r["target"], o))
 
 
-BIGBENCH_OUTPUT_REGEX = r"[^\.\?\!\;\n]+"  # BIG-bench's default answer cut
+BIGBENCH_OUTPUT_REGEX = r"[^\.\?\!\;\n]+"  # BIG-bench's answer cut when a task gives no stop string or regex
+REGEX_TIMEOUT_S = 1.0  # an output regex is data: catastrophic backtracking must not hang a run
 
 
-def bigbench_postprocess(text: str, stop_string: Optional[str], output_regex: Optional[str]) -> str:
+def extract_answer(text: str, stop_string: Optional[str], output_regex: Optional[str]) -> str:
     """BIG-bench's ``postprocess_output``: keep the text up to and including the first ``stop_string`` (unless it
     starts the text), then the first match of ``output_regex`` ('' when none)."""
+    import regex  # re's superset with a timeout (a dependency of transformers)
+
     if stop_string:
         index = text.find(stop_string)
         if index > 0:
             text = text[: index + len(stop_string)]
     if output_regex:
-        text = next(iter(re.findall(output_regex, text)), "")
+        try:
+            text = next(iter(regex.findall(output_regex, text, timeout=REGEX_TIMEOUT_S)), "")
+        except TimeoutError:
+            raise HarnessError(f"output_regex {output_regex!r} took over {REGEX_TIMEOUT_S:g} s on one generation",
+                               where="generation.output_regex") from None
     return text
 
 
-@metric("exact_str_match", ("generate",), "discontinuous", options={"stop_string": None, "output_regex": None})
-def exact_str_match(r: Record, o: dict) -> float:
-    """BIG-bench's exact match: the post-processed generation equals one of the references (default: the target).
-    Without a stop string or regex, BIG-bench's default regex applies."""
-    regex = o["output_regex"] if o["output_regex"] or o["stop_string"] else BIGBENCH_OUTPUT_REGEX
-    answer = bigbench_postprocess(r["generation"], o["stop_string"], regex)
-    return float(answer in r.get("references", [r["target"]]))
+@metric("exact_str_match", ("generate",), "discontinuous")
+def exact_str_match(r: Record, _: dict) -> float:
+    """BIG-bench's exact match: the answer equals one of the references, as is."""
+    return float(answer(r) in references(r))
+
+
+@metric("case_insensitive_str_match", ("generate",), "discontinuous")
+def case_insensitive_str_match(r: Record, _: dict) -> float:
+    """BIG-bench's: the answer, stripped and lower-cased, equals a reference stripped and lower-cased."""
+    return float(answer(r).strip().lower() in [t.strip().lower() for t in references(r)])
+
+
+@metric("numeric_match_with_0_1_relative_error", ("generate",), "discontinuous")
+def numeric_match(r: Record, _: dict) -> float:
+    """BIG-bench's: the answer is a number within 10% of the (single) reference, absolute error when it is 0."""
+    try:
+        target, value = float(references(r)[0]), float(answer(r))
+    except ValueError:
+        return 0.0
+    return float(abs(value - target) / (target if target != 0 else 1) <= 0.1)
+
+
+@metric("sequence_f1", ("generate",), "discontinuous")
+def sequence_f1(r: Record, _: dict) -> float:
+    """BIG-bench's (despite the name, t5's ``sequence_accuracy`` over labels, × 100): the answer's space-separated
+    labels, trimmed or padded with "O" to the first reference's length, the share equal to the reference's."""
+    target = references(r)[0].split(" ")
+    predicted = (answer(r).split(" ") + ["O"] * len(target))[: len(target)]
+    return 100.0 * float(np.mean([p == t for p, t in zip(predicted, target)]))
+
+
+def _bleu_stats(r: Record) -> list[float]:
+    """sacrebleu's sufficient statistics (hypothesis and closest reference lengths, matched and total n-grams for
+    n = 1..4) as t5's ``bleu`` (BIG-bench's) sets it up: 'intl' tokenizer, case kept."""
+    return [float(x) for x in _BLEU()._extract_corpus_statistics([answer(r)], [[t] for t in references(r)])[0]]
+
+
+def _bleu_combine(s: np.ndarray) -> float:
+    from sacrebleu.metrics import BLEU
+
+    counts = [int(x) for x in s]
+    return float(BLEU.compute_bleu(counts[2:6], counts[6:10], counts[0], counts[1], smooth_method="exp",
+                                   smooth_value=0.0, effective_order=False).score)
+
+
+def _BLEU() -> Any:
+    from sacrebleu.metrics import BLEU
+
+    return BLEU(tokenize="intl", smooth_method="exp", smooth_value=0.0, effective_order=False, lowercase=False)
+
+
+@metric("bleu", ("generate",), "discontinuous", stats=_bleu_stats, combine=_bleu_combine)
+def bleu(r: Record, _: dict) -> float:
+    """Corpus BLEU (0–100) over the answers against every reference, exactly ``sacrebleu.corpus_bleu`` as t5 and
+    BIG-bench call it; per example, the same on one sentence."""
+    return _bleu_combine(np.asarray(_bleu_stats(r)))
+
+
+def _rouge(kind: str) -> Callable[[Record, dict], float]:
+    def fn(r: Record, _: dict) -> float:
+        """ROUGE F-measure × 100 against the best reference (BIG-bench's ``rouge_fn`` via t5's ``rouge``: the
+        rouge_score package, default tokenizer, no stemming, " . " as a sentence break for rougeLsum)."""
+        from rouge_score import rouge_scorer
+
+        scorer = rouge_scorer.RougeScorer([kind])
+        pred = answer(r).replace(" . ", " .\n")
+        return max(100.0 * scorer.score(target=t.replace(" . ", " .\n"), prediction=pred)[kind].fmeasure
+                   for t in references(r))
+    return fn
+
+
+for _kind in ("rouge1", "rouge2", "rougeLsum"):
+    metric(_kind, ("generate",), "continuous")(_rouge(_kind))
 
 
 @metric("char_edit_distance", ("generate",), "continuous", higher_is_better=False)
 def char_edit_distance(r: Record, _: dict) -> float:
-    return float(Levenshtein.distance(r["generation"].strip(), r["target"].strip()))
+    """Levenshtein distance in characters from the answer to the closest reference (both stripped)."""
+    return float(min(Levenshtein.distance(answer(r).strip(), t.strip()) for t in references(r)))
 
 
 @metric("token_edit_distance", ("generate",), "continuous", higher_is_better=False)
 def token_edit_distance(r: Record, _: dict) -> float:
-    """Levenshtein distance between the generated and target token ids (the model's tokenizer)."""
-    return float(Levenshtein.distance(r["generation_ids"], r["target_ids"]))
+    """Levenshtein distance between the answer's and the closest reference's token ids (the model's tokenizer)."""
+    candidates = r.get("reference_ids") or [r["target_ids"]]
+    return float(min(Levenshtein.distance(r.get("answer_ids", r["generation_ids"]), t) for t in candidates))
 
 
 @metric("target_logprob", ("multiple_choice", "generate", "loglikelihood"), "continuous")
 def target_logprob(r: Record, _: dict) -> float:
-    """Log-prob (nats) of the gold continuation: the gold choice, or the teacher-forced target."""
+    """Log-prob (nats) of the gold continuation: the gold choice, or the teacher-forced target (the best of the
+    references when the task lists several)."""
     if "logprobs" in r:
         return float(r["logprobs"][r["gold"]])
-    return float(r["target_logprob"])
+    return float(max(r.get("reference_logprobs") or [r["target_logprob"]]))
 
 
 @metric("target_logprob_per_token", ("multiple_choice", "generate", "loglikelihood"), "continuous")
@@ -190,29 +297,27 @@ def is_greedy(r: Record, _: dict) -> float:
 
 # ---------------------------------------------------------------- perplexity (corpus-level)
 
-def _bpb(rs: Sequence[Record]) -> float:
-    return -sum(r["logprob"] for r in rs) / (LN2 * max(sum(r["n_bytes"] for r in rs), 1))
+def _bpb(s: np.ndarray) -> float:  # statistics: log-prob, bytes
+    return float(-s[0] / (LN2 * max(s[1], 1)))
 
 
-def _ppl(rs: Sequence[Record], unit: str) -> float:
-    return math.exp(-sum(r["logprob"] for r in rs) / max(sum(r[unit] for r in rs), 1))
+def _ppl(s: np.ndarray) -> float:  # statistics: log-prob, tokens or words
+    return float(math.exp(-s[0] / max(s[1], 1)))
 
 
-@metric("bits_per_byte", ("perplexity",), "continuous", higher_is_better=False, corpus=_bpb)
-def bits_per_byte(r: Record, _: dict) -> float:
-    return _bpb([r])
+def _register_perplexity(name: str, unit: str, combine: Callable[[np.ndarray], float]) -> None:
+    def stats(r: Record) -> list[float]:
+        return [r["logprob"], r[unit]]
+
+    def per_record(r: Record, _: dict) -> float:
+        return combine(np.asarray(stats(r), dtype=np.float64))
+
+    metric(name, ("perplexity",), "continuous", higher_is_better=False, stats=stats, combine=combine)(per_record)
 
 
-@metric("token_perplexity", ("perplexity",), "continuous", higher_is_better=False,
-        corpus=lambda rs: _ppl(rs, "n_tokens"))
-def token_perplexity(r: Record, _: dict) -> float:
-    return _ppl([r], "n_tokens")
-
-
-@metric("word_perplexity", ("perplexity",), "continuous", higher_is_better=False,
-        corpus=lambda rs: _ppl(rs, "n_words"))
-def word_perplexity(r: Record, _: dict) -> float:
-    return _ppl([r], "n_words")
+_register_perplexity("bits_per_byte", "n_bytes", _bpb)
+_register_perplexity("token_perplexity", "n_tokens", _ppl)
+_register_perplexity("word_perplexity", "n_words", _ppl)
 
 
 # ---------------------------------------------------------------- aggregation
@@ -226,16 +331,18 @@ class Score:
 
 
 def aggregate(name: str, records: Sequence[Record], *, bootstrap: int = 1000, seed: int = 0) -> Score:
-    """Mean with its closed-form standard error, or a corpus-level value with a bootstrap one."""
+    """Mean with its closed-form standard error, or a corpus-level value with a bootstrap one (resampling the
+    records' summed statistics)."""
     m = METRICS[name]
     n = len(records)
     if n == 0:
         return Score(name, float("nan"), float("nan"), 0)
-    if m.corpus is None:
+    if m.stats is None or m.combine is None:
         values = np.array([r["metrics"][name] for r in records], dtype=np.float64)
         stderr = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
         return Score(name, float(values.mean()), stderr, n)
-    value = float(m.corpus(records))
+    stats = np.asarray([m.stats(r) for r in records], dtype=np.float64)
+    value = m.combine(stats.sum(axis=0))
     rng = np.random.default_rng(seed)
-    reps = [m.corpus([records[i] for i in rng.integers(0, n, n)]) for _ in range(bootstrap)] if n > 1 else []
+    reps = [m.combine(stats[rng.integers(0, n, n)].sum(axis=0)) for _ in range(bootstrap)] if n > 1 else []
     return Score(name, value, float(np.std(reps, ddof=1)) if reps else float("nan"), n)

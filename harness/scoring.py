@@ -28,6 +28,7 @@ class ChoiceRecord(TypedDict):
     n_bytes: list[int]
     metrics: dict[str, float]
     choice_scores: NotRequired[list[float]]  # credit per choice, when the task gives it (multiple_choice_grade)
+    canary: NotRequired[str]  # the benchmark's canary string, when the task has one (BIG-bench)
 
 
 class TargetRecord(TypedDict):
@@ -42,14 +43,20 @@ class TargetRecord(TypedDict):
     is_greedy: bool
     metrics: dict[str, float]
     references: NotRequired[list[str]]  # every acceptable answer, when the task lists them
+    canary: NotRequired[str]
+    reference_logprobs: NotRequired[list[float]]  # each reference's log-prob, when there are several
 
 
 class GenerationRecord(TargetRecord):
-    """``generate``: the target's log-prob, plus the greedy text and both token sequences."""
+    """``generate``: the target's log-prob, plus the greedy text and both token sequences; with an answer
+    extraction (``generation.stop_string``/``output_regex``) the extracted ``answer`` that metrics score."""
 
     generation: str
     generation_ids: list[int]
     target_ids: list[int]
+    answer: NotRequired[str]
+    answer_ids: NotRequired[list[int]]
+    reference_ids: NotRequired[list[list[int]]]  # each reference's token ids, when there are several
 
 
 class PerplexityRecord(TypedDict):
@@ -62,6 +69,7 @@ class PerplexityRecord(TypedDict):
     n_bytes: int
     n_words: int
     metrics: dict[str, float]
+    canary: NotRequired[str]
 
 
 Record = Union[ChoiceRecord, TargetRecord, GenerationRecord, PerplexityRecord]
@@ -87,18 +95,19 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
                 choice["choice_scores"] = list(i.choice_scores)
             records.append(choice)
     elif spec.output in ("generate", "loglikelihood"):
-        lls = backend.loglikelihood([(i.context, i.delimiter + (i.target or "")) for i in insts])
+        several = [list(i.references) if i.references and len(i.references) > 1 else [] for i in insts]
+        lls = backend.loglikelihood([(i.context, i.delimiter + (i.target or "")) for i in insts]
+                                    + [(i.context, i.delimiter + ref) for i, refs in zip(insts, several) for ref in refs])
+        extra = iter(lls[len(insts):])
         scored = [TargetRecord(doc_id=i.doc_id, doc_hash=i.doc_hash, prompt=i.context, target=i.target or "", target_logprob=r.logprob,
                                target_tokens=r.n_tokens, is_greedy=r.is_greedy, metrics={}) for i, r in zip(insts, lls)]
-        for target, i in zip(scored, insts):
+        for target, i, refs in zip(scored, insts, several):
             if i.references is not None:
                 target["references"] = list(i.references)
+            if refs:
+                target["reference_logprobs"] = [next(extra).logprob for _ in refs]
         if spec.output == "generate":
-            gen = spec.generation
-            texts = backend.generate([GenerationRequest(i.context, tuple(gen.until), gen.max_new_tokens) for i in insts])
-            records = [GenerationRecord(**rec, generation=text, generation_ids=backend.tokenize(text),
-                                        target_ids=backend.tokenize(i.delimiter + (i.target or "")))
-                       for rec, i, text in zip(scored, insts, texts)]
+            records = _generate(backend, prepared, scored, several)
         else:
             records = list(scored)
     else:  # perplexity
@@ -108,6 +117,27 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
                                     metrics={}) for i, r in zip(insts, lls)]
     for rec in records:
         rec["metrics"] = {m.name: M.compute(m.name, rec, m.options) for m in spec.metrics}
+        if spec.canary:
+            rec["canary"] = spec.canary
+    return records
+
+
+def _generate(backend: Backend, prepared: PreparedTask, scored: list[TargetRecord],
+              several: list[list[str]]) -> list[Record]:
+    """Greedy generations for the scored targets, with the extracted answer when the task asks for one."""
+    gen = prepared.task.spec.generation
+    insts = prepared.instances
+    texts = backend.generate([GenerationRequest(i.context, tuple(gen.until), gen.max_new_tokens) for i in insts])
+    records: list[Record] = []
+    for rec, i, text, refs in zip(scored, insts, texts, several):
+        out = GenerationRecord(**rec, generation=text, generation_ids=backend.tokenize(text),
+                               target_ids=backend.tokenize(i.delimiter + (i.target or "")))
+        if gen.stop_string or gen.output_regex:
+            out["answer"] = M.extract_answer(text, gen.stop_string, gen.output_regex)
+            out["answer_ids"] = backend.tokenize(out["answer"])
+        if refs:
+            out["reference_ids"] = [backend.tokenize(i.delimiter + ref) for ref in refs]
+        records.append(out)
     return records
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from harness.analysis.results import Results, curves, load_results
 from harness.analysis.scaling import Classification, Curve, Rules, classify
@@ -33,16 +33,25 @@ class Classified:
         return [lc.classification for lc in self.curves]
 
 
+def manifest_tasks(results: Results) -> Optional[list[dict[str, Any]]]:
+    """The task entries a harness run's manifest records (keywords, preferred metric, canary), or None for other
+    results sources."""
+    manifest = results.source / "manifest.json"
+    if results.store is None or not manifest.is_file():
+        return None
+    return list(json.loads(manifest.read_text()).get("tasks", []))
+
+
 def by_keyword(classified: Classified) -> dict[tuple[str, str], Counter[str]]:
     """(keyword, metric) → how many tasks fall in each category, from the task keywords a run's manifest records
     (Wei et al.'s table). A group counts once per metric, by its macro curve, under its subtasks' keywords."""
-    manifest = classified.results.source / "manifest.json"
-    if classified.results.store is None or not manifest.is_file():
+    tasks = manifest_tasks(classified.results)
+    if tasks is None:
         raise HarnessError("--by keyword needs a harness run folder (its manifest records task keywords)",
                            source=classified.results.source)
     keywords: dict[str, set[str]] = {}
     group_of: dict[str, str] = {}
-    for t in json.loads(manifest.read_text()).get("tasks", []):
+    for t in tasks:
         keywords.setdefault(t["name"], set()).update(t.get("keywords") or [])
         if t.get("group"):
             keywords.setdefault(t["group"], set()).update(t.get("keywords") or [])

@@ -1,4 +1,5 @@
-"""``harness bigbench fetch | list``: download BIG-bench's JSON tasks once, and list them from the cached index."""
+"""``harness bigbench fetch``: download BIG-bench's JSON tasks once (``harness tasks list --source bigbench`` lists
+them)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Any
 
 from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
 
 from harness.cli.console import console, out
 
@@ -24,27 +24,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from harness.tasks import bigbench
-
-    tasks = bigbench.index()
-    table = Table(title=escape(f"BIG-bench JSON tasks in {bigbench.root()}"))
-    for col in ("task", "subtasks", "examples", "preferred score", "keywords"):
-        table.add_column(col, overflow="fold")
-    for t in tasks:
-        if "error" in t:
-            table.add_row(escape(t["name"]), "-", "-", "[red]unreadable[/]", escape(t["error"]))
-            continue
-        table.add_row(escape(t["name"]), str(len(t["subtasks"]) or ""), f"{t['examples']:,}",
-                      escape(str(t["preferred_score"])), escape(", ".join(t["keywords"])))
-    out.print(table)
-    return 0
-
-
 def add_parsers(sub: Any) -> None:
-    b = sub.add_parser("bigbench", help="fetch and list BIG-bench's JSON tasks (run them as bigbench:TASK)")
+    b = sub.add_parser("bigbench", help="fetch BIG-bench's JSON tasks (run them as bigbench:TASK)")
     bsub = b.add_subparsers(dest="action", required=True)
     bsub.add_parser("fetch", help="download the bigbench 1.0.0 sdist once (358 MB) and keep its task.json files"
                     ).set_defaults(func=cmd_fetch)
-    bsub.add_parser("list", help="the JSON tasks, their subtasks, sizes, preferred scores and keywords"
-                    ).set_defaults(func=cmd_list)

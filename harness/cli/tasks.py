@@ -15,6 +15,8 @@ from harness.errors import HarnessError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    if args.source == "bigbench":
+        return _list_bigbench()
     from harness.tasks import TaskIndex, load_task_file
 
     index = TaskIndex()
@@ -31,6 +33,25 @@ def cmd_list(args: argparse.Namespace) -> int:
     out.print(table)
     for err in index.broken.values():
         console.print("[red]unreadable[/] " + escape(err), soft_wrap=True)
+    return 0
+
+
+def _list_bigbench() -> int:
+    """BIG-bench's JSON tasks from the cached index (no task file is read once it exists)."""
+    from harness.tasks import bigbench
+
+    tasks = bigbench.index()
+    table = Table(title=escape(f"BIG-bench JSON tasks in {bigbench.root()} (run as bigbench:TASK)"))
+    for col in ("task", "subtasks", "examples", "preferred score", "metrics", "keywords"):
+        table.add_column(col, overflow="fold")
+    for t in tasks:
+        if "error" in t:
+            table.add_row(escape(t["name"]), "-", "-", "[red]unreadable[/]", "", escape(t["error"]))
+            continue
+        table.add_row(escape(t["name"]), str(len(t["subtasks"]) or ""), f"{t['examples']:,}",
+                      escape(str(t["preferred_score"])), escape(", ".join(t["metrics"])),
+                      escape(", ".join(t["keywords"])))
+    out.print(table)
     return 0
 
 
@@ -86,7 +107,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     t = sub.add_parser("tasks", help="list, validate or show tasks")
     tsub = t.add_subparsers(dest="action", required=True)
-    tsub.add_parser("list", help="tasks found in the task directories").set_defaults(func=cmd_list)
+    ls = tsub.add_parser("list", help="tasks found in the task directories, or BIG-bench's")
+    ls.add_argument("--source", choices=("local", "bigbench"), default="local",
+                    help="local: the task directories (default); bigbench: BIG-bench's JSON tasks (after "
+                         "'harness bigbench fetch')")
+    ls.set_defaults(func=cmd_list)
     v = tsub.add_parser("validate", help="load, validate and render task files (all, if none given)")
     v.add_argument("paths", nargs="*")
     v.add_argument("--limit", type=positive_int, default=None)

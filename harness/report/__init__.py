@@ -10,7 +10,7 @@ from typing import Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from harness.analysis.classified import Classified
+from harness.analysis.classified import Classified, manifest_tasks
 from harness.analysis.results import Results
 from harness.analysis.scaling import Classification, Curve, display_name, metric_artifacts
 from harness.files import safe_name
@@ -74,11 +74,15 @@ def build_report(classified: Classified, out_dir: Path, title: Optional[str] = N
                                                                    "right": []})
             pair["right"].append(right)
     curves = [c for c, _ in classified.curves]
+    tasks = manifest_tasks(res) or []
+    preferred = {t[k]: t["preferred_metric"] for t in tasks for k in ("name", "group")
+                 if t.get(k) and t.get("preferred_metric")}  # a group's: its subtasks' (BIG-bench's aggregate)
+    canaries = sorted({t["canary"] for t in tasks if t.get("canary")})  # the prompts shown carry benchmark data
     env = Environment(loader=PackageLoader("harness.report", "."), autoescape=select_autoescape(["html"]))
     page = env.get_template("template.html").render(
         title=title or f"Scaling report: {res.source}", source=str(res.source), format=res.format,
         classifications=classifications, panels=panels, labels_uri=labels_uri, artifacts=artifacts, colors=COLORS,
-        artifact_pairs=list(pairs.values()),
+        artifact_pairs=list(pairs.values()), preferred=preferred, canaries=canaries,
         names={key: display_name(*key) for key in panels},
         examples={key: _examples(res, curves, key) for key in panels}, x=classifications[0].diagnostics["x"])
     path = out_dir / "index.html"

@@ -46,6 +46,7 @@ def manifest(config: ExperimentConfig, suite: list[ModelSpec], prepared: list[Pr
             "suite": [m.model_dump(mode="json", exclude_none=True) for m in suite], "models": models,
             "tasks": [{"name": p.task.name, "group": p.task.group, "source": str(p.task.source), "hash": p.task.hash,
                        "prompt_hash": p.prompt_hash, "n": len(p.instances), "output": p.task.spec.output,
-                       "keywords": p.task.spec.keywords}
+                       "keywords": p.task.spec.keywords, "preferred_metric": p.task.spec.preferred_metric,
+                       **({"canary": p.task.spec.canary} if p.task.spec.canary else {})}
                       for p in prepared],
             "failures": [vars(f) for f in failures]}

@@ -22,6 +22,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.files import atomic_write, cache_dir, digest
+from harness.metrics import BIGBENCH_OUTPUT_REGEX
 
 SDIST_URL = ("https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/"
              "bigbench-1.0.0.tar.gz")
@@ -279,16 +280,21 @@ def documents(task: str, subtask: Optional[str] = None, shots: int = 0) -> list[
 
 
 def index() -> list[dict[str, Any]]:
-    """Every JSON task under the root: name, subtasks, examples, preferred score, metrics, keywords. Cached under
-    ``$HARNESS_CACHE/bigbench`` (keyed by the root and its modification time), so listing reads no task file after
-    the first time."""
+    """Every JSON task under the root: name, subtasks, examples, preferred score, metrics, keywords, canary, and
+    each (sub)task's fields but its examples (``parts``: what naming and scoring a task needs). Cached under
+    ``$HARNESS_CACHE/bigbench``, keyed by the root and every task file's size and modification time, so listing
+    and resolving read no task file after the first time."""
     base = require_root()
     cached = cache_dir() / "bigbench" / f"index-{digest(str(base.resolve()))}.json"  # never written into BIGBENCH_ROOT
-    stamp = str(base.stat().st_mtime_ns)
+    files = sorted([*base.glob("*/task.json"), *base.glob("*/*/task.json")])
+    stamp = digest([(str(f.relative_to(base)), f.stat().st_mtime_ns, f.stat().st_size) for f in files])
     if cached.is_file():
-        saved = json.loads(cached.read_text())
-        if saved.get("stamp") == stamp and saved.get("root") == str(base.resolve()):
-            return saved["tasks"]
+        try:
+            saved = json.loads(cached.read_text())
+            if saved.get("stamp") == stamp and saved.get("root") == str(base.resolve()):
+                return list(saved["tasks"])
+        except (OSError, ValueError, AttributeError):
+            pass  # a damaged cache is rebuilt
     entries: list[dict[str, Any]] = []
     for path in sorted(base.glob("*/task.json")):
         try:
@@ -301,7 +307,9 @@ def index() -> list[dict[str, Any]]:
                         "examples": sum(len(p.get("examples") or []) for p in parts),
                         "preferred_score": parts[0].get("preferred_score"),
                         "metrics": sorted({m for p in parts for m in p.get("metrics") or []}),
-                        "keywords": list(data.get("keywords") or []), "path": str(path)})
+                        "keywords": list(data.get("keywords") or []), "path": str(path),
+                        "canary": str(data.get("canary", "")),
+                        "parts": [{k: v for k, v in p.items() if k not in ("examples", "subtasks")} for p in parts]})
     atomic_write(cached, json.dumps({"stamp": stamp, "root": str(base.resolve()), "tasks": entries}).encode())
     return entries
 
@@ -312,51 +320,97 @@ def index() -> list[dict[str, Any]]:
 def task_specs(entry: str) -> list[tuple[dict[str, Any], Path, Optional[str]]]:
     """``bigbench:TASK``, ``bigbench:TASK:SUBTASK`` or a glob over task names → (task spec, task.json, group) for
     each (sub)task. A task with subtasks is a group. Multiple choice is scored on BIG-bench's choices with an
-    empty delimiter (its prompts end with the output prefix); generation decodes without stopping early and
-    ``exact_str_match`` applies the task's stop string and output regex afterwards, as BIG-bench does."""
+    empty delimiter (its prompts end with the output prefix); generation decodes without stopping early, and its
+    metrics score the answer BIG-bench's post-processing extracts (stop string, then output regex). Reads the
+    cached index, not the task files."""
     import fnmatch
 
     _, _, rest = entry.partition(":")
     task, _, subtask = rest.partition(":")
-    names = sorted(e["name"] for e in index() if "error" not in e and fnmatch.fnmatchcase(e["name"], task))
+    entries = {e["name"]: e for e in index()}
+    names = sorted(name for name in entries if fnmatch.fnmatchcase(name, task))
     if not names:
         raise HarnessError(f"no BIG-bench JSON task matches '{task}'", source=require_root(), where="tasks")
-    out = []
+    out: list[tuple[dict[str, Any], Path, Optional[str]]] = []
     for name in names:
-        path = task_path(name)
-        data = read_task(path)
-        subs: list[Optional[str]] = [subtask] if subtask else [s.split(":")[-1] for s in subtask_names(data)] or [None]
-        group = f"bigbench.{name}" if data.get("subtasks") else None
+        e, path = entries[name], task_path(name)
+        if "error" in e:
+            read_task(path)  # raises the file's own one-line error
+            raise HarnessError(e["error"], source=path)  # the file changed since: its error as indexed
+        data = {"name": name, "subtasks": e["parts"]} if e["subtasks"] else e["parts"][0]
+        subs: list[Optional[str]] = [subtask] if subtask else [s.split(":")[-1] for s in e["subtasks"]] or [None]
+        group = f"bigbench.{name}" if e["subtasks"] else None
         for sub in subs:
-            chosen = part(data, sub, path)
-            out.append((_spec(name, sub, chosen), path, group))
+            out.extend((spec, path, group) for spec in specs(name, sub, part(data, sub, path), e["canary"]))
     return out
 
 
-GENERATIVE = ("exact_str_match", "case_insensitive_str_match", "bleu", "rouge", "bleurt", "sequence_f1",
-              "numeric_match_with_0_1_relative_error")
+# BIG-bench's metrics → this harness's (None: not computed here; bleurt needs a model checkpoint, macro_f1 a
+# corpus-wide label set)
+GENERATIVE = {"exact_str_match": ["exact_str_match"], "case_insensitive_str_match": ["case_insensitive_str_match"],
+              "bleu": ["bleu"], "rouge": ["rouge1", "rouge2", "rougeLsum"], "sequence_f1": ["sequence_f1"],
+              "numeric_match_with_0_1_relative_error": ["numeric_match_with_0_1_relative_error"], "bleurt": None}
+MULTIPLE_CHOICE = {"multiple_choice_grade": ["multiple_choice_grade"], "macro_f1": None}
+SCORING = {"log_likelihood": ["target_logprob"]}
+PREFERRED = {"rougeLsum": "rougeLsum", "log_likelihood": "target_logprob"}  # preferred_score → metric, else same name
 
 
-def _spec(task: str, subtask: Optional[str], data: dict[str, Any]) -> dict[str, Any]:
-    """This harness's task spec for a BIG-bench (sub)task: BIG-bench's prompt, its scores beside continuous ones."""
+def specs(task: str, subtask: Optional[str], data: dict[str, Any], canary: str = "") -> list[dict[str, Any]]:
+    """This harness's task specs for a BIG-bench (sub)task: BIG-bench's prompt and its scores beside continuous
+    ones. A task BIG-bench scores both ways (choices and generation) becomes two tasks: the one holding its
+    preferred score under the plain name, the other with ``.mc`` or ``.gen`` appended."""
+    metrics = [str(m) for m in data.get("metrics") or []]
+    unknown = [m for m in metrics if m not in {**GENERATIVE, **MULTIPLE_CHOICE, **SCORING}]
+    if unknown:
+        raise HarnessError(f"task {data['name']}: unknown metric '{unknown[0]}'", source=task_path(task),
+                           where="metrics")
+    preferred = str(data.get("preferred_score"))
+    mc, gen = any(m in MULTIPLE_CHOICE for m in metrics), any(m in GENERATIVE for m in metrics)
+    if mc and gen:
+        modes = ["mc", "gen"] if preferred in MULTIPLE_CHOICE else ["gen", "mc"]
+    else:
+        modes = ["mc"] if mc else ["gen"] if gen else ["ll"]
+    chosen = PREFERRED.get(preferred, preferred)
+    out = []
+    for rank, mode in enumerate(modes):
+        spec = _spec(task, subtask, data, mode, suffix=f".{mode}" if rank else "")
+        names = [m if isinstance(m, str) else m["name"] for m in spec["metrics"]]
+        spec["preferred_metric"] = chosen if rank == 0 and chosen in names else None
+        if canary:
+            spec["canary"] = canary
+        missing = [m for m in metrics if {**GENERATIVE, **MULTIPLE_CHOICE}.get(m, [""]) is None]
+        if missing:
+            spec["description"] += f" Not computed here: {', '.join(missing)}."
+        out.append(spec)
+    return out
+
+
+def _spec(task: str, subtask: Optional[str], data: dict[str, Any], mode: str, suffix: str = "") -> dict[str, Any]:
+    """One spec: ``mode`` is ``mc`` (BIG-bench's choices), ``gen`` (greedy generation, answer extracted as
+    BIG-bench does) or ``ll`` (the target's log-prob only)."""
     # task names are [A-Za-z0-9_.-]: "atikampé_to" becomes "atikamp__to" in results (the subtask keeps its name)
-    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"bigbench.{task}" + (f".{subtask}" if subtask else ""))
-    metrics = data.get("metrics") or []
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "_", f"bigbench.{task}" + (f".{subtask}" if subtask else "") + suffix)
     spec: dict[str, Any] = {
         "name": name, "prompt": "{{input}}", "target_delimiter": "",
         "description": f"BIG-bench {task}{':' + subtask if subtask else ''} (preferred score: "
                        f"{data.get('preferred_score')}). " + str(data.get("description", ""))[:400],
         "keywords": [str(k) for k in data.get("keywords") or []],
         "dataset": {"bigbench": {"task": task, "subtask": subtask}}}
-    if "multiple_choice_grade" in metrics:
+    wanted = [m for m in data.get("metrics") or []]
+    if mode == "mc":
         spec.update(output="multiple_choice", choices="{{choices}}", answer="{{gold}}", answer_is="index",
                     choice_scores="{{target_scores}}",
                     metrics=["multiple_choice_grade", "p_correct", "brier", "target_logprob"])
-    elif any(m in GENERATIVE for m in metrics):
-        exact = {"name": "exact_str_match", "stop_string": data.get("stop_string"), "output_regex": data.get("output_regex")}
+    elif mode == "gen":
+        stop, regex = data.get("stop_string"), data.get("output_regex")
+        ours = [n for m in wanted for n in GENERATIVE.get(m) or []]
         spec.update(output="generate", target="{{targets[0]}}", references="{{targets}}",
-                    metrics=[exact, "char_edit_distance", "target_logprob"],
-                    generation={"until": [], "max_new_tokens": 64})  # BIG-bench cuts afterwards (stop string, regex)
+                    metrics=[*ours, "target_logprob", "char_edit_distance", "token_edit_distance"],
+                    # decoded without stopping early; BIG-bench cuts afterwards (stop string, then the regex: its
+                    # default when the task gives neither)
+                    generation={"until": [], "max_new_tokens": 64, "stop_string": stop,
+                                "output_regex": regex if regex or stop else BIGBENCH_OUTPUT_REGEX})
     else:  # log_likelihood only
-        spec.update(output="loglikelihood", target="{{targets[0]}}", metrics=["target_logprob", "target_logprob_per_token"])
+        spec.update(output="loglikelihood", target="{{targets[0]}}", references="{{targets}}",
+                    metrics=["target_logprob", "target_logprob_per_token"])
     return spec

@@ -55,8 +55,25 @@ class DatasetSpec(_Strict):
 
 
 class GenerationSpec(_Strict):
+    """Greedy decoding up to a stop sequence, then (optionally) BIG-bench's answer extraction: the text up to and
+    including ``stop_string``, then the first match of ``output_regex``. Metrics score the extracted answer."""
+
     until: list[str] = Field(default_factory=lambda: ["\n\n"])
     max_new_tokens: int = Field(default=32, ge=1, le=4096)
+    stop_string: Optional[str] = None
+    output_regex: Optional[str] = Field(default=None, max_length=100_000)  # BIG-bench has ~2,000-character ones
+
+    @field_validator("output_regex")
+    @classmethod
+    def _compiles(cls, value: Optional[str]) -> Optional[str]:
+        import regex
+
+        if value is not None:
+            try:
+                regex.compile(value)
+            except regex.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
 
 class FewshotSpec(_Strict):
@@ -94,6 +111,8 @@ class TaskSpec(_Strict):
     fewshot: FewshotSpec = Field(default_factory=FewshotSpec)
     perplexity: PerplexitySpec = Field(default_factory=PerplexitySpec)
     metrics: list[MetricSpec]
+    preferred_metric: Optional[str] = None  # the task's headline score (BIG-bench's preferred_score); one of metrics
+    canary: Optional[str] = Field(default=None, max_length=1000)  # a benchmark's canary string: repeated in records
     target_delimiter: str = " "
     chance: Optional[float] = Field(default=None, ge=0, le=1, allow_inf_nan=False)  # a rate: override `classify`'s
 
@@ -126,6 +145,8 @@ class TaskSpec(_Strict):
                 raise ValueError(f"output '{self.output}' needs the field '{f}'")
         for i, m in enumerate(self.metrics):
             check_metric(m.name, self.output, m.options, where=f"metrics.{i}")
+        if self.preferred_metric is not None and self.preferred_metric not in [m.name for m in self.metrics]:
+            raise ValueError(f"preferred_metric '{self.preferred_metric}' is not one of the task's metrics")
         return self
 
 

@@ -1,7 +1,9 @@
 """BIG-bench's own functions, verbatim from the ``bigbench==1.0.0`` sdist (Copyright 2021 Google LLC, Apache
 License 2.0), as the reference this harness is tested against: formatting (``bigbench/api/json_task.py``), the
-multiple-choice grade and exact string match (``bigbench/api/task_metrics.py``) and output post-processing
-(``bigbench/models/model_utils.py``). They need numpy, copy and re, not TensorFlow."""
+multiple-choice grade with its tie-breaking ``argmax``, and the generative metrics (``bigbench/api/task_metrics.py``),
+output post-processing (``bigbench/models/model_utils.py``), and t5's ``bleu`` and ``rouge`` that BIG-bench calls
+(``t5/evaluation/metrics.py``, Copyright 2022 The T5 Authors, Apache License 2.0; logging dropped). They need
+numpy, sacrebleu and rouge_score, not TensorFlow."""
 
 # flake8: noqa
 # ruff: noqa
@@ -10,7 +12,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 import numpy as np
-from numpy import argmax
+import hashlib
 
 
 def default_format_fn(
@@ -216,3 +218,188 @@ def postprocess_output(text, max_length, stop_string, output_regex):
         ), f'Regex {output_regex} returned multiple matching groups when applied to string {_text}. Try using non-capturing groups, by starting regex groups with ?: (e.g. "(stuff)" -> "(?:stuff)").'
 
     return text
+
+
+# ---- bigbench/api/task_metrics.py
+
+def argmax(array):
+    """argmax with deterministic pseudorandom tie breaking."""
+    max_indices = np.arange(len(array))[array == np.max(array)]
+    idx = int(hashlib.sha256(np.asarray(array).tobytes()).hexdigest(), 16) % len(
+        max_indices
+    )
+    return max_indices[idx]
+
+def case_insensitive_str_match_fn(
+    targets: List[str], responses: List[str]
+) -> Dict[str, Any]:
+    """Case insensitive string match between targets and responses.
+
+    Both target and response strings are lower-cased and stripped of leading
+    and trailing spaces.
+    """
+    count = 0
+
+    for target, response in zip(targets, responses):
+        if not isinstance(target, list):
+            target = [target]
+        target = [ex.strip().lower() for ex in target]
+        if response.strip().lower() in target:
+            count += 1
+
+    return {"case_insensitive_str_match": count / len(targets)}
+
+
+def rouge_fn(targets: List[List[str]], responses: List[str]) -> Dict[str, float]:
+    """Computes ROUGE by taking the max ROUGE-N per reference and N."""
+    # Following strategy from https://www.aclweb.org/anthology/W04-1013/.
+    # Identify best reference per response and ROUGE type.
+    rouge_types = ["rouge1", "rouge2", "rougeLsum"]
+    max_references = {rouge_type: [] for rouge_type in rouge_types}
+    for targ_for_resp, resp in zip(targets, responses):
+        # Compute individual scores per example/ref pair.
+        resp_scores = [metrics.rouge([t], [resp]) for t in targ_for_resp]
+        # Find best scoring references for generated output and ROUGE type.
+        for rouge_type in rouge_types:
+            best_score_index = max(
+                range(len(resp_scores)), key=lambda x: resp_scores[x][rouge_type]
+            )
+            best_ref = targ_for_resp[best_score_index]
+            # Add the reference to the new reference list.
+            max_references[rouge_type].append(best_ref)
+    # Compute metric for each of the reference lists for a ref type.
+    results = {}
+    for rouge_type in rouge_types:
+        results[rouge_type] = metrics.rouge(max_references[rouge_type], responses)[
+            rouge_type
+        ]
+    return results
+
+
+def bleu_fn(targets: List[List[str]], responses: List[str]) -> Dict[str, float]:
+    max_refs = max([len(target) for target in targets])
+    new_targets = copy.deepcopy(targets)
+    if len(list(set([len(target) for target in targets]))) > 1:
+        # Padding needed for sacrebleu.
+        for target in new_targets:
+            if len(target) < max_refs:
+                target += [target[0]] * (max_refs - len(target))
+
+    new_targets = [[target[i] for target in new_targets] for i in range(max_refs)]
+    return metrics.bleu(new_targets, responses)
+
+
+def sequence_f1_fn(targets: List[List[str]], responses: List[str]) -> Dict[str, float]:
+    f1s = []
+    for (t, p) in zip(targets, responses):
+        # pad or trim to size of target
+        predicted_labels = p.split(" ")
+        target_labels = t[0].split(" ")
+        if len(predicted_labels) > len(target_labels):
+            predicted_labels = predicted_labels[: len(target_labels)]
+        elif len(predicted_labels) < len(target_labels):
+            predicted_labels.extend(
+                ["O"] * (len(target_labels) - len(predicted_labels))
+            )
+        f1s.append(
+            metrics.sequence_accuracy(target_labels, predicted_labels)[
+                "sequence_accuracy"
+            ]
+        )
+    return {"sequence_f1": np.mean(np.array(f1s))}
+
+
+def check_if_numeric_value_is_within_relative_error(
+    value: str, target: List[str], rel_error: float
+) -> bool:
+    """Calculates the relative error between `value` and `target`. If `target`
+    is zero reverts to the absolute error.
+
+    Returns: True if the relative/absolute error is <= `rel_error`
+    """
+
+    # If target cannot be converted, this will raise a ValueError. This is
+    # intentional: the task should supply valid targets.
+    assert isinstance(target, list)
+    assert len(target) == 1
+    try:
+        ftarget = float(target[0])
+    except ValueError:
+        return False
+
+    # We try to convert the model's response, a string, to a floating-point
+    # number. If we fail, the model has not returned a numeric value and
+    # therefore has not succeeded in getting close to the target.
+    try:
+        fvalue = float(value)
+    except ValueError:
+        return False
+
+    calculated_relative_error = abs(fvalue - ftarget) / (ftarget if ftarget != 0 else 1)
+    return calculated_relative_error <= rel_error
+
+
+def numeric_match_with_0_1_relative_error_fn(
+    targets: List[List[str]], responses: List[str], rel_error: float = 0.1
+) -> Dict[str, float]:
+    assert len(targets) == len(responses)
+
+    good = 0
+    for target, response in zip(targets, responses):
+        good += check_if_numeric_value_is_within_relative_error(
+            value=response, target=target, rel_error=rel_error
+        )
+
+    return {"numeric_match_with_0_1_relative_error": good / len(targets)}
+
+
+# ---- t5/evaluation/metrics.py (as ``metrics.bleu``, ``metrics.rouge``, ``metrics.sequence_accuracy``)
+
+
+class metrics:
+    @staticmethod
+    def bleu(targets, predictions, tokenizer="intl"):
+        import sacrebleu
+
+        if isinstance(targets[0], list):
+            targets = [[x for x in target] for target in targets]
+        else:
+            # Need to wrap targets in another list for corpus_bleu.
+            targets = [targets]
+
+        bleu_score = sacrebleu.corpus_bleu(predictions, targets,
+                                           smooth_method="exp",
+                                           smooth_value=0.0,
+                                           force=False,
+                                           lowercase=False,
+                                           tokenize=tokenizer,
+                                           use_effective_order=False)
+        return {"bleu": bleu_score.score}
+
+    @staticmethod
+    def rouge(targets, predictions, score_keys=None, tokenizer=None):
+        from rouge_score import rouge_scorer, scoring
+
+        if score_keys is None:
+            score_keys = ["rouge1", "rouge2", "rougeLsum"]
+        scorer = rouge_scorer.RougeScorer(score_keys, tokenizer=tokenizer)
+        aggregator = scoring.BootstrapAggregator()
+
+        def _prepare_summary(summary):
+            # Make sure the summary is not bytes-type
+            # Add newlines between sentences so that rougeLsum is computed correctly.
+            summary = summary.replace(" . ", " .\n")
+            return summary
+
+        for prediction, target in zip(predictions, targets):
+            target = _prepare_summary(target)
+            prediction = _prepare_summary(prediction)
+            aggregator.add_scores(scorer.score(target=target, prediction=prediction))
+        result = aggregator.aggregate()
+        return {key: result[key].mid.fmeasure*100 for key in score_keys}
+
+    @staticmethod
+    def sequence_accuracy(targets, predictions):
+        assert len(targets) == len(predictions)
+        seq_acc = 100 * np.mean([p == t for p, t in zip(predictions, targets)])
+        return {"sequence_accuracy": seq_acc}

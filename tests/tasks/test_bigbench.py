@@ -8,10 +8,12 @@ import copy
 import hashlib
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 
 import bigbench_reference as ref  # tests/tasks: on sys.path under pytest
+import numpy as np
 import pytest
 
 from harness.cli import main
@@ -108,9 +110,18 @@ def test_names_groups_and_a_run_on_a_tiny_model(workdir, tiny_llama, monkeypatch
     assert {json.loads(line)["prompt"].startswith("Add.\n") for line in
             (workdir / "results" / "t" / "models" / "llama" / "bigbench.gen_task.jsonl").read_text().splitlines()} == {True}
     capsys.readouterr()
-    assert main(["bigbench", "list"]) == 0
+    assert main(["tasks", "list", "--source", "bigbench"]) == 0
     listing = capsys.readouterr().out
     assert "composite" in listing and "programmatic" not in listing and "logical reasoning" in listing
+    read_task = bb.read_task
+    monkeypatch.setattr(bb, "read_task", lambda path: pytest.fail(f"read {path}"))  # the index is cached:
+    assert main(["tasks", "list", "--source", "bigbench"]) == 0  # listing and resolving read no task file
+    assert capsys.readouterr().out == listing
+    assert [t.name for t in resolve_tasks(["bigbench:composite"], workdir)] == [t.name for t in tasks[:2]]
+    monkeypatch.setattr(bb, "read_task", read_task)
+    (workdir / "bb" / "mc_task" / "task.json").write_text("{broken")  # a changed file is indexed again
+    with pytest.raises(HarnessError, match="not a readable task.json"):
+        resolve_tasks(["bigbench:mc_task"], workdir)
 
 
 @pytest.mark.parametrize("change,fragment", [
@@ -181,27 +192,39 @@ def test_fetch_keeps_only_task_json_and_checks_the_hash(tmp_path, monkeypatch):
     assert (root / "mc_task" / "task.json").is_file()  # a failed fetch keeps what was there
 
 
-@pytest.mark.parametrize("logprobs", [[-1.0, -2.0, -3.0], [-3.0, -1.0, -1.0], [-2.0, -2.0, -0.5], [0.0, 0.0, 0.0]])
+@pytest.mark.parametrize("logprobs", [[-1.0, -2.0, -3.0], [-3.0, -1.0, -1.0], [-2.0, -2.0, -0.5], [0.0, 0.0, 0.0],
+                                      [-1.5, -1.5, -1.5], [-0.7, -4.0, -0.7], [-2.25, -2.25, -9.0]])
 def test_multiple_choice_grade_equals_bigbench(logprobs):
+    """Ties included: BIG-bench breaks them by a hash of the log-probs it normalizes over the choices."""
+    from scipy.special import logsumexp
+
     from harness.metrics import compute
 
     choices, scores = ["yes", "no", "maybe"], {"yes": 0.5, "no": 0.0, "maybe": 1.0}
     record = {"logprobs": logprobs, "gold": 2, "choice_scores": [scores[c] for c in choices]}
-    expected = ref.measure_multiple_choice_grade([{"choice": choices, "log_prob": logprobs, "target_scores": scores}])
+    normalized = list(np.array(logprobs) - logsumexp(logprobs))  # json_task.evaluate_fixed_shot
+    expected = ref.measure_multiple_choice_grade([{"choice": choices, "log_prob": normalized, "target_scores": scores}])
     assert compute("multiple_choice_grade", record) == expected
+
+
+def test_ties_do_not_always_pick_the_first_choice():
+    from harness.metrics import bigbench_argmax
+
+    picks = {bigbench_argmax([-float(k), -float(k), -50.0]) for k in range(1, 40)}
+    assert picks == {0, 1}
 
 
 @pytest.mark.parametrize("generation", ["681", " 681.", "\n681\n", "681 and more", "6 81", "", "Answer: 681; done",
                                         "1131? 681", "-681", "+681"])
 @pytest.mark.parametrize("stop,regex", [(None, None), (None, r"[-+]?\d+"), (".", None), ("\n", r"\d+")])
 def test_exact_str_match_equals_bigbench(generation, stop, regex):
-    from harness.metrics import compute
+    from harness.metrics import compute, extract_answer
 
     refs = ["681", "681.0"]
-    options = {"stop_string": stop, "output_regex": regex}
-    mine = compute("exact_str_match", {"generation": generation, "target": refs[0], "references": refs}, options)
     bb_regex = regex if (regex or stop) else r"[^\.\?\!\;\n]+"  # json_task: the default when neither is set
     answer = ref.postprocess_output(generation, 0, stop, bb_regex)
+    assert extract_answer(generation, stop, bb_regex) == answer
+    mine = compute("exact_str_match", {"generation": generation, "answer": answer, "target": refs[0], "references": refs})
     assert mine == ref.exact_str_match_fn([refs], [answer])["exact_str_match"]
 
 
@@ -268,6 +291,117 @@ def test_classify_by_keyword_counts_a_group_once(workdir, tiny_models, monkeypat
 
 
 def test_subtask_names_outside_the_name_pattern_are_kept_for_lookup():
-    spec = bb._spec("conlang_translation", "atikampé_to", GEN)
+    (spec,) = bb.specs("conlang_translation", "atikampé_to", GEN)
     assert spec["name"] == "bigbench.conlang_translation.atikamp__to"
     assert spec["dataset"]["bigbench"]["subtask"] == "atikampé_to"
+
+
+# ---------------------------------------------------------------- BIG-bench's generative metrics
+
+ANSWERS = ["the cat sat on the mat", "a dog", "", "Le chat est sur le tapis .", "the cat . the mat . sat",
+           "42", "41.5", "B-PER O O B-LOC", "completely unrelated words here"]
+REFERENCES = [["the cat sat on a mat", "a cat is on the mat"], ["the dog"], ["nothing"],
+              ["Le chat est sur le tapis .", "Un chat est assis sur le tapis ."], ["the cat sat on the mat . yes"],
+              ["42"], ["40"], ["B-PER O B-ORG B-LOC O"], ["the quick brown fox", "jumps", "over the lazy dog"]]
+
+
+def _gen_records() -> list[dict]:
+    return [{"generation": a + " and more", "answer": a, "target": refs[0], "references": refs}
+            for a, refs in zip(ANSWERS, REFERENCES)]
+
+
+def test_bleu_equals_bigbench_on_a_corpus_and_per_example():
+    from harness.metrics import METRICS, compute
+
+    records = _gen_records()
+    expected = ref.bleu_fn([list(r) for r in REFERENCES], ANSWERS)["bleu"]
+    assert METRICS["bleu"].corpus(records) == pytest.approx(expected, abs=1e-9)
+    for rec, refs, a in zip(records, REFERENCES, ANSWERS):
+        assert compute("bleu", rec) == pytest.approx(ref.bleu_fn([list(refs)], [a])["bleu"], abs=1e-9)
+
+
+def test_rouge_equals_bigbench_per_example_and_its_mean_on_a_corpus():
+    """BIG-bench reports the median of 1,000 unseeded bootstrap means; this harness reports the mean itself."""
+    from harness.metrics import compute
+
+    records = _gen_records()
+    for rec, refs, a in zip(records, REFERENCES, ANSWERS):
+        expected = ref.rouge_fn([list(refs)], [a])
+        for kind in ("rouge1", "rouge2", "rougeLsum"):
+            assert compute(kind, rec) == pytest.approx(expected[kind], abs=1e-9)
+    np.random.seed(0)
+    corpus = ref.rouge_fn([list(r) for r in REFERENCES], ANSWERS)
+    mean = np.mean([compute("rougeLsum", r) for r in records])
+    assert abs(corpus["rougeLsum"] - mean) < 8  # a bootstrap median over 9 examples, near the mean
+
+
+@pytest.mark.parametrize("name,fn", [("case_insensitive_str_match", "case_insensitive_str_match_fn"),
+                                     ("numeric_match_with_0_1_relative_error", "numeric_match_with_0_1_relative_error_fn"),
+                                     ("sequence_f1", "sequence_f1_fn"), ("exact_str_match", "exact_str_match_fn")])
+def test_other_generative_metrics_equal_bigbench(name, fn):
+    from harness.metrics import compute
+
+    answers = ANSWERS + [" THE DOG ", "4e1", "x"]
+    refs = REFERENCES + [["the dog"], ["40"], ["0"]]
+    for a, r in zip(answers, refs):
+        rec = {"generation": a, "answer": a, "target": r[0], "references": r}
+        targets = [r[:1]] if name == "numeric_match_with_0_1_relative_error" else [list(r)]
+        assert compute(name, {**rec, "references": targets[0]}) == pytest.approx(getattr(ref, fn)(targets, [a])[name])
+
+
+def test_a_task_scored_both_ways_is_two_tasks_with_the_preferred_score_marked():
+    both = {**MC, "name": "both", "metrics": ["multiple_choice_grade", "exact_str_match", "rouge"],
+            "preferred_score": "exact_str_match"}
+    gen, mc = bb.specs("both", None, both, canary=CANARY)
+    assert (gen["name"], gen["output"], gen["preferred_metric"]) == ("bigbench.both", "generate", "exact_str_match")
+    assert [m if isinstance(m, str) else m["name"] for m in gen["metrics"]] == [
+        "exact_str_match", "rouge1", "rouge2", "rougeLsum", "target_logprob", "char_edit_distance", "token_edit_distance"]
+    assert (mc["name"], mc["output"], mc["preferred_metric"]) == ("bigbench.both.mc", "multiple_choice", None)
+    assert gen["generation"]["output_regex"] == r"[^\.\?\!\;\n]+" and gen["canary"] == CANARY
+    (ll,) = bb.specs("ll", None, {**GEN, "metrics": ["log_likelihood"], "preferred_score": "log_likelihood"})
+    assert (ll["output"], ll["preferred_metric"]) == ("loglikelihood", "target_logprob")
+    (nlg,) = bb.specs("nlg", None, {**GEN, "metrics": ["bleu", "bleurt"], "preferred_score": "bleurt"})
+    assert nlg["preferred_metric"] is None and "Not computed here: bleurt" in nlg["description"]
+
+
+def test_canary_and_preferred_metric_reach_records_manifest_and_report(workdir, tiny_models, monkeypatch, capsys):
+    from harness.testing import write_config
+
+    root = write_tasks(workdir / "bb")
+    data = {**GEN, "name": "rouge_task", "metrics": ["exact_str_match", "rouge", "bleu"], "preferred_score": "rougeLsum",
+            "stop_string": "."}
+    (root / "rouge_task").mkdir()
+    (root / "rouge_task" / "task.json").write_text(json.dumps(data))
+    monkeypatch.setenv("BIGBENCH_ROOT", str(root))
+    cfg = write_config(workdir, list(tiny_models.values()), ["bigbench:mc_task", "bigbench:rouge_task"])
+    assert main(["run", str(cfg)]) == 0
+    out = workdir / "results" / "t"
+    for name in ("bigbench.mc_task", "bigbench.rouge_task"):
+        lines = (out / "models" / "llama" / f"{name}.jsonl").read_text().splitlines()
+        assert all(json.loads(line)["canary"] == CANARY for line in lines)
+    gen = [json.loads(line) for line in (out / "models" / "llama" / "bigbench.rouge_task.jsonl").read_text().splitlines()]
+    from harness.metrics import extract_answer
+
+    assert all(r["answer"] == extract_answer(r["generation"], ".", None) for r in gen)
+    several = [r for r in gen if len(r["references"]) > 1]
+    assert several and all(len(r["reference_logprobs"]) == 2 and len(r["reference_ids"]) == 2 for r in several)
+    assert all(r["metrics"]["target_logprob"] == max(r["reference_logprobs"]) for r in several)
+    manifest = {t["name"]: t for t in json.loads((out / "manifest.json").read_text())["tasks"]}
+    assert manifest["bigbench.rouge_task"]["preferred_metric"] == "rougeLsum"
+    assert manifest["bigbench.mc_task"]["canary"] == CANARY
+    capsys.readouterr()
+    assert main(["report", "results/t", "--out", "rep"]) == 0
+    import html
+
+    page = html.unescape((workdir / "rep" / "index.html").read_text())
+    assert CANARY in page and re.search(r"<td>bigbench.rouge_task</td><td>rougeLsum <span[^>]*>★ preferred", page)
+
+
+def test_unknown_metric_in_a_task_json_is_one_line(workdir, monkeypatch):
+    root = write_tasks(workdir / "bb")
+    (root / "odd").mkdir()
+    (root / "odd" / "task.json").write_text(json.dumps({**GEN, "name": "odd", "metrics": ["exact_str_match", "bleurtt"]}))
+    monkeypatch.setenv("BIGBENCH_ROOT", str(root))
+    with pytest.raises(HarnessError, match=r"task odd: unknown metric 'bleurtt'") as info:
+        resolve_tasks(["bigbench:odd"], workdir)
+    assert "odd/task.json" in str(info.value) and "\n" not in str(info.value)
