@@ -5,21 +5,26 @@ The rules, in the order they are tried, on the curve pooled per size and oriente
 and z = 2 standard errors of a difference between two sizes; the scale is ceiling − chance when both are
 known, else the metric's range, else the curve's largest magnitude):
 
-1. **flat**: the curve is consistent with a constant (a chi-square test against each size's standard
-   error does not reject it at 0.99), or it moves less than the minimum effect size: a change within the
-   noise or too small to matter is no change. Curves at the ceiling, or at chance throughout, land here.
+1. **flat**: no size is a minimum effect away from the curve's level (too small to matter), or the curve is
+   consistent with a constant (a chi-square test against each size's standard error does not reject it at
+   0.99) and shows no steady trend (its weighted slope is within 2.576 standard errors of 0). Curves at the
+   ceiling, or at chance throughout, land here. A proportion's standard error is Jeffreys-smoothed (half an
+   item each way), so a score of exactly 0 or 1 is not taken as known without error.
 2. **u_shaped / inverted_u** (K ≥ 5): an interior extreme with both arms at least δ and a fair share of
    the range, monotone on each side within δ, and a quadratic in log x that halves the linear fit's
    residual. Inverse scaling that recovers is U-shaped (Wei et al. 2022, "Inverse scaling can become
    U-shaped"; McKenzie et al. 2023).
 3. **emergent** (K ≥ 5): the smaller models (at least two) are near chance (within max(δ, 10% of the
-   scale) of it; below it is allowed), the larger ones clearly above (20% of the scale over chance and 2δ
-   over the plateau), and a plateau-then-rise ("hinge") fit halves the residual of a straight line on
-   log x; the rise is either a line from the break on log x or a jump to a new level, whichever fits
-   better (Wei et al. 2022, "Emergent abilities": performance near random until a threshold scale, then
-   well above). Without a known chance the plateau is measured from its lowest point, and the notes say
-   chance is unknown.
-4. **smooth / inverse**: a monotone trend (|Spearman ρ| ≥ 0.6) with a fitted change of at least δ.
+   scale) of it; below it is allowed) on a plateau (rising by no more than δ and a quarter of the jump),
+   the larger ones clearly above: a fifth of the scale over chance, or (a low ceiling, e.g. exact match
+   going from 0.01 to 0.15) staying above the plateau by 2δ and half the curve's own range; and a
+   plateau-then-rise ("hinge") fit halves the residual of a straight line on log x; the rise is either a
+   line from the break on log x or a jump to a new level, whichever fits better (Wei et al. 2022,
+   "Emergent abilities": performance near random until a threshold scale, then well above). Without a
+   known chance the plateau is measured from its lowest point, and the notes say chance is unknown.
+4. **smooth / inverse**: a monotone trend (|Spearman ρ| ≥ 0.6) with a fitted change of at least δ that
+   explains the curve: the line on log x explains half its variance, or its residuals are within the noise
+   (a zigzag around a weak trend is not smooth). A monotone drift smaller than δ is flat.
 5. **not_correlated**: it moves by more than the noise, but in none of these shapes.
 
 Confidence is the share of resampled curves that get the same label: items are resampled jointly across
@@ -62,7 +67,10 @@ class Rules:
     turn_share: float = 0.2    # each arm of a U: at least this share of the curve's range
     near: float = 0.1          # emergent: "near chance" is within this share of the scale (or δ, if larger)
     jump: float = 0.2          # emergent: the larger models end this share of the scale above chance
-    flat_level: float = 0.99   # flat unless a chi-square test rejects a constant curve at this level
+    flat_level: float = 0.99   # flat unless a chi-square test rejects a constant curve at this level ...
+    trend_z: float = 2.576     # ... or the weighted slope is this many standard errors from 0 (0.99, two-sided)
+    min_r2: float = 0.5        # smooth / inverse: the trend explains this share of the movement (or the
+                               # residuals are within the noise); else a zigzag is not correlated
     bootstrap: int = 400
     seed: int = 0
 
@@ -137,16 +145,26 @@ def _model_noise(curve: Curve, values: np.ndarray) -> tuple[np.ndarray, str]:
     k = len(values)
     if curve.items is not None:
         items = np.asarray(curve.items, dtype=np.float64)
-        return items.std(axis=1, ddof=1) / math.sqrt(items.shape[1]), "items (paired bootstrap)"
+        se = items.std(axis=1, ddof=1) / math.sqrt(items.shape[1])
+        if curve.floor == 0.0 and curve.ceiling in (0.0, 1.0) and curve.kind == "discontinuous":
+            se = np.fmax(se, _proportion_se(values, np.full(k, float(items.shape[1]))))
+        return se, "items (paired bootstrap)"
     se = _floats(curve.stderr, k)
     n = _floats(curve.n, k)
     binary = curve.floor == 0.0 and curve.ceiling in (0.0, 1.0) and curve.kind == "discontinuous"
-    if binary:  # a proportion with n items but no stderr: binomial
-        fill = np.isnan(se) & (n > 1)
-        se[fill] = np.sqrt(np.clip(values[fill], 0, 1) * (1 - np.clip(values[fill], 0, 1)) / n[fill])
+    if binary:  # a proportion with n items: at least the boundary-safe binomial standard error
+        have = n > 1
+        se[have] = np.fmax(se[have], _proportion_se(values[have], n[have]))
     if np.all(np.isnan(se)):
         return np.zeros(k), "none"
     return np.where(np.isnan(se), np.nanmedian(se), se), "stderr (parametric bootstrap)"
+
+
+def _proportion_se(p: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """A proportion's standard error that stays positive at 0 and 1 (Jeffreys' prior: half an item each way),
+    so a score of exactly 0 is not taken as known without error."""
+    smoothed = (np.clip(p, 0, 1) * n + 0.5) / (n + 1)
+    return np.sqrt(smoothed * (1 - smoothed) / n)
 
 
 def _pool(model_values: np.ndarray, model_se: np.ndarray, groups: list[np.ndarray]):
@@ -167,13 +185,14 @@ def _decide(t: np.ndarray, y: np.ndarray, se: np.ndarray, delta: float, chance: 
     """The label of one (oriented, pooled) curve by the module's rules; ``detail`` adds the fit numbers."""
     info: dict = {}
     span = float(np.ptp(y))
-    if span < rules.min_effect * scale:
-        return "flat", info
-    if (se > 0).all():  # is the curve consistent with a constant, given each size's standard error?
+    if float(np.abs(y - y.mean()).max()) < rules.min_effect * scale:
+        return "flat", info  # no size is a minimum effect away from the curve's level: too small to matter
+    if (se > 0).all():  # consistent with a constant (chi-square), and no steady trend (weighted slope)?
         stat = float((((y - y.mean()) / se) ** 2).sum())
+        trend = fits.trend_z(t, y, se)
         if detail:
-            info["chi2_constant"] = stat
-        if stat <= _critical(rules.flat_level, len(y) - 1):
+            info.update(chi2_constant=stat, trend_z=trend)
+        if stat <= _critical(rules.flat_level, len(y) - 1) and abs(trend) < rules.trend_z:
             return "flat", info
     lin = fits.linear(t, y)
     k = len(y)
@@ -198,7 +217,15 @@ def _decide(t: np.ndarray, y: np.ndarray, se: np.ndarray, delta: float, chance: 
             base = chance if chance is not None else float(plateau.min())
             if plateau.max() > base + near:
                 continue
-            if after.max() < max(base + rules.jump * scale, plateau.max() + 2 * delta) or y[-1] < base + near:
+            rising = fits.linear(t[:j + 1], plateau).fitted
+            if rising[-1] - rising[0] > max(delta, 0.25 * (y[j + 1] - plateau.max())):
+                continue  # not a plateau: it rises before the break by more than the noise and a quarter of the jump
+            # the jump: a fifth of the scale above chance, or (a low ceiling) a rise that stays above the plateau
+            # by twice the smallest change that counts and half the curve's own range
+            if not (after.max() >= base + rules.jump * scale
+                    or after.min() - plateau.max() >= max(2 * delta, 0.5 * span)):
+                continue
+            if after.max() < plateau.max() + 2 * delta or y[-1] < plateau.max() + 2 * delta:
                 continue
             h = min(fits.hinge(t, y, j), fits.step(t, y, j), key=lambda f: f.sse)
             if h.sse <= rules.fit_ratio * lin.sse and lin.sse - h.sse >= delta ** 2 and (best is None or h.sse < best[1]):
@@ -209,9 +236,15 @@ def _decide(t: np.ndarray, y: np.ndarray, se: np.ndarray, delta: float, chance: 
             return "emergent", info
     rho = fits.rank_correlation(t, y)
     gain = float(lin.fitted[-1] - lin.fitted[0])
-    if rho >= rules.min_rho and gain >= delta:
+    r2 = fits.r_squared(y, lin)
+    explained = r2 >= rules.min_r2 or math.sqrt(lin.sse / k) <= rules.z * float(np.median(se))
+    if detail:
+        info["r2_linear"] = r2
+    if abs(rho) >= rules.min_rho and abs(gain) < delta:
+        return "flat", info  # a monotone drift smaller than the smallest change that counts
+    if rho >= rules.min_rho and gain >= delta and explained:
         return "smooth", info
-    if rho <= -rules.min_rho and gain <= -delta:
+    if rho <= -rules.min_rho and gain <= -delta and explained:
         return "inverse", info
     return "not_correlated", info
 

@@ -34,6 +34,24 @@ def linear(t: np.ndarray, y: np.ndarray) -> Fit:
     return Fit(float(((y - fitted) ** 2).sum()), 2, fitted)
 
 
+def trend_z(t: np.ndarray, y: np.ndarray, se: np.ndarray) -> float:
+    """The weighted least-squares slope of y on t divided by its standard error (each point weighted by
+    1/se²): a test for a trend, more powerful against a steady change than a test against a constant."""
+    w = 1.0 / se ** 2
+    tm = float((w * t).sum() / w.sum())
+    sxx = float((w * (t - tm) ** 2).sum())
+    if sxx <= 0:
+        return 0.0
+    b = float((w * (t - tm) * (y - (w * y).sum() / w.sum())).sum()) / sxx
+    return b * float(np.sqrt(sxx))
+
+
+def r_squared(y: np.ndarray, fit: Fit) -> float:
+    """The share of the curve's variance a fit explains (1 for a constant curve)."""
+    sst = float(((y - y.mean()) ** 2).sum())
+    return 1.0 - fit.sse / sst if sst > 0 else 1.0
+
+
 def slope(t: np.ndarray, y: np.ndarray) -> float:
     """Change in y per decade of x, from the linear fit."""
     fitted = _line(t, y)
