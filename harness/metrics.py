@@ -237,7 +237,7 @@ def _BLEU() -> Any:
     return BLEU(tokenize="intl", smooth_method="exp", smooth_value=0.0, effective_order=False, lowercase=False)
 
 
-@metric("bleu", ("generate",), "discontinuous", stats=_bleu_stats, combine=_bleu_combine)
+@metric("bleu", ("generate",), "continuous", stats=_bleu_stats, combine=_bleu_combine)
 def bleu(r: Record, _: dict) -> float:
     """Corpus BLEU (0–100) over the answers against every reference, exactly ``sacrebleu.corpus_bleu`` as t5 and
     BIG-bench call it; per example, the same on one sentence."""
@@ -288,6 +288,14 @@ def target_logprob_per_token(r: Record, _: dict) -> float:
     if "logprobs" in r:
         return float(r["logprobs"][r["gold"]] / max(r["n_tokens"][r["gold"]], 1))
     return float(r["target_logprob"] / max(r["target_tokens"], 1))
+
+
+@metric("token_accuracy", ("generate", "loglikelihood"), "continuous")
+def token_accuracy(r: Record, _: dict) -> float:
+    """The share of target tokens that are the model's argmax given the true prefix (teacher forcing): the
+    answer's steps scored separately; exact match needs them all."""
+    steps = r.get("token_greedy") or [r["is_greedy"]]
+    return float(np.mean(steps))
 
 
 @metric("is_greedy", ("loglikelihood",), "discontinuous")

@@ -28,6 +28,7 @@ class ChoiceRecord(TypedDict):
     n_bytes: list[int]
     metrics: dict[str, float]
     choice_scores: NotRequired[list[float]]  # credit per choice, when the task gives it (multiple_choice_grade)
+    slices: NotRequired[dict[str, str]]
     canary: NotRequired[str]  # the benchmark's canary string, when the task has one (BIG-bench)
 
 
@@ -41,7 +42,9 @@ class TargetRecord(TypedDict):
     target_logprob: float
     target_tokens: int
     is_greedy: bool
+    token_greedy: list[bool]  # per target token under teacher forcing: is it the argmax (the answer's steps)
     metrics: dict[str, float]
+    slices: NotRequired[dict[str, str]]  # the document's value of each slice the task declares
     references: NotRequired[list[str]]  # every acceptable answer, when the task lists them
     canary: NotRequired[str]
     reference_logprobs: NotRequired[list[float]]  # each reference's log-prob, when there are several
@@ -69,6 +72,7 @@ class PerplexityRecord(TypedDict):
     n_bytes: int
     n_words: int
     metrics: dict[str, float]
+    slices: NotRequired[dict[str, str]]
     canary: NotRequired[str]
 
 
@@ -100,7 +104,8 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
                                     + [(i.context, i.delimiter + ref) for i, refs in zip(insts, several) for ref in refs])
         extra = iter(lls[len(insts):])
         scored = [TargetRecord(doc_id=i.doc_id, doc_hash=i.doc_hash, prompt=i.context, target=i.target or "", target_logprob=r.logprob,
-                               target_tokens=r.n_tokens, is_greedy=r.is_greedy, metrics={}) for i, r in zip(insts, lls)]
+                               target_tokens=r.n_tokens, is_greedy=r.is_greedy, token_greedy=list(r.token_greedy),
+                               metrics={}) for i, r in zip(insts, lls)]
         for target, i, refs in zip(scored, insts, several):
             if i.references is not None:
                 target["references"] = list(i.references)
@@ -115,7 +120,9 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
         records = [PerplexityRecord(doc_id=i.doc_id, doc_hash=i.doc_hash, logprob=r.logprob, n_tokens=r.n_tokens,
                                     n_bytes=len(i.context.encode("utf-8")), n_words=len(i.context.split()) or 1,
                                     metrics={}) for i, r in zip(insts, lls)]
-    for rec in records:
+    for rec, inst in zip(records, insts):
+        if inst.slices:
+            rec["slices"] = dict(inst.slices)
         rec["metrics"] = {m.name: M.compute(m.name, rec, m.options) for m in spec.metrics}
         if spec.canary:
             rec["canary"] = spec.canary

@@ -154,6 +154,79 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decompose(args: argparse.Namespace) -> int:
+    from harness.analysis.decompose import decompose
+    from harness.analysis.results import load_results
+
+    res = load_results(Path(args.results), x=args.x)
+    d = decompose(res, args.task, args.metric, x=args.x)
+    if args.json:
+        print(json.dumps(_decomposition_json(d), indent=1))
+        return 0
+    table = Table(title=escape(f"{d.task}: {d.metric} against its {d.length} steps (teacher-forced token accuracy)"))
+    for col in (args.x, "models", "docs", d.metric, *[f"step {i + 1}" for i in range(d.length)], "product",
+                "all steps", "gap"):
+        table.add_column(col, justify="right")
+    for row in d.rows:
+        a = row.all
+        table.add_row(f"{row.x:,.0f}", str(len(row.models)), str(a.n), f"{a.composite:.3f}",
+                      *[f"{v:.3f}" for v in a.steps], f"{a.product:.3f}", f"{a.joint:.3f}", f"{a.gap:+.3f}")
+    out.print(table)
+    for name in dict.fromkeys(k for row in d.rows for k in row.slices):
+        st = Table(title=escape(f"slice '{name}': {d.metric} (product of steps) per value"))
+        values = list(dict.fromkeys(v for row in d.rows for v in row.slices.get(name, {})))
+        st.add_column(args.x, justify="right")
+        for v in values:
+            st.add_column(escape(v), justify="right")
+        for row in d.rows:
+            parts = row.slices.get(name, {})
+            st.add_row(f"{row.x:,.0f}", *[f"{parts[v].composite:.3f} ({parts[v].product:.3f}) n={parts[v].n}"
+                                          if v in parts else "-" for v in values])
+        out.print(st)
+    if d.excluded:
+        out.print(f"{d.excluded} document(s) with another answer length left out")
+    return 0
+
+
+def _decomposition_json(d: Any) -> dict:
+    def part(p: Any) -> dict:
+        return {"n": p.n, "composite": p.composite, "steps": p.steps, "product": p.product, "all_steps": p.joint,
+                "gap": p.gap}
+    return {"task": d.task, "metric": d.metric, "x": d.x_name, "steps": d.length, "excluded": d.excluded,
+            "sizes": [{"x": r.x, "models": r.models, **part(r.all),
+                       "slices": {k: {v: part(p) for v, p in vals.items()} for k, vals in r.slices.items()}}
+                      for r in d.rows]}
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from harness.analysis.forecast import forecasts
+    from harness.analysis.results import load_results
+
+    res = load_results(Path(args.results), x=args.x)
+    rows = forecasts(res, args.task, args.metric, x=args.x, threshold=args.threshold, fit_below=args.fit_below,
+                     bootstrap=args.bootstrap)
+    if args.json:
+        print(json.dumps([{**vars(f), "error_log10": f.error_log10, "within_bracket": f.within_bracket}
+                          for f in rows], indent=1))
+        return 0
+    f0 = rows[0]
+    table = Table(title=escape(f"{f0.task}: where {f0.metric} crosses {f0.threshold:.3g} (p^{f0.length} from "
+                               f"per-step accuracy fitted below the crossing; 90% interval)"))
+    for col in ("curve", "fit sizes", "predicted", "interval", "observed", "between sizes", "error (decades)"):
+        table.add_column(col, justify="right")
+    for f in rows:
+        err = f.error_log10
+        table.add_row(escape(f.which), ", ".join(f"{s:,.3g}" for s in f.fit_sizes),
+                      "none" if f.predicted is None else f"{f.predicted:,.3g}",
+                      f"{f.interval[0]:,.3g}–{f.interval[1]:,.3g}",
+                      "not crossed" if f.observed is None else f"{f.observed:,.3g}",
+                      "-" if f.bracket is None else f"{f.bracket[0]:,.3g}–{f.bracket[1]:,.3g}"
+                      + {None: "", True: " (in)", False: " (out)"}[f.within_bracket],
+                      "-" if err is None else f"{err:+.2f}")
+    out.print(table)
+    return 0
+
+
 def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS") -> None:
     q.add_argument("results", metavar=metavar, help="a run folder, a folder of lm-eval results JSON, or a long-format CSV")
     q.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops"],
@@ -177,6 +250,26 @@ def add_parsers(sub: Any) -> None:
     _results_args(rp)
     rp.add_argument("--out", required=True, help="folder for index.html and figures/")
     rp.set_defaults(func=cmd_report)
+
+    dp = sub.add_parser("decompose", help="a task's discontinuous metric beside its steps and slices, per size")
+    dp.add_argument("results", metavar="RESULTS", help="a run folder of this harness")
+    dp.add_argument("--task", required=True)
+    dp.add_argument("--metric", help="the composite (default: the task's first discontinuous metric)")
+    dp.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops"])
+    dp.add_argument("--json", action="store_true")
+    dp.set_defaults(func=cmd_decompose)
+
+    fp = sub.add_parser("forecast", help="predict where a discontinuous metric jumps from its per-step accuracy "
+                        "on the smaller models, with a back-test against where it did")
+    fp.add_argument("results", metavar="RESULTS", help="a run folder of this harness")
+    fp.add_argument("--task", required=True)
+    fp.add_argument("--metric", help="the discontinuous metric (default: the task's first)")
+    fp.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops"])
+    fp.add_argument("--threshold", type=float, help="the crossing (default: halfway from chance to the ceiling)")
+    fp.add_argument("--fit-below", type=float, help="fit on sizes below this x (default: sizes before the crossing)")
+    fp.add_argument("--bootstrap", type=positive_int, default=400, help="resamples for the interval (default 400)")
+    fp.add_argument("--json", action="store_true")
+    fp.set_defaults(func=cmd_forecast)
 
     cp = sub.add_parser("compare", help="differences between two results with paired tests, and label changes")
     cp.add_argument("run_a", metavar="RUN_A", help="the baseline (A); same kinds of source as RUN_B")

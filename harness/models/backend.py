@@ -15,6 +15,7 @@ class LogLikelihood(NamedTuple):
     logprob: float  # summed log-prob (nats) of the continuation tokens
     is_greedy: bool  # every continuation token is the argmax given what precedes it
     n_tokens: int
+    token_greedy: tuple[bool, ...] = ()  # per continuation token: the argmax given the true prefix (teacher forcing)
 
 
 @dataclass(frozen=True)

@@ -256,7 +256,8 @@ class HFBackend:
         greedy = (logp.argmax(-1) == tgt).cpu()
         out, start = [], 0
         for n in sizes:
-            out.append(LogLikelihood(float(token_lp[start:start + n].sum()), bool(greedy[start:start + n].all()), n))
+            steps = tuple(bool(g) for g in greedy[start:start + n])
+            out.append(LogLikelihood(float(token_lp[start:start + n].sum()), all(steps), n, steps))
             start += n
         return out
 

@@ -13,8 +13,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from harness.analysis.classified import Classified, manifest_tasks
 from harness.analysis.results import Results
 from harness.analysis.scaling import Classification, Curve, display_name, metric_artifacts
+from harness.errors import HarnessError
 from harness.files import safe_name
-from harness.report.plots import COLORS, curve_png, labels_png
+from harness.report.plots import COLORS, curve_png, decomposition_png, labels_png
 
 
 @dataclass
@@ -49,6 +50,25 @@ def _examples(res: Results, curves: list[Curve], key: tuple[str, str], per_model
     return out
 
 
+def _decompositions(res: Results, figs: Path) -> list[dict]:
+    """The steps view of every task whose records keep per-token steps (``harness decompose``), with its figure."""
+    from harness.analysis.decompose import decompose
+
+    if res.store is None:
+        return []
+    out = []
+    for task in sorted(set(res.scores.loc[res.scores["aggregate"] == "", "task"])):
+        try:
+            d = decompose(res, str(task))
+        except HarnessError:  # no discontinuous metric, or no per-token steps (multiple choice, perplexity)
+            continue
+        if len(d.rows) < 2:
+            continue
+        name = f"{safe_name(d.task)}__decomposition.png"
+        out.append({"d": d, "image": _uri(decomposition_png(d, figs / name)), "file": f"figures/{name}"})
+    return out
+
+
 def build_report(classified: Classified, out_dir: Path, title: Optional[str] = None) -> Path:
     """Write ``index.html`` (figures embedded, opens offline) and every figure as PNG under ``figures/``."""
     res = classified.results
@@ -78,11 +98,12 @@ def build_report(classified: Classified, out_dir: Path, title: Optional[str] = N
     preferred = {t[k]: t["preferred_metric"] for t in tasks for k in ("name", "group")
                  if t.get(k) and t.get("preferred_metric")}  # a group's: its subtasks' (BIG-bench's aggregate)
     canaries = sorted({t["canary"] for t in tasks if t.get("canary")})  # the prompts shown carry benchmark data
+    decompositions = _decompositions(res, figs)
     env = Environment(loader=PackageLoader("harness.report", "."), autoescape=select_autoescape(["html"]))
     page = env.get_template("template.html").render(
         title=title or f"Scaling report: {res.source}", source=str(res.source), format=res.format,
         classifications=classifications, panels=panels, labels_uri=labels_uri, artifacts=artifacts, colors=COLORS,
-        artifact_pairs=list(pairs.values()), preferred=preferred, canaries=canaries,
+        artifact_pairs=list(pairs.values()), preferred=preferred, canaries=canaries, decompositions=decompositions,
         names={key: display_name(*key) for key in panels},
         examples={key: _examples(res, curves, key) for key in panels}, x=classifications[0].diagnostics["x"])
     path = out_dir / "index.html"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -71,4 +72,22 @@ def labels_png(results: list[Classification], path: Path) -> bytes:
     ax.legend(fontsize=8)
     ax.tick_params(axis="x", labelsize=8, rotation=15)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return _save(fig, path)
+
+
+def decomposition_png(d: Any, path: Path) -> bytes:
+    """A task's composite metric per size beside its steps (teacher-forced token accuracy) and their product."""
+    xs = [r.x for r in d.rows]
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for i in range(d.length):
+        ax.plot(xs, [r.all.steps[i] for r in d.rows], color="#90a4ae", lw=1, marker=".", label="each step" if i == 0 else None)
+    ax.plot(xs, [r.all.product for r in d.rows], color="#ef6c00", lw=1.5, ls="--", marker="s", ms=4,
+            label="product of steps (p^L)")
+    ax.plot(xs, [r.all.composite for r in d.rows], color=COLORS["emergent"], lw=2, marker="o", ms=5, label=_text(d.metric))
+    ax.set_xscale("log")
+    ax.set_xlabel(_text(X_LABELS.get(d.x_name, d.x_name)), fontsize=10)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(_text(f"{d.task}: {d.metric} and its {d.length} steps"), fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="best", framealpha=0.85)
     return _save(fig, path)

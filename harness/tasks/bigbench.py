@@ -267,8 +267,13 @@ def documents(task: str, subtask: Optional[str] = None, shots: int = 0) -> list[
     """A BIG-bench task's formatted examples as documents; each carries the task's canary, so anything built
     from them keeps it."""
     path = task_path(task)
-    data = read_task(path)
-    chosen = part(data, subtask, path)
+    own = path.parent / str(subtask) / "task.json"  # a subtask's folder is its short name: read it alone
+    alone = read_task(own) if subtask and own.is_file() else None
+    if alone is not None and str(alone["name"]).split(":")[-1] == subtask:
+        data = chosen = alone
+    else:
+        data = read_task(path)
+        chosen = part(data, subtask, path)
     canary = str(data.get("canary", ""))
     docs = format_examples(chosen, shots, path)
     for doc in docs:

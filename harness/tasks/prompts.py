@@ -38,6 +38,7 @@ class Instance:
     doc_hash: str = ""  # the dataset row's digest: two runs pair a document only when it is the same row
     choice_scores: Optional[tuple[float, ...]] = None  # credit per choice (multiple_choice_grade)
     references: Optional[tuple[str, ...]] = None  # every acceptable answer (exact_str_match, bleu, rouge)
+    slices: tuple[tuple[str, str], ...] = ()  # (slice, this document's value) for each slice the task declares
 
     @property
     def continuations(self) -> list[str]:
@@ -62,6 +63,7 @@ class Templates:
             self._answer = self._compile(spec.answer, "answer", native=True)
         self._scores = self._compile(spec.choice_scores, "choice_scores", native=True) if spec.choice_scores else None
         self._references = self._compile(spec.references, "references", native=True) if spec.references else None
+        self._slices = {name: self._compile(t, f"slices.{name}") for name, t in spec.slices.items()}
 
     def _compile(self, text: str, field: str, native: bool = False) -> Callable[[Document], Any]:
         """A template renders to a string; with ``native``, a lone ``{{ expr }}`` keeps its Python type."""
@@ -157,6 +159,17 @@ class Templates:
                                source=self.task.source, where=f"{self._where()}references: row {row}")
         return tuple(str(v) for v in value)
 
+    def slices(self, doc: Document, row: int) -> tuple[tuple[str, str], ...]:
+        """This document's value of each declared slice (rendered text, at most 100 characters)."""
+        out = []
+        for name, fn in self._slices.items():
+            value = str(self._render(fn, doc, f"slices.{name}", row)).strip()
+            if len(value) > 100:
+                raise HarnessError(f"a slice value is a label: at most 100 characters (got {len(value)})",
+                                   source=self.task.source, where=f"{self._where()}slices.{name}: row {row}")
+            out.append((name, value))
+        return tuple(out)
+
     def answer_text(self, doc: Document, row: int) -> str:
         """The text a few-shot example shows after its prompt."""
         if self.task.spec.output == "multiple_choice":
@@ -195,14 +208,15 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
             candidates = rng.sample(range(len(pool)), shots_cfg.k + (1 if same_split else 0))
             picked = [i for i in candidates if not (same_split and i == row)][: shots_cfg.k]
             prompt = shots_cfg.delimiter.join([shot(i) for i in picked] + [prompt])
+        slices = tmpl.slices(doc, row)
         if spec.output == "multiple_choice":
             choices = tmpl.choices(doc, row)
             out.append(Instance(row, prompt, spec.target_delimiter, choices=tuple(choices),
                                 gold=tmpl.answer(doc, row, choices), doc_hash=doc_hash,
-                                choice_scores=tmpl.choice_scores(doc, row, len(choices))))
+                                choice_scores=tmpl.choice_scores(doc, row, len(choices)), slices=slices))
         elif spec.output == "perplexity":
-            out.append(Instance(row, prompt, "", doc_hash=doc_hash))
+            out.append(Instance(row, prompt, "", doc_hash=doc_hash, slices=slices))
         else:
             out.append(Instance(row, prompt, spec.target_delimiter, target=tmpl.target(doc, row), doc_hash=doc_hash,
-                                references=tmpl.references(doc, row)))
+                                references=tmpl.references(doc, row), slices=slices))
     return out

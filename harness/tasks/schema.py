@@ -111,6 +111,9 @@ class TaskSpec(_Strict):
     fewshot: FewshotSpec = Field(default_factory=FewshotSpec)
     perplexity: PerplexitySpec = Field(default_factory=PerplexitySpec)
     metrics: list[MetricSpec]
+    # named subsets of the documents: a template per slice, rendered per document (a field, or a sandboxed
+    # expression such as "{{ (a|int % 10 + b|int % 10) >= 10 }}"); `harness decompose` scores each value apart
+    slices: dict[str, str] = Field(default_factory=dict, max_length=16)
     preferred_metric: Optional[str] = None  # the task's headline score (BIG-bench's preferred_score); one of metrics
     canary: Optional[str] = Field(default=None, max_length=1000)  # a benchmark's canary string: repeated in records
     target_delimiter: str = " "

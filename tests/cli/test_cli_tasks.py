@@ -34,7 +34,7 @@ def test_show_json_multiple_choice_and_generation(workdir, capsys):
 def test_show_json_toy_tasks_shipped_with_the_package(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no ./tasks: only the packaged ones
     rows = shown(capsys, "toy_*", "--n", "2")
-    assert {r["task"] for r in rows} == {"toy_add", "toy_add_choice"}
+    assert {r["task"] for r in rows} == {"toy_add", "toy_add_choice", "toy_add_carry"}
     add = next(r for r in rows if r["task"] == "toy_add")
     choice = next(r for r in rows if r["task"] == "toy_add_choice")
     assert add["context"] == choice["context"]  # the same problems, two ways

@@ -42,7 +42,10 @@ _OTHER: dict[str, MetricInfo] = {
 _BOUNDS = {"acc": (0.0, 1.0), "acc_norm": (0.0, 1.0), "p_correct": (0.0, 1.0), "brier": (0.0, 2.0), "exact_match": (0.0, 1.0),
            "is_greedy": (0.0, 1.0), "target_logprob": (None, 0.0), "target_logprob_per_token": (None, 0.0),
            "char_edit_distance": (0.0, None), "token_edit_distance": (0.0, None), "gold_rank": (1.0, None),
-           "bits_per_byte": (0.0, None), "token_perplexity": (1.0, None), "word_perplexity": (1.0, None)}
+           "bits_per_byte": (0.0, None), "token_perplexity": (1.0, None), "word_perplexity": (1.0, None),
+           "multiple_choice_grade": (0.0, 1.0), "exact_str_match": (0.0, 1.0), "case_insensitive_str_match": (0.0, 1.0),
+           "numeric_match_with_0_1_relative_error": (0.0, 1.0), "token_accuracy": (0.0, 1.0), "bleu": (0.0, 100.0),
+           "rouge1": (0.0, 100.0), "rouge2": (0.0, 100.0), "rougeLsum": (0.0, 100.0), "sequence_f1": (0.0, 100.0)}
 
 
 def metric_info(name: str) -> MetricInfo:

@@ -14,8 +14,8 @@ known, else the metric's range, else the curve's largest magnitude):
    the range, monotone on each side within δ, and a quadratic in log x that halves the linear fit's
    residual. Inverse scaling that recovers is U-shaped (Wei et al. 2022, "Inverse scaling can become
    U-shaped"; McKenzie et al. 2023).
-3. **emergent** (K ≥ 5): the smaller models (at least two) are near chance (within max(δ, 10% of the
-   scale) of it; below it is allowed) on a plateau (rising by no more than δ and a quarter of the jump),
+3. **emergent** (K ≥ 5): the smaller models (at least two) are near chance (within δ, 10% of the scale or
+   a fifth of the curve's rise above chance, whichever is largest; below it is allowed) on a plateau (rising by no more than δ and a quarter of the jump),
    the larger ones clearly above: a fifth of the scale over chance, or (a low ceiling, e.g. exact match
    going from 0.01 to 0.15) staying above the plateau by 2δ and half the curve's own range; and a
    plateau-then-rise ("hinge") fit halves the residual of a straight line on log x; the rise is either a
@@ -215,7 +215,9 @@ def _decide(t: np.ndarray, y: np.ndarray, se: np.ndarray, delta: float, chance: 
         for j in range(1, k - 1):  # plateau = sizes 0..j (at least two), then at least one size above
             plateau, after = y[:j + 1], y[j + 1:]
             base = chance if chance is not None else float(plateau.min())
-            if plateau.max() > base + near:
+            # near chance: within a tenth of the scale, or a fifth of the curve's own rise (a low plateau
+            # before a jump to the ceiling, e.g. exact match 0.01 … 0.17 then 0.99)
+            if plateau.max() > base + max(near, 0.2 * (after.max() - base)):
                 continue
             rising = fits.linear(t[:j + 1], plateau).fitted
             if rising[-1] - rising[0] > max(delta, 0.25 * (y[j + 1] - plateau.max())):
