@@ -88,7 +88,16 @@ def acc(r: Record, _: dict) -> float:
 
 @metric("acc_norm", ("multiple_choice",), "discontinuous")
 def acc_norm(r: Record, _: dict) -> float:
-    """Accuracy after dividing each choice's log-prob by its UTF-8 byte length (delimiter excluded)."""
+    """Accuracy after dividing each choice's log-prob by its length in characters (delimiter excluded), as
+    lm-eval's ``acc_norm``."""
+    lengths = np.array([len(c) for c in r["choices"]], dtype=np.float64)
+    return float(int(np.argmax(np.asarray(r["logprobs"]) / np.maximum(lengths, 1.0))) == r["gold"])
+
+
+@metric("acc_bytes", ("multiple_choice",), "discontinuous")
+def acc_bytes(r: Record, _: dict) -> float:
+    """Accuracy after dividing each choice's log-prob by its UTF-8 byte length (delimiter excluded), as lm-eval's
+    ``acc_bytes``."""
     scores = np.asarray(r["logprobs"]) / np.maximum(np.asarray(r["n_bytes"], dtype=np.float64), 1.0)
     return float(int(np.argmax(scores)) == r["gold"])
 
@@ -149,6 +158,10 @@ def references(r: Record) -> list[str]:
 
 
 def normalize_answer(text: str, options: dict) -> str:
+    """``regexes_to_ignore`` removed first, then case and punctuation, then whitespace collapsed (``strip``), in
+    lm-eval's order."""
+    for pattern in options.get("regexes_to_ignore") or []:
+        text = _regex_sub(str(pattern), "", text)
     if options.get("ignore_case"):
         text = text.lower()
     if options.get("ignore_punctuation"):
@@ -159,9 +172,11 @@ def normalize_answer(text: str, options: dict) -> str:
 
 
 @metric("exact_match", ("generate",), "discontinuous",
-        options={"ignore_case": False, "ignore_punctuation": False, "strip": True})
+        options={"ignore_case": False, "ignore_punctuation": False, "strip": True, "regexes_to_ignore": []})
 def exact_match(r: Record, o: dict) -> float:
-    return float(normalize_answer(answer(r), o) == normalize_answer(r["target"], o))
+    """1 when the answer equals the target (or any of the task's references) after the options' normalization."""
+    got = normalize_answer(answer(r), o)
+    return float(any(got == normalize_answer(ref, o) for ref in references(r)))
 
 
 BIGBENCH_OUTPUT_REGEX = r"[^\.\?\!\;\n]+"  # BIG-bench's answer cut when a task gives no stop string or regex
@@ -183,6 +198,47 @@ def extract_answer(text: str, stop_string: Optional[str], output_regex: Optional
         except TimeoutError:
             raise HarnessError(f"output_regex {output_regex!r} took over {REGEX_TIMEOUT_S:g} s on one generation",
                                where="generation.output_regex") from None
+    return text
+
+
+def _regex_sub(pattern: str, repl: str, text: str) -> str:
+    import regex
+
+    try:
+        return str(regex.sub(pattern, repl, text, timeout=REGEX_TIMEOUT_S))
+    except TimeoutError:
+        raise HarnessError(f"regular expression {pattern!r} took over {REGEX_TIMEOUT_S:g} s on one text") from None
+    except regex.error as exc:
+        raise HarnessError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+def apply_filters(text: str, steps: Sequence[Any]) -> str:
+    """lm-eval's answer filters, in order: ``take_first`` (one generation per document here: no-op), ``regex``
+    (its ``findall``, ``group_select``-th match, first non-empty group, stripped; else ``fallback``),
+    ``remove_whitespace`` (strip), ``lowercase``, ``uppercase``. Each step has ``function`` and its arguments."""
+    import regex
+
+    for step in steps:
+        fn = step.function
+        if fn == "regex":
+            try:
+                found = regex.findall(step.regex_pattern, text, timeout=REGEX_TIMEOUT_S)
+            except TimeoutError:
+                raise HarnessError(f"filter regex {step.regex_pattern!r} took over {REGEX_TIMEOUT_S:g} s on one "
+                                   "generation", where="generation.filters") from None
+            if found:
+                match = found[step.group_select] if -len(found) <= step.group_select < len(found) else found[0]
+                if isinstance(match, tuple):
+                    match = next((m for m in match if m), step.fallback)
+                text = match.strip()
+            else:
+                text = step.fallback
+        elif fn == "remove_whitespace":
+            text = text.strip()
+        elif fn == "lowercase":
+            text = text.lower()
+        elif fn == "uppercase":
+            text = text.upper()
     return text
 
 
@@ -326,6 +382,18 @@ def _register_perplexity(name: str, unit: str, combine: Callable[[np.ndarray], f
 _register_perplexity("bits_per_byte", "n_bytes", _bpb)
 _register_perplexity("token_perplexity", "n_tokens", _ppl)
 _register_perplexity("word_perplexity", "n_words", _ppl)
+_register_perplexity("byte_perplexity", "n_bytes", _ppl)
+
+
+def _target_stats(r: Record) -> list[float]:
+    return [r["target_logprob"], 1.0]
+
+
+@metric("target_perplexity", ("loglikelihood",), "continuous", higher_is_better=False, stats=_target_stats,
+        combine=_ppl)
+def target_perplexity(r: Record, _: dict) -> float:
+    """exp(−mean target log-prob) over documents: lm-eval's ``perplexity`` of a loglikelihood task (LAMBADA)."""
+    return _ppl(np.asarray(_target_stats(r)))
 
 
 # ---------------------------------------------------------------- aggregation

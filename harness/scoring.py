@@ -4,6 +4,7 @@ counts, the generation) so any metric can be recomputed later without running a 
 
 from __future__ import annotations
 
+import re
 from typing import Union
 
 import numpy as np
@@ -28,6 +29,8 @@ class ChoiceRecord(TypedDict):
     n_bytes: list[int]
     metrics: dict[str, float]
     choice_scores: NotRequired[list[float]]  # credit per choice, when the task gives it (multiple_choice_grade)
+    contexts: NotRequired[list[str]]  # multiple input: each choice's context (``prompt`` is the gold one's) ...
+    target: NotRequired[str]  # ... and the continuation scored after each
     slices: NotRequired[dict[str, str]]
     canary: NotRequired[str]  # the benchmark's canary string, when the task has one (BIG-bench)
 
@@ -85,7 +88,7 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
     insts = prepared.instances
     records: list[Record]
     if spec.output == "multiple_choice":
-        results = iter(backend.loglikelihood([(i.context, c) for i in insts for c in i.continuations]))
+        results = iter(backend.loglikelihood([pair for i in insts for pair in i.requests]))
         records = []
         for i in insts:
             choices = list(i.choices or ())
@@ -97,6 +100,8 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
                 is_greedy=[r.is_greedy for r in res], n_bytes=[len(c.encode("utf-8")) for c in choices], metrics={})
             if i.choice_scores is not None:
                 choice["choice_scores"] = list(i.choice_scores)
+            if i.contexts is not None:
+                choice["contexts"], choice["target"] = list(i.contexts), i.target or ""
             records.append(choice)
     elif spec.output in ("generate", "loglikelihood"):
         several = [list(i.references) if i.references and len(i.references) > 1 else [] for i in insts]
@@ -118,7 +123,7 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
     else:  # perplexity
         lls = backend.loglikelihood_rolling([i.context for i in insts], spec.perplexity.window, spec.perplexity.stride)
         records = [PerplexityRecord(doc_id=i.doc_id, doc_hash=i.doc_hash, logprob=r.logprob, n_tokens=r.n_tokens,
-                                    n_bytes=len(i.context.encode("utf-8")), n_words=len(i.context.split()) or 1,
+                                    n_bytes=len(i.context.encode("utf-8")), n_words=len(re.split(r"\s+", i.context)),
                                     metrics={}) for i, r in zip(insts, lls)]
     for rec, inst in zip(records, insts):
         if inst.slices:
@@ -139,8 +144,8 @@ def _generate(backend: Backend, prepared: PreparedTask, scored: list[TargetRecor
     for rec, i, text, refs in zip(scored, insts, texts, several):
         out = GenerationRecord(**rec, generation=text, generation_ids=backend.tokenize(text),
                                target_ids=backend.tokenize(i.delimiter + (i.target or "")))
-        if gen.stop_string or gen.output_regex:
-            out["answer"] = M.extract_answer(text, gen.stop_string, gen.output_regex)
+        if gen.stop_string or gen.output_regex or gen.filters:
+            out["answer"] = M.apply_filters(M.extract_answer(text, gen.stop_string, gen.output_regex), gen.filters)
             out["answer_ids"] = backend.tokenize(out["answer"])
         if refs:
             out["reference_ids"] = [backend.tokenize(i.delimiter + ref) for ref in refs]
@@ -151,7 +156,7 @@ def _generate(backend: Backend, prepared: PreparedTask, scored: list[TargetRecor
 def unrepresentable_documents(backend: Backend, prepared: PreparedTask) -> int:
     """How many documents contain text (context, choices or target) that the model's tokenizer maps to unknown
     or padding tokens: their scores say nothing about the task (e.g. letters on a digits-only vocabulary)."""
-    per_doc = [[i.context, *i.continuations, i.delimiter + (i.target or "")] for i in prepared.instances]
+    per_doc = [[*(i.contexts or [i.context]), *i.continuations, i.delimiter + (i.target or "")] for i in prepared.instances]
     flags = iter(backend.unrepresentable([t for texts in per_doc for t in texts]))
     return sum(any([next(flags) for _ in texts]) for texts in per_doc)
 

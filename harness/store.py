@@ -21,7 +21,7 @@ from harness.errors import HarnessError
 from harness.files import TMP_PREFIX, atomic_write, digest, safe_name
 from harness.models.suite import ModelMeta
 
-SCORING_VERSION = 3
+SCORING_VERSION = 4
 
 
 class ScoreDict(TypedDict):

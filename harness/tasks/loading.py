@@ -11,7 +11,7 @@ from typing import Optional
 
 from harness.errors import HarnessError
 from harness.files import read_yaml
-from harness.tasks import bigbench
+from harness.tasks import bigbench, lm_eval
 from harness.tasks.schema import Task, parse_task_dict
 
 PACKAGE_TASKS = Path(__file__).resolve().parent / "builtin"  # shipped task files (package data)
@@ -65,12 +65,14 @@ class TaskIndex:
                 for name, group in names:
                     self.entries.setdefault(name, IndexEntry(name, path, group))
 
-    def resolve(self, entry: str, base: Path) -> list[Task]:
-        """A path to a YAML file (relative to ``base``), a task or group name, a glob over names, or
-        ``bigbench:TASK[:SUBTASK]`` (a BIG-bench JSON task)."""
-        if entry.startswith("bigbench:"):
+    def resolve(self, entry: str, base: Path, data: Optional[dict[str, str]] = None) -> list[Task]:
+        """A path to a YAML file (relative to ``base``), a task or group name, a glob over names,
+        ``bigbench:TASK[:SUBTASK]`` (a BIG-bench JSON task) or ``lm_eval:NAME`` (an lm-eval task, group or tag;
+        ``data`` points its splits at local files)."""
+        if entry.startswith(("bigbench:", "lm_eval:")):
+            source = bigbench.task_specs(entry) if entry.startswith("bigbench:") else lm_eval.task_specs(entry, data)
             return [parse_task_dict(spec, path)[0] if group is None else _grouped(spec, path, group)
-                    for spec, path, group in bigbench.task_specs(entry)]
+                    for spec, path, group in source]
         if entry.endswith((".yaml", ".yml")) or "/" in entry:
             return load_task_file(base / entry)
         names = [n for n in self.entries if fnmatch.fnmatchcase(n, entry)]
@@ -96,12 +98,15 @@ def _grouped(spec: dict, path: Path, group: str) -> Task:
     return task
 
 
-def resolve_tasks(entries: list[str], base: Path) -> list[Task]:
-    """Resolve a config's task list into unique tasks, in order of first mention."""
+def resolve_tasks(entries: list[str], base: Path, data: Optional[dict[str, dict[str, str]]] = None) -> list[Task]:
+    """Resolve a config's task list into unique tasks, in order of first mention. ``data``: per lm-eval task
+    name (or ``*``, every one), split → local file."""
     index = TaskIndex()
     out: dict[str, Task] = {}
+    data = data or {}
     for entry in entries:
-        for task in index.resolve(entry, base):
+        name = entry.partition(":")[2]
+        for task in index.resolve(entry, base, {**data.get("*", {}), **data.get(name, {})}):
             prev = out.get(task.name)
             if prev is not None and prev.source != task.source:
                 raise HarnessError(f"task name '{task.name}' is defined in both {prev.source} and {task.source}", where="tasks")

@@ -23,7 +23,7 @@ class PreparedTask:
     @property
     def prompt_hash(self) -> str:
         """Hash of everything the models will see and be scored on (part of each result's key)."""
-        return digest([[i.context, i.delimiter, i.target, i.choices, i.gold, i.doc_hash, i.choice_scores, i.references]
+        return digest([[i.context, i.delimiter, i.target, i.choices, i.gold, i.doc_hash, i.choice_scores, i.references] + ([i.contexts] if i.contexts else [])
                        for i in self.instances])
 
 

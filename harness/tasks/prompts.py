@@ -39,10 +39,18 @@ class Instance:
     choice_scores: Optional[tuple[float, ...]] = None  # credit per choice (multiple_choice_grade)
     references: Optional[tuple[str, ...]] = None  # every acceptable answer (exact_str_match, bleu, rouge)
     slices: tuple[tuple[str, str], ...] = ()  # (slice, this document's value) for each slice the task declares
+    contexts: Optional[tuple[str, ...]] = None  # multiple input: one context per choice, one shared target
 
     @property
     def continuations(self) -> list[str]:
+        if self.contexts is not None:
+            return [self.delimiter + (self.target or "")] * len(self.contexts)
         return [self.delimiter + c for c in self.choices or ()]
+
+    @property
+    def requests(self) -> list[tuple[str, str]]:
+        """Multiple choice: the (context, continuation) pair scored for each choice."""
+        return list(zip(self.contexts or [self.context] * len(self.choices or ()), self.continuations))
 
 
 class Templates:
@@ -96,7 +104,10 @@ class Templates:
             reason = str(exc) or type(exc).__name__
             raise HarnessError(f"cannot render: {reason}", source=self.task.source, where=f"{self._where()}{field}: row {row}") from None
 
-    def prompt(self, doc: Document, row: int) -> str:
+    def prompt(self, doc: Document, row: int, choice: Optional[tuple[int, str]] = None) -> str:
+        """The prompt; with ``choice`` (multiple input), rendered with ``choice_index`` and ``choice`` set."""
+        if choice is not None:
+            doc = {**doc, "choice_index": choice[0], "choice": choice[1]}
         return str(self._render(self._prompt, doc, "prompt", row))
 
     def target(self, doc: Document, row: int) -> str:
@@ -170,6 +181,15 @@ class Templates:
             out.append((name, value))
         return tuple(out)
 
+    def shot(self, doc: Document, row: int) -> str:
+        """A few-shot example: its prompt (multiple input: with the gold choice), the delimiter, its answer."""
+        spec = self.task.spec
+        if spec.multiple_input:
+            choices = self.choices(doc, row)
+            gold = self.answer(doc, row, choices)
+            return self.prompt(doc, row, (gold, choices[gold])) + spec.target_delimiter + self.target(doc, row)
+        return self.prompt(doc, row) + spec.target_delimiter + self.answer_text(doc, row)
+
     def answer_text(self, doc: Document, row: int) -> str:
         """The text a few-shot example shows after its prompt."""
         if self.task.spec.output == "multiple_choice":
@@ -195,20 +215,27 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
 
     def shot(i: int) -> str:
         if i not in shot_text:
-            d = pool[i]
-            shot_text[i] = tmpl.prompt(d, i) + spec.target_delimiter + tmpl.answer_text(d, i)
+            shot_text[i] = tmpl.shot(pool[i], i)
         return shot_text[i]
 
     out = []
     for row, doc in enumerate(docs):
-        prompt = tmpl.prompt(doc, row)
+        prefix = ""
         doc_hash = digest(doc)
         if shots_cfg.k:
             rng = random.Random(f"{shots_cfg.seed}:{row}")
             candidates = rng.sample(range(len(pool)), shots_cfg.k + (1 if same_split else 0))
             picked = [i for i in candidates if not (same_split and i == row)][: shots_cfg.k]
-            prompt = shots_cfg.delimiter.join([shot(i) for i in picked] + [prompt])
+            prefix = "".join(shot(i) + shots_cfg.delimiter for i in picked)
         slices = tmpl.slices(doc, row)
+        if spec.multiple_input:
+            choices = tmpl.choices(doc, row)
+            contexts = tuple(prefix + tmpl.prompt(doc, row, (k, c)) for k, c in enumerate(choices))
+            gold = tmpl.answer(doc, row, choices)
+            out.append(Instance(row, contexts[gold], spec.target_delimiter, target=tmpl.target(doc, row),
+                                choices=tuple(choices), gold=gold, doc_hash=doc_hash, slices=slices, contexts=contexts))
+            continue
+        prompt = prefix + tmpl.prompt(doc, row)
         if spec.output == "multiple_choice":
             choices = tmpl.choices(doc, row)
             out.append(Instance(row, prompt, spec.target_delimiter, choices=tuple(choices),

@@ -35,33 +35,62 @@ class BigBenchRef(_Strict):
     shots: int = Field(default=0, ge=0, le=5)  # BIG-bench's standard settings are 0, 1, 2 and 3
 
 
+class LmEvalRef(_Strict):
+    """An lm-evaluation-harness task YAML (includes merged, ``!function`` names kept as text, never imported):
+    its documents and requests are built as lm-eval builds them. ``data`` points splits at local files."""
+
+    task: str
+    file: str  # the YAML it was read from
+    config: dict[str, Any]  # the merged config (and any group or call overrides)
+    num_fewshot: Optional[int] = Field(default=None, ge=0, le=64)  # None: the config's (else 0)
+    data: dict[str, str] = Field(default_factory=dict)  # split → local file (JSON lines, JSON, CSV, Parquet)
+
+
 class DatasetSpec(_Strict):
-    """Exactly one source: a local file, a ``datasets`` dataset, a built-in generator, or a BIG-bench task."""
+    """Exactly one source: a local file, a ``datasets`` dataset, a built-in generator, a BIG-bench task, or an
+    lm-eval task."""
 
     path: Optional[str] = None
     hf: Optional[HFDataset] = None
     generator: Optional[str] = None
     bigbench: Optional[BigBenchRef] = None
+    lm_eval: Optional[LmEvalRef] = None
     args: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
-        given = [k for k in ("path", "hf", "generator", "bigbench") if getattr(self, k) is not None]
+        given = [k for k in ("path", "hf", "generator", "bigbench", "lm_eval") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of path, hf, generator, bigbench (got {given or 'none'})")
+            raise ValueError(f"give exactly one of path, hf, generator, bigbench, lm_eval (got {given or 'none'})")
         if self.args and self.generator is None:
             raise ValueError("args is only for generator datasets")
         return self
 
 
+class FilterStep(_Strict):
+    """One step of lm-eval's answer filters (see ``metrics.apply_filters``)."""
+
+    function: Literal["take_first", "regex", "remove_whitespace", "lowercase", "uppercase"]
+    regex_pattern: str = Field(default=r"#### (\-?[0-9\.\,]+)", max_length=10_000)
+    group_select: int = 0
+    fallback: str = "[invalid]"
+
+    @field_validator("regex_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        return GenerationSpec._compiles(value) or value
+
+
 class GenerationSpec(_Strict):
-    """Greedy decoding up to a stop sequence, then (optionally) BIG-bench's answer extraction: the text up to and
-    including ``stop_string``, then the first match of ``output_regex``. Metrics score the extracted answer."""
+    """Greedy decoding up to a stop sequence, then (optionally) BIG-bench's answer extraction (the text up to and
+    including ``stop_string``, then the first match of ``output_regex``) and lm-eval's ``filters``. Metrics score
+    the extracted answer."""
 
     until: list[str] = Field(default_factory=lambda: ["\n\n"])
     max_new_tokens: int = Field(default=32, ge=1, le=4096)
     stop_string: Optional[str] = None
     output_regex: Optional[str] = Field(default=None, max_length=100_000)  # BIG-bench has ~2,000-character ones
+    filters: list[FilterStep] = Field(default_factory=list, max_length=16)
 
     @field_validator("output_regex")
     @classmethod
@@ -117,6 +146,9 @@ class TaskSpec(_Strict):
     preferred_metric: Optional[str] = None  # the task's headline score (BIG-bench's preferred_score); one of metrics
     canary: Optional[str] = Field(default=None, max_length=1000)  # a benchmark's canary string: repeated in records
     target_delimiter: str = " "
+    # multiple choice with the choices in the context (Winogrande): the prompt is rendered once per choice (with
+    # ``choice`` and ``choice_index`` set) and the shared ``target`` is the continuation scored after each
+    multiple_input: bool = False
     chance: Optional[float] = Field(default=None, ge=0, le=1, allow_inf_nan=False)  # a rate: override `classify`'s
 
     @field_validator("metrics", mode="before")
@@ -143,6 +175,10 @@ class TaskSpec(_Strict):
             "loglikelihood": ("target",),
             "perplexity": (),
         }[self.output]
+        if self.multiple_input:
+            if self.output != "multiple_choice":
+                raise ValueError("multiple_input is a kind of multiple choice (output: multiple_choice)")
+            needs += ("target",)
         for f in needs:
             if getattr(self, f) is None:
                 raise ValueError(f"output '{self.output}' needs the field '{f}'")

@@ -1,0 +1,213 @@
+"""lm-eval task YAMLs: the requests this harness builds equal the ones lm-eval builds itself from the same rows;
+scores on a tiny model equal lm-eval's; no Python from a task folder ever runs; bad input is one clear line."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.errors import HarnessError
+from harness.tasks import prepare, resolve_tasks
+from lm_eval_rows import rows  # tests/tasks: on sys.path under pytest
+
+pytest.importorskip("lm_eval")  # the 'reference' extra (installed by CI)
+
+TASKS = sorted(rows())
+SHOTS = {"mmlu_abstract_algebra": 3, "lambada_openai": 2}  # few-shot setting checked per task (default 2)
+
+
+@pytest.fixture(scope="module")
+def index_cache(tmp_path_factory):
+    """One index build (~10 s) shared by this module's tests."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def lm_env(index_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(index_cache))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("HARNESS_LM_EVAL_TASKS", raising=False)
+    return tmp_path
+
+
+def write_rows(task: str, folder: Path) -> dict[str, str]:
+    data = {}
+    for split, rs in rows()[task].items():
+        path = folder / f"{task}-{split}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rs))
+        data[split] = str(path)
+    return data
+
+
+@functools.lru_cache(maxsize=1)
+def _lm_eval_paths() -> dict[str, Path]:
+    from lm_eval.tasks import TaskManager
+
+    return {name: e.yaml_path for name, e in TaskManager()._index.items()}  # noqa: SLF001: lm-eval's own index
+
+
+def lm_eval_task(task: str, data: dict[str, str], shots: int):
+    """lm-eval's own task object for ``task``, its splits read from the local files (``dataset_path: json``)."""
+    from lm_eval.api.task import ConfigurableTask
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    cfg = load_yaml(_lm_eval_paths()[task], resolve_func=True)
+    for key in ("tag", "group", "task_list"):
+        cfg.pop(key, None)
+    cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": data})
+    t = ConfigurableTask(config=cfg)
+    t.set_config(key="num_fewshot", value=shots)
+    t.set_fewshot_seed(seed=1234)
+    t.build_all_requests()
+    return t
+
+
+def theirs_requests(t) -> list[list[tuple]]:
+    by_doc: dict[int, list] = {}
+    for inst in sorted(t.instances, key=lambda i: (i.doc_id, i.idx)):
+        by_doc.setdefault(inst.doc_id, []).append(inst.arguments)
+    return [by_doc[d] for d in sorted(by_doc)]
+
+
+def ours_requests(task: str, data: dict[str, str], shots: int) -> list[list[tuple]]:
+    (t,) = resolve_tasks([f"lm_eval:{task}"], Path.cwd(), {task: data})
+    t.spec.dataset.lm_eval.num_fewshot = shots
+    out = []
+    for i in prepare(t).instances:
+        if t.spec.output == "multiple_choice":
+            out.append(i.requests)
+        elif t.spec.output == "loglikelihood":
+            out.append([(i.context, i.delimiter + i.target)])
+        else:
+            out.append([(i.context,)])
+    return out
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("zero_shot", [True, False], ids=["0-shot", "k-shot"])
+def test_requests_equal_lm_eval(task, zero_shot, lm_env):
+    data = write_rows(task, lm_env)
+    shots = 0 if zero_shot else SHOTS.get(task, 2)
+    theirs = theirs_requests(lm_eval_task(task, data, shots))
+    ours = ours_requests(task, data, shots)
+    assert len(ours) == len(theirs) == len(rows()[task].get("test") or rows()[task]["validation"])
+    assert ours == theirs
+    if shots:  # the shots are there: the contexts differ from the 0-shot ones
+        assert all(a[0][0] != b[0][0] for a, b in zip(ours, ours_requests(task, data, 0)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["arc_easy", "winogrande", "lambada_openai", "hellaswag", "copa"])
+def test_scores_equal_lm_eval(task, lm_env, tiny_llama):
+    """Per-request log-likelihoods within 1e-4 of lm-eval's HF backend; acc/acc_norm/perplexity equal."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    from harness.models.hf import HFBackend
+    from harness.models.suite import ModelSpec
+    from harness.scoring import evaluate
+
+    data = write_rows(task, lm_env)
+    (t,) = resolve_tasks([f"lm_eval:{task}"], Path.cwd(), {task: data})
+    backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=8)
+    records = evaluate(backend, prepare(t))
+    backend.close()
+
+    theirs_task = lm_eval_task(task, data, 0)
+    lm = HFLM(pretrained=str(tiny_llama), device="cpu", batch_size=8, dtype="float32")
+    out = lm_eval.simple_evaluate(model=lm, tasks=[theirs_task], log_samples=True, num_fewshot=0)
+    res = out["results"][task]
+    samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
+    theirs_ll = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
+    if t.spec.output == "multiple_choice":
+        ours_ll = [r["logprobs"] for r in records]
+        for m in ("acc", "acc_norm"):
+            if f"{m},none" in res:
+                assert np.mean([r["metrics"][m] for r in records]) == pytest.approx(res[f"{m},none"], abs=1e-12)
+    else:
+        ours_ll = [[r["target_logprob"]] for r in records]
+        assert np.mean([r["metrics"]["is_greedy"] for r in records]) == pytest.approx(res["acc,none"], abs=1e-12)
+        ppl = float(np.exp(-np.mean([r["target_logprob"] for r in records])))
+        assert ppl == pytest.approx(res["perplexity,none"], rel=1e-6)
+    assert np.abs(np.array(ours_ll) - np.array(theirs_ll)).max() <= 1e-4
+
+
+def test_group_resolves_to_its_tasks(lm_env):
+    tasks = resolve_tasks(["lm_eval:mmlu"], Path.cwd())
+    assert len(tasks) == 57 and {t.group for t in tasks} == {"mmlu"}
+    assert all(t.spec.metrics[0].name == "acc" for t in tasks)
+    fs = tasks[0].spec.dataset.lm_eval.config
+    assert fs["fewshot_config"] == {"sampler": "first_n"} and fs["fewshot_split"] == "dev"
+
+
+def test_function_module_is_never_imported(lm_env, tmp_path, monkeypatch):
+    """A task whose !function names a module that writes a file when imported: the file is never written."""
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    marker = tmp_path / "pwned"
+    (folder / "utils.py").write_text(f"open({str(marker)!r}, 'w').write('x')\ndef process_docs(d):\n    return d\n")
+    (folder / "evil.yaml").write_text("task: evil_task\ndataset_path: json\ntest_split: test\n"
+                                      "output_type: multiple_choice\nprocess_docs: !function utils.process_docs\n"
+                                      "doc_to_text: q\ndoc_to_choice: [a, b]\ndoc_to_target: 0\n")
+    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
+    with pytest.raises(HarnessError) as err:
+        resolve_tasks(["lm_eval:evil_task"], Path.cwd())
+    assert "evil.yaml" in str(err.value) and "process_docs" in str(err.value) and "utils.process_docs" in str(err.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("yaml_text, expected", [
+    ("task: t1\ninclude: t1.yaml\n", "include cycle"),
+    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: multiple_choice\ndoc_to_text: q\n"
+     "doc_to_choice: [a, b]\ndoc_to_target: 0\nmetric_list: [{metric: mcc}]\n", "metric 'mcc' is not supported"),
+    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: multiple_generate\n", "output_type"),
+    ("task: t1\ndataset_path: x\ntest_split: test\nclass: !function task.MyTask\n", "Python-defined task"),
+    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: generate_until\ndoc_to_text: q\ndoc_to_target: a\n"
+     "generation_kwargs: {do_sample: true}\n", "sampled generation"),
+])
+def test_bad_task_files_are_one_clear_line(yaml_text, expected, lm_env, tmp_path, monkeypatch):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "t1.yaml").write_text(yaml_text)
+    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
+    from harness.tasks import lm_eval
+
+    entries = lm_eval.index()
+    if "t1" not in entries:  # a file lm-eval could not read either is not a task: it is named in `tasks list`
+        assert expected == "include cycle"
+        with pytest.raises(HarnessError, match=expected):
+            lm_eval.read_config(folder / "t1.yaml")
+        return
+    with pytest.raises(HarnessError, match=expected) as err:
+        resolve_tasks(["lm_eval:t1"], Path.cwd())
+    assert "t1.yaml" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_split_says_how_to_give_it(lm_env):
+    (t,) = resolve_tasks(["lm_eval:arc_easy"], Path.cwd(), {"arc_easy": write_rows("piqa", lm_env)})
+    with pytest.raises(HarnessError, match="split 'test'.*--data test=FILE"):
+        prepare(t)
+
+
+def test_filters_match_lm_eval():
+    """The regex / remove_whitespace / lowercase filters give what lm-eval's own filter classes give."""
+    from lm_eval.filters.extraction import RegexFilter, WhitespaceFilter
+    from lm_eval.filters.transformation import LowercaseFilter
+
+    from harness.metrics import apply_filters
+    from harness.tasks.schema import FilterStep
+
+    texts = ["The answer is 42.\n#### 42", "#### -3,000 and #### 7", "no number", "  padded  ", "A (b) C"]
+    for pattern, group in ((r"#### (\-?[0-9\.\,]+)", 0), (r"#### (\-?[0-9\.\,]+)", -1), (r"(\d+)|([a-z])", 0)):
+        ours = [apply_filters(t, [FilterStep(function="regex", regex_pattern=pattern, group_select=group)])
+                for t in texts]
+        theirs = RegexFilter(regex_pattern=pattern, group_select=group).apply([[t] for t in texts], [])
+        assert ours == [x[0] for x in theirs]
+    assert [apply_filters(t, [FilterStep(function="remove_whitespace")]) for t in texts] == [
+        x[0] for x in WhitespaceFilter().apply([[t] for t in texts], [])]
+    assert [apply_filters(t, [FilterStep(function="lowercase")]) for t in texts] == [
+        x[0] for x in LowercaseFilter().apply([[t] for t in texts], [])]
