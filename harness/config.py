@@ -46,6 +46,7 @@ class RunSettings(_Strict):
     token_budget: Optional[int] = Field(default=None, ge=64)  # max padded tokens per batch
     limit: Optional[int] = Field(default=None, ge=1)  # first N documents of each task
     seed: int = 1234
+    num_fewshot: Optional[int] = Field(default=None, ge=0, le=64)  # lm-eval tasks: shots (None: each task's own)
     on_error: Literal["continue", "stop"] = "continue"  # keep going past a failing model, or stop at once
 
 
@@ -56,6 +57,8 @@ class ExperimentConfig(_Strict):
     run: RunSettings = Field(default_factory=RunSettings)
     output: Optional[str] = None  # default: results/<name>
     data_roots: list[str] = Field(default_factory=list)  # folders task files may read data from (besides their own)
+    # lm-eval tasks' splits from local files: {TASK: {SPLIT: FILE}} (``*``: every lm-eval task), relative to the config
+    data: dict[str, dict[str, str]] = Field(default_factory=dict)
 
     @property
     def output_dir(self) -> Path:
@@ -72,6 +75,11 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
             continue
         if key == "output":
             raw["output"] = value
+        elif key == "data":  # --data SPLIT=FILE: every lm-eval task, files relative to the working directory
+            given = raw.setdefault("data", {})
+            if not isinstance(given, dict):
+                raise HarnessError("must be a mapping of task → {split: file}", source=path, where="data")
+            given["*"] = {**(given.get("*") or {}), **{k: str(Path(v).resolve()) for k, v in value.items()}}
         else:
             run = raw.setdefault("run", {})
             if not isinstance(run, dict):
@@ -82,6 +90,8 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
     except ValidationError as exc:
         raise pydantic_error(exc, path, ExperimentConfig) from None
     config.data_roots = [str((path.parent / root).resolve()) for root in config.data_roots]
+    config.data = {task: {split: str((path.parent / f).resolve()) for split, f in splits.items()}
+                   for task, splits in config.data.items()}
     if isinstance(config.suite, list):
         if not config.suite:
             raise HarnessError("the suite is empty", source=path, where="suite")

@@ -144,6 +144,38 @@ def gold_rank(r: Record, _: dict) -> float:
     return float(1 + sum(1 for i, x in enumerate(lp) if i != r["gold"] and x >= lp[r["gold"]]))
 
 
+def _binary_counts(r: Record) -> list[float]:
+    """[tp, fp, fn, tn] of one two-choice document, choice 1 the positive class (sklearn's default)."""
+    if len(r["logprobs"]) != 2:
+        raise HarnessError(f"f1 and mcc are binary: this document has {len(r['logprobs'])} choices")
+    pred, gold = int(np.argmax(r["logprobs"])), r["gold"]
+    return [float(pred == 1 and gold == 1), float(pred == 1 and gold == 0), float(pred == 0 and gold == 1),
+            float(pred == 0 and gold == 0)]
+
+
+def _f1(s: np.ndarray) -> float:
+    tp, fp, fn = s[0], s[1], s[2]
+    return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 0.0
+
+
+def _mcc(s: np.ndarray) -> float:
+    tp, fp, fn, tn = s
+    den = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return float((tp * tn - fp * fn) / den) if den else 0.0
+
+
+@metric("f1", ("multiple_choice",), "discontinuous", stats=_binary_counts, combine=_f1)
+def f1(r: Record, _: dict) -> float:
+    """Binary F1 over the corpus (positive class: choice 1), as lm-eval's ``f1`` (sklearn ``f1_score``)."""
+    return _f1(np.asarray(_binary_counts(r)))
+
+
+@metric("mcc", ("multiple_choice",), "discontinuous", stats=_binary_counts, combine=_mcc)
+def mcc(r: Record, _: dict) -> float:
+    """Matthews correlation over the corpus of a two-choice task, as lm-eval's ``mcc``."""
+    return _mcc(np.asarray(_binary_counts(r)))
+
+
 # ---------------------------------------------------------------- generation
 
 def answer(r: Record) -> str:

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from harness.cli.console import console, out, positive_int
+from harness.cli.console import add_lm_eval_options, console, out, positive_int
 from harness.runner.progress import Reporter
 from harness.store import PairSummary, ScoreRow
 
@@ -115,7 +115,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides: dict[str, Any] = {"output": args.output, "limit": args.limit, "device": args.device,
                                  "dtype": args.dtype, "batch_size": args.batch_size, "seed": args.seed,
-                                 "on_error": args.on_error}
+                                 "on_error": args.on_error, "num_fewshot": args.num_fewshot,
+                                 "data": dict(args.data) if args.data else None}
     config = load_config(resolve_config(args.config), overrides)
     result = run(config, RichReporter())
     if result.rows:
@@ -157,6 +158,7 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--batch-size", type=_batch_size,
                    help="rows per batch, or 'auto' (rows sized by a token budget, halved on out-of-memory)")
     r.add_argument("--seed", type=int, help="the run's seed")
+    add_lm_eval_options(r)
     g = r.add_mutually_exclusive_group()
     g.add_argument("--fail-fast", dest="on_error", action="store_const", const="stop",
                    help="stop at the first failing model or task")

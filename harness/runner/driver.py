@@ -35,7 +35,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     rep = reporter or Reporter()
     store = RunStore(config.output_dir)
     store.check_writable()
-    tasks = resolve_tasks(config.tasks, Path.cwd())
+    tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, config.run.num_fewshot)
     roots = [Path(r) for r in config.data_roots]
     prepared = [prepare(t, config.run.limit, roots) for t in tasks]  # every input error surfaces before any write
     suite = resolve_suite(config, rep)

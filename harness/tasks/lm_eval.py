@@ -29,11 +29,12 @@ OUTPUTS = {"multiple_choice": "multiple_choice", "loglikelihood": "loglikelihood
            "loglikelihood_rolling": "perplexity", "generate_until": "generate"}
 # lm-eval metric → this harness's, per output type; continuous partners are added to every task
 METRICS = {
-    "multiple_choice": {"acc": "acc", "acc_norm": "acc_norm", "acc_bytes": "acc_bytes", "brier_score": "brier"},
+    "multiple_choice": {"acc": "acc", "acc_norm": "acc_norm", "acc_bytes": "acc_bytes", "brier_score": "brier",
+                        "f1": "f1", "mcc": "mcc"},
     "loglikelihood": {"acc": "is_greedy", "perplexity": "target_perplexity"},
     "perplexity": {"word_perplexity": "word_perplexity", "byte_perplexity": "byte_perplexity",
                    "bits_per_byte": "bits_per_byte"},
-    "generate": {"exact_match": "exact_match"},
+    "generate": {"exact_match": "exact_match", "bleu": "bleu"},
 }
 DEFAULT_METRICS = {"multiple_choice": ["acc", "acc_norm"], "loglikelihood": ["perplexity", "acc"],
                    "perplexity": ["word_perplexity", "byte_perplexity", "bits_per_byte"],
@@ -44,7 +45,7 @@ PARTNERS = {"multiple_choice": ["p_correct", "brier", "target_logprob"],
 EXACT_MATCH_OPTIONS = ("ignore_case", "ignore_punctuation", "regexes_to_ignore")
 REFUSED = {"class": "a Python-defined task", "process_results": "custom result processing (Python)",
            "custom_dataset": "a Python dataset builder", "use_prompt": "promptsource prompts",
-           "doc_to_image": "images", "doc_to_audio": "audio", "gen_prefix": "an answer prefix (gen_prefix)"}
+           "doc_to_image": "images", "doc_to_audio": "audio"}
 GROUP_FIELDS = {"group", "group_alias", "task", "aggregate_metric_list", "metadata"}
 
 

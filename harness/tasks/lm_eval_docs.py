@@ -85,12 +85,27 @@ class _Renderer:
                 return text
         return text
 
-    def resolve(self, doc: Document, text: Optional[str]) -> str:
-        """lm-eval's ``resolve_field`` (the description): a field, else a template."""
+    def resolve(self, doc: Document, text: Optional[str], key: str = "description") -> str:
+        """lm-eval's ``resolve_field`` (description, gen_prefix): a field, else a template."""
         if not text:
             return ""
-        return str(doc[text]) if text in doc else self.call(lambda: self._template(text, "description")(doc),
-                                                            "description", 0)
+        return str(doc[text]) if text in doc else self.call(lambda: self._template(text, key)(doc), key, 0)
+
+
+def _joins(text: str, prefix: str) -> bool:
+    """lm-eval's ``requires_delimiter``: neither side has whitespace at the boundary."""
+    return bool(text) and bool(prefix) and not (text[-1].isspace() or prefix[0].isspace())
+
+
+def _turn(q: str, answer: Optional[str], gen_prefix: str, tdelim: str, fdelim: str) -> str:
+    """One question (and answer) as lm-eval's ``build_qa_turn`` renders it as plain text."""
+    has_answer = answer is not None and answer != ""
+    delim = tdelim if (has_answer and not gen_prefix) or (gen_prefix and _joins(q, gen_prefix)) else ""
+    if not has_answer:
+        return q + delim + gen_prefix
+    assert answer is not None
+    joined = answer if not gen_prefix else gen_prefix + (" " if _joins(gen_prefix, answer) else "") + answer
+    return q + delim + joined + fdelim
 
 
 def _split(ref: LmEvalRef, split: str, path: Path) -> list[Document]:
@@ -143,19 +158,20 @@ def documents(ref: LmEvalRef) -> list[Document]:
     out = []
     for row, doc in enumerate(docs):
         prefix = r.resolve(doc, cfg.get("description")) + shots.text(doc, row)  # no delimiter between
+        gen_prefix = r.resolve(doc, cfg.get("gen_prefix"), "gen_prefix")
         choices = [str(c) for c in r.field(doc, "doc_to_choice", row)] if r.has_choices else None
         target = r.field(doc, "doc_to_target", row)
         rendered: Document = {"doc": doc}
         if multiple_input:
             gold = r.field(doc, "doc_to_text", row)
             assert choices is not None
-            rendered.update(lm_contexts=[prefix + c for c in choices], lm_choices=choices, lm_gold=gold,
+            rendered.update(lm_contexts=[prefix + c + gen_prefix for c in choices], lm_choices=choices, lm_gold=gold,
                             lm_target=str(target))
         else:
             text = r.field(doc, "doc_to_text", row)
             if not isinstance(text, str):
                 raise HarnessError(f"doc_to_text gave {text!r:.40}, not text", source=path, where=f"doc_to_text: row {row}")
-            rendered["lm_context"] = prefix + text
+            rendered["lm_context"] = prefix + _turn(text, None, gen_prefix, cfg.get("target_delimiter", " "), "")
             if output == "multiple_choice":
                 rendered.update(lm_choices=choices, lm_gold=_gold(target, choices, path, row))
             else:
@@ -232,6 +248,6 @@ class _Shots:
             if isinstance(q, int) and c is not None:  # multiple input: the gold choice's context
                 q, c = c[q], None
             answer = c[a] if c and isinstance(a, int) else a[0] if isinstance(a, list) else a
-            has_answer = a is not None and a != ""
-            out.append(f"{q}{tdelim if has_answer else ''}{answer}{fdelim}")
+            gen_prefix = self.renderer.resolve(shot, self.fs.get("gen_prefix", cfg.get("gen_prefix")), "gen_prefix")
+            out.append(_turn(str(q), None if answer is None else str(answer), gen_prefix, tdelim, fdelim))
         return "".join(out)

@@ -65,12 +65,13 @@ class TaskIndex:
                 for name, group in names:
                     self.entries.setdefault(name, IndexEntry(name, path, group))
 
-    def resolve(self, entry: str, base: Path, data: Optional[dict[str, str]] = None) -> list[Task]:
+    def resolve(self, entry: str, base: Path, data: Optional[dict[str, str]] = None,
+                num_fewshot: Optional[int] = None) -> list[Task]:
         """A path to a YAML file (relative to ``base``), a task or group name, a glob over names,
         ``bigbench:TASK[:SUBTASK]`` (a BIG-bench JSON task) or ``lm_eval:NAME`` (an lm-eval task, group or tag;
-        ``data`` points its splits at local files)."""
+        ``data`` points its splits at local files, ``num_fewshot`` overrides its shots)."""
         if entry.startswith(("bigbench:", "lm_eval:")):
-            source = bigbench.task_specs(entry) if entry.startswith("bigbench:") else lm_eval.task_specs(entry, data)
+            source = bigbench.task_specs(entry) if entry.startswith("bigbench:") else lm_eval.task_specs(entry, data, num_fewshot)
             return [parse_task_dict(spec, path)[0] if group is None else _grouped(spec, path, group)
                     for spec, path, group in source]
         if entry.endswith((".yaml", ".yml")) or "/" in entry:
@@ -98,15 +99,16 @@ def _grouped(spec: dict, path: Path, group: str) -> Task:
     return task
 
 
-def resolve_tasks(entries: list[str], base: Path, data: Optional[dict[str, dict[str, str]]] = None) -> list[Task]:
-    """Resolve a config's task list into unique tasks, in order of first mention. ``data``: per lm-eval task
-    name (or ``*``, every one), split → local file."""
+def resolve_tasks(entries: list[str], base: Path, data: Optional[dict[str, dict[str, str]]] = None,
+                  num_fewshot: Optional[int] = None) -> list[Task]:
+    """Resolve a config's task list into unique tasks, in order of first mention. lm-eval tasks: ``data`` maps a
+    task name (or ``*``, every one) to {split: local file}; ``num_fewshot`` (None: each task's own)."""
     index = TaskIndex()
     out: dict[str, Task] = {}
     data = data or {}
     for entry in entries:
         name = entry.partition(":")[2]
-        for task in index.resolve(entry, base, {**data.get("*", {}), **data.get(name, {})}):
+        for task in index.resolve(entry, base, {**data.get("*", {}), **data.get(name, {})}, num_fewshot):
             prev = out.get(task.name)
             if prev is not None and prev.source != task.source:
                 raise HarnessError(f"task name '{task.name}' is defined in both {prev.source} and {task.source}", where="tasks")

@@ -211,3 +211,58 @@ def test_filters_match_lm_eval():
         x[0] for x in WhitespaceFilter().apply([[t] for t in texts], [])]
     assert [apply_filters(t, [FilterStep(function="lowercase")]) for t in texts] == [
         x[0] for x in LowercaseFilter().apply([[t] for t in texts], [])]
+
+
+CUSTOM = {  # lm-eval features the twelve tasks do not use, each checked against lm-eval's own requests
+    "gen_prefix_mc": "output_type: multiple_choice\ndoc_to_text: 'Q: {{q}}'\ngen_prefix: 'Answer:'\n"
+                     "doc_to_choice: {a: 'yes', b: 'no'}\ndoc_to_target: \"{{ 'yes' if label == 'a' else 'no' }}\"\n"
+                     "description: 'About {{topic}}.\\n'\n",
+    "generate": "output_type: generate_until\ndoc_to_text: '{{q}} ='\ndoc_to_target: '{{answer}}'\n"
+                "target_delimiter: ''\nfewshot_delimiter: '\\n'\ngeneration_kwargs: {until: ['\\n'], max_gen_toks: 8}\n"
+                "filter_list: [{name: strict, filter: [{function: regex, regex_pattern: '(\\d+)'}, "
+                "{function: take_first}]}]\n",
+    "multi_target": "output_type: generate_until\ndoc_to_text: 'Say {{q}}:'\ndoc_to_target: '{{[answer, q]}}'\n",
+    "rolling": "output_type: loglikelihood_rolling\ndoc_to_text: ''\ndoc_to_target: '{{q}} is {{answer}}'\n",
+    "first_n_split": "output_type: multiple_choice\ndoc_to_text: '{{q}}?'\ndoc_to_choice: '{{[answer, q]}}'\n"
+                     "doc_to_target: 0\nfewshot_config: {sampler: first_n, split: train}\n"
+                     "description: topic\ntarget_delimiter: ' -> '\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CUSTOM))
+@pytest.mark.parametrize("shots", [0, 2])
+def test_other_features_equal_lm_eval(name, shots, lm_env, tmp_path, monkeypatch):
+    from lm_eval.api.task import ConfigurableTask
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rs = {split: [{"q": f"{split} q{i}", "answer": str(7 * i + n), "label": "ab"[i % 2], "topic": f"topic {i}"}
+                  for i in range(n)] for split, n in (("train", 4), ("test", 5))}
+    data = {}
+    for split, r in rs.items():
+        data[split] = str(tmp_path / f"{split}.jsonl")
+        Path(data[split]).write_text("".join(json.dumps(x) + "\n" for x in r))
+    head = f"task: {name}\ndataset_path: json\ntraining_split: train\ntest_split: test\n"
+    (folder / f"{name}.yaml").write_text(head + CUSTOM[name])
+    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
+    import yaml
+
+    cfg = yaml.safe_load(head + CUSTOM[name])
+    cfg.update(dataset_kwargs={"data_files": data})
+    theirs = ConfigurableTask(config=cfg)
+    theirs.set_config(key="num_fewshot", value=shots)
+    theirs.set_fewshot_seed(seed=1234)
+    theirs.build_all_requests()
+    expected = theirs_requests(theirs)
+    (t,) = resolve_tasks([f"lm_eval:{name}"], Path.cwd(), {"*": data}, shots)
+    instances = prepare(t).instances
+    if t.spec.output == "multiple_choice":
+        assert [i.requests for i in instances] == expected
+    elif t.spec.output == "perplexity":
+        assert [[(i.context,)] for i in instances] == expected
+    else:
+        assert [[(i.context, {"until": t.spec.generation.until, "max_gen_toks": t.spec.generation.max_new_tokens})]
+                for i in instances] == [[(a[0], {k: a[1][k] for k in ("until", "max_gen_toks") if k in a[1]} |
+                                          {"max_gen_toks": a[1].get("max_gen_toks", 256)})] for (a,) in expected]
+        golds = [theirs.doc_to_target(d) for d in theirs.eval_docs]
+        assert [list(i.references or ()) for i in instances] == [g if isinstance(g, list) else [g] for g in golds]
