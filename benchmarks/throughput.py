@@ -3,6 +3,7 @@
     python benchmarks/throughput.py                      # the ~7M-parameter model, CPU, float32
     python benchmarks/throughput.py --models small,base  # also the ~110M model
     python benchmarks/throughput.py --device cuda --dtype bfloat16
+    python benchmarks/throughput.py --cases mc,single --lm-eval-yaml   # also: lm-eval's YAML run by this harness
 
 Three cases, each as whole processes (``harness run`` vs ``lm_eval --model hf``), one after the other:
   mc      multiple choice, ~200-token shared context, 4 choices of 10-20 tokens
@@ -130,26 +131,67 @@ def timed(cmd: list[str], env: dict) -> float:
     return wall
 
 
-def run_ours(work: Path, model: Path, case: str, data: Path, args: argparse.Namespace, env: dict) -> tuple[float, list]:
+def lm_eval_yaml(work: Path, case: str, data: Path) -> Path:
+    """The case as an lm-eval task YAML (``lme_CASE``), in a folder of its own: what lm-eval runs, and what this
+    harness runs as ``lm_eval:lme_CASE`` with ``$HARNESS_LM_EVAL_TASKS`` pointing there."""
+    inc = work / "theirs" / case
+    inc.mkdir(parents=True, exist_ok=True)
+    (inc / "task.yaml").write_text(f"task: lme_{case}\ndataset_path: json\ndataset_kwargs: {{data_files: {{test: {data}}}}}\n"
+                                   f"test_split: test\n" + THEIRS[case].format())
+    return inc
+
+
+def run_ours(work: Path, model: Path, case: str, data: Path, args: argparse.Namespace, env: dict,
+             from_lm_eval: bool = False) -> tuple[float, list]:
+    """``harness run`` on the case's native task file, or (``from_lm_eval``) on its lm-eval YAML."""
     import yaml
 
     (work / "ours").mkdir(exist_ok=True)
     task = work / "ours" / f"{case}.yaml"
     task.write_text(OURS[case].format(data=data))
-    out = work / "results" / f"ours-{model.name}-{case}"
-    cfg = work / f"ours-{model.name}-{case}.yaml"
-    cfg.write_text(yaml.safe_dump({"name": case, "suite": [{"model": str(model), "label": "m"}], "tasks": [str(task)],
+    kind = "lm-eval-yaml" if from_lm_eval else "native"
+    out = work / "results" / f"ours-{kind}-{model.name}-{case}"
+    cfg = work / f"ours-{kind}-{model.name}-{case}.yaml"
+    entry = f"lm_eval:lme_{case}" if from_lm_eval else str(task)
+    cfg.write_text(yaml.safe_dump({"name": case, "suite": [{"model": str(model), "label": "m"}], "tasks": [entry],
                                    "run": {"device": args.device, "dtype": args.dtype}, "output": str(out)}))
+    if from_lm_eval:
+        env = {**env, "HARNESS_LM_EVAL_TASKS": str(lm_eval_yaml(work, case, data))}
     wall = timed([sys.executable, "-m", "harness", "run", str(cfg)], env)
-    recs = [json.loads(line) for line in (out / "models" / "m" / f"bench_{case}.jsonl").read_text().splitlines()]
+    name = f"lme_{case}" if from_lm_eval else f"bench_{case}"
+    recs = [json.loads(line) for line in (out / "models" / "m" / f"{name}.jsonl").read_text().splitlines()]
     return wall, sorted(recs, key=lambda r: r["doc_id"])
 
 
+def native_vs_lm_eval_yaml(model: Path, case: str, work: Path, data: Path, args: argparse.Namespace,
+                           repeats: int = 5) -> tuple[float, float]:
+    """In-process evaluation time (median of ``repeats``, interleaved) of the same task defined natively and as
+    an lm-eval YAML, on one loaded model: the difference is the cost of reading lm-eval's definition."""
+    import statistics
+
+    from harness.models.hf import HFBackend
+    from harness.models.suite import ModelSpec
+    from harness.scoring import evaluate
+    from harness.tasks import load_task_file, prepare, resolve_tasks
+
+    os.environ["HARNESS_LM_EVAL_TASKS"] = str(lm_eval_yaml(work, case, data))
+    native = prepare(load_task_file(work / "ours" / f"{case}.yaml")[0])
+    from_yaml = prepare(resolve_tasks([f"lm_eval:lme_{case}"], Path.cwd())[0])
+    assert [i.requests for i in native.instances] == [i.requests for i in from_yaml.instances]
+    backend = HFBackend(ModelSpec(model=str(model)), device=args.device, dtype=args.dtype)
+    evaluate(backend, native)  # warm-up
+    times: dict[str, list[float]] = {"native": [], "yaml": []}
+    for _ in range(repeats):
+        for key, prepared in (("native", native), ("yaml", from_yaml)):
+            t0 = time.perf_counter()
+            evaluate(backend, prepared)
+            times[key].append(time.perf_counter() - t0)
+    backend.close()
+    return statistics.median(times["native"]), statistics.median(times["yaml"])
+
+
 def run_lm_eval(work: Path, model: Path, case: str, data: Path, args: argparse.Namespace, env: dict) -> tuple[float, list]:
-    inc = work / "theirs" / case
-    inc.mkdir(parents=True, exist_ok=True)
-    (inc / "task.yaml").write_text(f"task: lme_{case}\ndataset_path: json\ndataset_kwargs: {{data_files: {{test: {data}}}}}\n"
-                                   f"test_split: test\n" + THEIRS[case].format())
+    inc = lm_eval_yaml(work, case, data)
     out = work / "results" / f"lm-eval-{model.name}-{case}"
     dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[args.dtype]
     wall = timed([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype={dtype}",
@@ -229,6 +271,8 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--lm-eval-batch-size", type=int, default=32)
     ap.add_argument("--work", type=Path, default=None, help="keep models and results here (default: a temp dir)")
+    ap.add_argument("--lm-eval-yaml", action="store_true",
+                    help="also run each case from its lm-eval YAML (lm_eval:lme_CASE) and compare with the native task")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="harness-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -245,6 +289,15 @@ def main() -> None:
             lme_wall, theirs = run_lm_eval(work, model, case, data[case], args, env)
             line = (f"{name} ({n_params / 1e6:.1f}M) {case}: harness {ours_wall:.1f}s, lm-eval {lme_wall:.1f}s, "
                     f"speed-up {lme_wall / ours_wall:.2f}x; {agreement(case, ours, theirs)}")
+            if args.lm_eval_yaml:
+                yaml_wall, from_yaml = run_ours(work, model, case, data[case], args, env, from_lm_eval=True)
+                same = ([r["metrics"] for r in from_yaml] == [r["metrics"] for r in ours]
+                        and [r.get("logprobs", r.get("generation")) for r in from_yaml]
+                        == [r.get("logprobs", r.get("generation")) for r in ours])
+                t_native, t_yaml = native_vs_lm_eval_yaml(model, case, work, data[case], args)
+                line += (f"; the lm-eval YAML run by this harness: {yaml_wall:.1f}s (native {ours_wall:.1f}s), "
+                         f"records {'identical' if same else 'DIFFERENT'}, in-process median {t_yaml:.3f}s vs "
+                         f"native {t_native:.3f}s ({t_yaml / t_native:.3f}x)")
             if case != "gen":
                 t_ours, t_plain, tokens = floor(model, case, work, args)
                 line += (f"; in-process {t_ours:.2f}s vs plain forward {t_plain:.2f}s over {tokens:,} unique tokens "

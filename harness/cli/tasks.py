@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
+from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.console import console, out, positive_int
+from harness.cli.console import add_lm_eval_options, console, out, positive_int
 from harness.errors import HarnessError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.source == "bigbench":
         return _list_bigbench()
+    if args.source == "lm_eval":
+        return _list_lm_eval(args.match)
     from harness.tasks import TaskIndex, load_task_file
 
     index = TaskIndex()
@@ -55,6 +59,35 @@ def _list_bigbench() -> int:
     return 0
 
 
+def _list_lm_eval(match: Optional[str]) -> int:
+    """lm-eval's catalogue: how many tasks load here, the reasons the others do not, and (``--match``) the tasks."""
+    from harness.tasks import lm_eval
+
+    rows = lm_eval.catalogue()
+    ok = [r for r in rows if r["problem"] is None]
+    out.print(escape(f"{len(rows):,} lm-eval tasks in {', '.join(str(r) for r in lm_eval.roots())}: {len(ok):,} load "
+                     f"here, {len(rows) - len(ok):,} do not (run as lm_eval:TASK; groups and tags too)"))
+    reasons = Counter(r["reason"] for r in rows if r["reason"])
+    table = Table(title="why the others do not load")
+    table.add_column("tasks", justify="right")
+    table.add_column("reason", overflow="fold")
+    for reason, n in reasons.most_common(25):
+        table.add_row(f"{n:,}", escape(reason))
+    if len(reasons) > 25:
+        table.add_row(f"{sum(n for _, n in reasons.most_common()[25:]):,}", f"{len(reasons) - 25} other reasons")
+    out.print(table)
+    if match:
+        tasks = Table(title=escape(f"tasks matching {match}"))
+        for col in ("task", "output", "status", "file"):
+            tasks.add_column(col, overflow="fold")
+        for r in rows:
+            if fnmatch.fnmatchcase(r["name"], match):
+                tasks.add_row(escape(r["name"]), escape(r["output"] or ""),
+                              "ok" if r["problem"] is None else "[red]" + escape(r["problem"]) + "[/]", escape(r["path"]))
+        out.print(tasks)
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from harness.tasks import TaskIndex, load_task_file, prepare
 
@@ -74,6 +107,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def rendered(task_name: str, inst: Any) -> dict[str, Any]:
     """One document as JSON: the context and the exact strings scored after it (delimiter included)."""
+    if inst.contexts is not None:  # multiple input: a context per choice, the same continuation after each
+        return {"task": task_name, "doc_id": inst.doc_id, "context": inst.context, "contexts": list(inst.contexts),
+                "continuations": inst.continuations, "gold": inst.gold, "target": inst.choices[inst.gold]}
     if inst.choices is not None:
         return {"task": task_name, "doc_id": inst.doc_id, "context": inst.context, "continuations": inst.continuations,
                 "gold": inst.gold, "target": inst.choices[inst.gold]}
@@ -87,7 +123,8 @@ def rendered(task_name: str, inst: Any) -> dict[str, Any]:
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.tasks import prepare, resolve_tasks
 
-    for task in resolve_tasks([args.name], Path.cwd()):
+    data = {"*": {split: str(Path(f).resolve()) for split, f in args.data or []}}
+    for task in resolve_tasks([args.name], Path.cwd(), data, args.num_fewshot):
         p = prepare(task, args.n)
         if args.json:
             for inst in p.instances:
@@ -96,7 +133,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         out.rule(escape(f"{task.name}  ({task.spec.output}, from {task.source})"))
         for inst in p.instances:  # plain print: the text exactly as the model sees it, no markup
             print(f"--- doc {inst.doc_id}: context between the markers ---\n{inst.context}\n--- end of context ---")
-            if inst.choices is not None:
+            if inst.contexts is not None:
+                for i, (ctx, c) in enumerate(inst.requests):
+                    print(f"  choice {i}{' (gold)' if i == inst.gold else ''}: context ends {ctx[-60:]!r}, scores {c!r}")
+            elif inst.choices is not None:
                 for i, c in enumerate(inst.continuations):
                     print(f"  choice {i}{' (gold)' if i == inst.gold else ''}: {c!r}")
             elif inst.target is not None:
@@ -108,9 +148,11 @@ def add_parsers(sub: Any) -> None:
     t = sub.add_parser("tasks", help="list, validate or show tasks")
     tsub = t.add_subparsers(dest="action", required=True)
     ls = tsub.add_parser("list", help="tasks found in the task directories, or BIG-bench's")
-    ls.add_argument("--source", choices=("local", "bigbench"), default="local",
+    ls.add_argument("--source", choices=("local", "bigbench", "lm_eval"), default="local",
                     help="local: the task directories (default); bigbench: BIG-bench's JSON tasks (after "
-                         "'harness bigbench fetch')")
+                         "'harness bigbench fetch'); lm_eval: the installed lm-eval's task YAMLs (how many load, "
+                         "why the others do not)")
+    ls.add_argument("--match", metavar="GLOB", help="lm_eval: also list the tasks matching GLOB, with their status")
     ls.set_defaults(func=cmd_list)
     v = tsub.add_parser("validate", help="load, validate and render task files (all, if none given)")
     v.add_argument("paths", nargs="*")
@@ -121,4 +163,5 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--n", type=positive_int, default=3, help="documents to show (default 3)")
     s.add_argument("--json", action="store_true",
                    help="one JSON line per document: task, doc_id, context, continuations, gold, target")
+    add_lm_eval_options(s)
     s.set_defaults(func=cmd_show)

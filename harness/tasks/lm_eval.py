@@ -329,3 +329,28 @@ def _generation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
                 raise HarnessError(f"filter {s.get('function')!r} is not supported (use {', '.join(sorted(known))})",
                                    source=path, where=f"filter_list.0.filter.{j}")
     return gen
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every lm-eval task with whether it loads here (its spec builds: functions known, output type and metrics
+    supported) and, if not, the one-line problem and a reason to count it under. Cached like the index."""
+    entries = index()
+    code = [Path(__file__).read_bytes(), (Path(__file__).parent / "lm_eval_functions.py").read_bytes()]
+    cached = cache_dir() / "lm_eval" / f"catalogue-{digest([sorted(entries.items()), digest(b''.join(code))])}.json"
+    if cached.is_file():
+        return list(json.loads(cached.read_text()))
+    rows = []
+    for name, e in sorted(entries.items()):
+        if e["kind"] != "task":
+            continue
+        path, output, problem = Path(e["path"]), None, None
+        try:
+            cfg = read_config(path)
+            output = cfg.get("output_type", "generate_until")
+            spec(name, cfg, path, {})
+        except HarnessError as err:
+            problem = err.message if err.where is None else f"{err.where}: {err.message}"
+        reason = None if problem is None else problem.split(" (")[0].split(": ", 1)[-1]
+        rows.append({"name": name, "path": str(path), "output": output, "problem": problem, "reason": reason})
+    atomic_write(cached, json.dumps(rows).encode())
+    return rows

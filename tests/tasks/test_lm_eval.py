@@ -266,3 +266,48 @@ def test_other_features_equal_lm_eval(name, shots, lm_env, tmp_path, monkeypatch
                                           {"max_gen_toks": a[1].get("max_gen_toks", 256)})] for (a,) in expected]
         golds = [theirs.doc_to_target(d) for d in theirs.eval_docs]
         assert [list(i.references or ()) for i in instances] == [g if isinstance(g, list) else [g] for g in golds]
+
+
+def test_cli_show_prints_the_scored_requests(lm_env, capsys):
+    from harness.cli import main
+
+    data = write_rows("winogrande", lm_env)
+    assert main(["tasks", "show", "lm_eval:winogrande", "--data", f"validation={data['validation']}",
+                 "--data", f"train={data['train']}", "--num-fewshot", "1", "--json", "--n", "2"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    expected = theirs_requests(lm_eval_task("winogrande", data, 1))[:2]
+    assert [list(zip(x["contexts"], x["continuations"])) for x in lines] == [[tuple(a) for a in e] for e in expected]
+
+
+def test_cli_list_counts_what_loads_and_why_not(lm_env, capsys):
+    from harness.cli import main
+
+    assert main(["tasks", "list", "--source", "lm_eval", "--match", "arc_e*"]) == 0
+    text = capsys.readouterr().out
+    assert "load here" in text and "needs the Python function" in text and "process_results" not in text.split(
+        "why the others")[0]
+    assert "arc_easy" in text and "│ ok" in text
+
+
+@pytest.mark.slow
+def test_run_with_local_data_and_resume(lm_env, tiny_llama, capsys):
+    """``harness run`` on an lm-eval task with ``--data``: scored, stored, reused by a second run; a config's
+    ``data:`` gives the same results."""
+    import yaml
+
+    from harness.cli import main
+
+    data = write_rows("piqa", lm_env)
+    cfg = lm_env / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "lme", "suite": [{"model": str(tiny_llama), "label": "t"}],
+                                   "tasks": ["lm_eval:piqa"], "output": str(lm_env / "out")}))
+    assert main(["run", str(cfg), "--data", f"validation={data['validation']}"]) == 0
+    recs = [json.loads(x) for x in (lm_env / "out" / "models" / "t" / "piqa.jsonl").read_text().splitlines()]
+    assert len(recs) == 6 and {"acc", "acc_norm", "p_correct", "brier", "target_logprob"} <= set(recs[0]["metrics"])
+    assert main(["run", str(cfg), "--data", f"validation={data['validation']}"]) == 0
+    assert "(0 computed, 1 reused" in capsys.readouterr().out
+    cfg.write_text(yaml.safe_dump({"name": "lme", "suite": [{"model": str(tiny_llama), "label": "t"}],
+                                   "tasks": ["lm_eval:piqa"], "output": str(lm_env / "out"),
+                                   "data": {"piqa": {"validation": data["validation"]}}}))
+    assert main(["run", str(cfg)]) == 0
+    assert "(0 computed, 1 reused" in capsys.readouterr().out
