@@ -178,6 +178,8 @@ def documents(ref: LmEvalRef) -> list[Document]:
                 refs = [str(t) for t in target] if isinstance(target, list) else [str(target)]
                 if choices is not None and isinstance(target, int):
                     refs = [choices[target]]
+                if not refs:
+                    raise HarnessError("doc_to_target gave no target", source=path, where=f"doc_to_target: row {row}")
                 rendered.update(lm_target=refs[0], lm_references=refs)
         out.append(rendered)
     return out

@@ -311,3 +311,13 @@ def test_run_with_local_data_and_resume(lm_env, tiny_llama, capsys):
                                    "data": {"piqa": {"validation": data["validation"]}}}))
     assert main(["run", str(cfg)]) == 0
     assert "(0 computed, 1 reused" in capsys.readouterr().out
+
+
+def test_pythia_standard_config_resolves(lm_env):
+    from harness.config import load_config, resolve_config
+
+    config = load_config(resolve_config("pythia_standard"))
+    tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, config.run.num_fewshot)
+    assert len(config.suite) == 8 and len(tasks) == 7 + 57
+    assert {t.name for t in tasks if t.group is None} == {"lambada_openai", "piqa", "winogrande", "arc_easy",
+                                                          "arc_challenge", "sciq", "hellaswag"}

@@ -206,3 +206,53 @@ def test_huge_prompt_is_truncated_from_the_left_not_an_error(tmp_path, tiny_llam
     assert full.n_tokens == short.n_tokens and abs(full.logprob) > 0
     assert len(b.generate([__import__("harness").GenerationRequest(huge, ("\n",), 4)])) == 1
     b.close()
+
+
+WINO = """name: fill_blank
+dataset: {path: wino.jsonl}
+prompt: "{{ sentence.split('_')[0] }}{{ choice }}"
+choices: ["{{option1}}", "{{option2}}"]
+answer: "{{ answer|int - 1 }}"
+target: "{{ sentence.split('_')[1].strip() }}"
+multiple_input: true
+output: multiple_choice
+metrics: [acc, acc_norm, p_correct]
+"""
+
+
+def test_multiple_input_renders_a_context_per_choice_and_scores_the_shared_target(tmp_path, tiny_llama):
+    """The README's multiple-input example: one context per choice, the same continuation after each; the
+    log-prob of each (context, target) pair equals a direct computation; shots show the gold choice's context."""
+    from harness.models.hf import HFBackend
+    from harness.models.suite import ModelSpec
+    from harness.scoring import evaluate
+
+    rows = [{"sentence": f"Ann gave Bo the cup {i} because _ was thirsty.", "option1": "Ann", "option2": "Bo",
+             "answer": str(1 + i % 2)} for i in range(4)]
+    (tmp_path / "wino.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "t.yaml").write_text(WINO)
+    (task,) = load_task_file(tmp_path / "t.yaml")
+    inst = prepare(task).instances[1]
+    assert inst.requests == [("Ann gave Bo the cup 1 because Ann", " was thirsty."),
+                             ("Ann gave Bo the cup 1 because Bo", " was thirsty.")]
+    assert inst.gold == 1 and inst.context == inst.contexts[1]
+    backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=4)
+    records = evaluate(backend, prepare(task))
+    direct = backend.loglikelihood(inst.requests)
+    backend.close()
+    assert records[1]["logprobs"] == pytest.approx([d.logprob for d in direct], abs=1e-5)
+    assert records[1]["contexts"] == list(inst.contexts) and records[1]["target"] == " was thirsty."[1:]
+    (tmp_path / "t2.yaml").write_text(WINO.replace("name: fill_blank", "name: fill_blank_2shot") +
+                                      "fewshot: {k: 2}\n")
+    (shot_task,) = load_task_file(tmp_path / "t2.yaml")
+    shot = prepare(shot_task).instances[0]
+    gold_contexts = {f"Ann gave Bo the cup {i} because {['Ann', 'Bo'][i % 2]} was thirsty.\n\n" for i in range(1, 4)}
+    prefix = shot.contexts[0][: -len("Ann gave Bo the cup 0 because Ann")]
+    assert sum(g in prefix for g in gold_contexts) == 2 and shot.contexts[1].startswith(prefix)
+
+
+def test_multiple_input_is_multiple_choice_only(tmp_path):
+    (tmp_path / "t.yaml").write_text(WINO.replace("output: multiple_choice", "output: generate")
+                                     .replace("metrics: [acc, acc_norm, p_correct]", "metrics: [exact_match]"))
+    with pytest.raises(HarnessError, match="multiple_input is a kind of multiple choice"):
+        load_task_file(tmp_path / "t.yaml")
