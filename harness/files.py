@@ -1,5 +1,6 @@
-"""Ground-floor helpers every stage uses: reading YAML, writing files atomically, hashing, safe file names,
-and the cache folder. Nothing here imports another module of the package but ``errors``."""
+"""Ground-floor helpers every stage uses: reading YAML and data files (JSON lines, JSON, CSV, Parquet), writing
+files atomically, hashing, safe file names, and the cache folder. Nothing here imports another module of the
+package but ``errors``."""
 
 from __future__ import annotations
 
@@ -108,3 +109,45 @@ def file_sha256(path: Path) -> str:
 def safe_name(name: str) -> str:
     """A file name for a model, task or metric name: anything but ``A-Za-z0-9._@-`` becomes ``_``."""
     return re.sub(r"[^A-Za-z0-9._@-]+", "_", name)
+
+
+def read_file(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL, JSON (list of objects), CSV or Parquet file into a list of dicts."""
+    if not path.is_file():
+        raise HarnessError("data file not found", source=path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            raise HarnessError(f"not valid UTF-8 (byte {exc.start})", source=path, where=f"line {line}") from None
+        if suffix == ".json":
+            try:
+                rows = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {exc.lineno}") from None
+            if not isinstance(rows, list):
+                raise HarnessError("a .json data file must hold a list of objects", source=path)
+            numbered = list(enumerate(rows, 1))
+        else:
+            numbered = []
+            for i, line_text in enumerate(text.splitlines(), 1):
+                if line_text.strip():
+                    try:
+                        numbered.append((i, json.loads(line_text)))
+                    except json.JSONDecodeError as exc:
+                        raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {i}") from None
+        for i, row in numbered:
+            if not isinstance(row, dict):
+                raise HarnessError(f"each row must be a JSON object (got {type(row).__name__})", source=path, where=f"row {i}")
+        return [row for _, row in numbered]
+    if suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        try:
+            df = pd.read_csv(path, keep_default_na=False, dtype=str) if suffix == ".csv" else pd.read_parquet(path)
+        except Exception as exc:
+            raise HarnessError(f"could not read {suffix[1:]}: {exc}", source=path) from None
+        return [{str(k): v for k, v in row.items()} for row in df.to_dict(orient="records")]
+    raise HarnessError(f"unsupported data file type '{suffix}' (use .jsonl, .json, .csv or .parquet)", source=path)

@@ -16,6 +16,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from harness.errors import HarnessError
+from harness.extraction import regex_sub
 
 Record = Mapping[str, Any]  # a per-example record (see ``scoring``), read by field
 LN2 = math.log(2)
@@ -193,7 +194,7 @@ def normalize_answer(text: str, options: dict) -> str:
     """``regexes_to_ignore`` removed first, then case and punctuation, then whitespace collapsed (``strip``), in
     lm-eval's order."""
     for pattern in options.get("regexes_to_ignore") or []:
-        text = _regex_sub(str(pattern), "", text)
+        text = regex_sub(str(pattern), "", text)
     if options.get("ignore_case"):
         text = text.lower()
     if options.get("ignore_punctuation"):
@@ -209,69 +210,6 @@ def exact_match(r: Record, o: dict) -> float:
     """1 when the answer equals the target (or any of the task's references) after the options' normalization."""
     got = normalize_answer(answer(r), o)
     return float(any(got == normalize_answer(ref, o) for ref in references(r)))
-
-
-BIGBENCH_OUTPUT_REGEX = r"[^\.\?\!\;\n]+"  # BIG-bench's answer cut when a task gives no stop string or regex
-REGEX_TIMEOUT_S = 1.0  # an output regex is data: catastrophic backtracking must not hang a run
-
-
-def extract_answer(text: str, stop_string: Optional[str], output_regex: Optional[str]) -> str:
-    """BIG-bench's ``postprocess_output``: keep the text up to and including the first ``stop_string`` (unless it
-    starts the text), then the first match of ``output_regex`` ('' when none)."""
-    import regex  # re's superset with a timeout (a dependency of transformers)
-
-    if stop_string:
-        index = text.find(stop_string)
-        if index > 0:
-            text = text[: index + len(stop_string)]
-    if output_regex:
-        try:
-            text = next(iter(regex.findall(output_regex, text, timeout=REGEX_TIMEOUT_S)), "")
-        except TimeoutError:
-            raise HarnessError(f"output_regex {output_regex!r} took over {REGEX_TIMEOUT_S:g} s on one generation",
-                               where="generation.output_regex") from None
-    return text
-
-
-def _regex_sub(pattern: str, repl: str, text: str) -> str:
-    import regex
-
-    try:
-        return str(regex.sub(pattern, repl, text, timeout=REGEX_TIMEOUT_S))
-    except TimeoutError:
-        raise HarnessError(f"regular expression {pattern!r} took over {REGEX_TIMEOUT_S:g} s on one text") from None
-    except regex.error as exc:
-        raise HarnessError(f"invalid regular expression {pattern!r}: {exc}") from None
-
-
-def apply_filters(text: str, steps: Sequence[Any]) -> str:
-    """lm-eval's answer filters, in order: ``take_first`` (one generation per document here: no-op), ``regex``
-    (its ``findall``, ``group_select``-th match, first non-empty group, stripped; else ``fallback``),
-    ``remove_whitespace`` (strip), ``lowercase``, ``uppercase``. Each step has ``function`` and its arguments."""
-    import regex
-
-    for step in steps:
-        fn = step.function
-        if fn == "regex":
-            try:
-                found = regex.findall(step.regex_pattern, text, timeout=REGEX_TIMEOUT_S)
-            except TimeoutError:
-                raise HarnessError(f"filter regex {step.regex_pattern!r} took over {REGEX_TIMEOUT_S:g} s on one "
-                                   "generation", where="generation.filters") from None
-            if found:
-                match = found[step.group_select] if -len(found) <= step.group_select < len(found) else found[0]
-                if isinstance(match, tuple):
-                    match = next((m for m in match if m), step.fallback)
-                text = match.strip()
-            else:
-                text = step.fallback
-        elif fn == "remove_whitespace":
-            text = text.strip()
-        elif fn == "lowercase":
-            text = text.lower()
-        elif fn == "uppercase":
-            text = text.upper()
-    return text
 
 
 @metric("exact_str_match", ("generate",), "discontinuous")

@@ -11,6 +11,7 @@ import numpy as np
 from typing_extensions import NotRequired, TypedDict
 
 from harness import metrics as M
+from harness.extraction import apply_filters, extract_answer
 from harness.models.backend import Backend, GenerationRequest
 from harness.tasks.prepared import PreparedTask
 
@@ -145,7 +146,7 @@ def _generate(backend: Backend, prepared: PreparedTask, scored: list[TargetRecor
         out = GenerationRecord(**rec, generation=text, generation_ids=backend.tokenize(text),
                                target_ids=backend.tokenize(i.delimiter + (i.target or "")))
         if gen.stop_string or gen.output_regex or gen.filters:
-            out["answer"] = M.apply_filters(M.extract_answer(text, gen.stop_string, gen.output_regex), gen.filters)
+            out["answer"] = apply_filters(extract_answer(text, gen.stop_string, gen.output_regex), gen.filters)
             out["answer_ids"] = backend.tokenize(out["answer"])
         if refs:
             out["reference_ids"] = [backend.tokenize(i.delimiter + ref) for ref in refs]

@@ -7,9 +7,11 @@ from harness import metrics as M
 from harness.errors import HarnessError
 
 
-def mc(logprobs, gold, n_bytes=None):
-    r = {"logprobs": logprobs, "gold": gold, "n_bytes": n_bytes or [1] * len(logprobs), "n_tokens": [2] * len(logprobs)}
-    return r
+def mc(logprobs, gold, n_bytes=None, choices=None):
+    """A choice record; by default each choice is ASCII, as many characters as bytes."""
+    n_bytes = n_bytes or [1] * len(logprobs)
+    choices = choices or ["x" * n for n in n_bytes]
+    return {"logprobs": logprobs, "gold": gold, "n_bytes": n_bytes, "n_tokens": [2] * len(logprobs), "choices": choices}
 
 
 def test_multiple_choice_metrics_by_hand():
@@ -24,7 +26,14 @@ def test_multiple_choice_metrics_by_hand():
     assert M.compute("gold_rank", r) == 2.0
 
 
-def test_acc_norm_divides_by_bytes():
+def test_acc_norm_divides_by_characters_acc_bytes_by_bytes():
+    """lm-eval's definitions: they differ once a choice is not ASCII."""
+    r = mc([-3.3, -2.0], gold=0, n_bytes=[6, 2], choices=["ééé", "ab"])  # 3 characters in 6 bytes; 2 in 2
+    assert M.compute("acc_norm", r) == 0.0  # per character: -1.1 vs -1.0, choice 1
+    assert M.compute("acc_bytes", r) == 1.0  # per byte: -0.55 vs -1.0, choice 0
+
+
+def test_acc_norm_divides_by_length():
     # per byte: -1/10=-0.1, -2/1=-2, -3/10=-0.3: choice 0 wins
     assert M.compute("acc_norm", mc([-1.0, -2.0, -3.0], gold=0, n_bytes=[10, 1, 10])) == 1.0
     assert M.compute("acc_norm", mc([-1.0, -2.0, -3.0], gold=1, n_bytes=[10, 1, 10])) == 0.0

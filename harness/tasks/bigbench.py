@@ -21,8 +21,8 @@ from typing import Any, Optional
 import numpy as np
 
 from harness.errors import HarnessError
+from harness.extraction import BIGBENCH_OUTPUT_REGEX
 from harness.files import atomic_write, cache_dir, digest
-from harness.metrics import BIGBENCH_OUTPUT_REGEX
 
 SDIST_URL = ("https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/"
              "bigbench-1.0.0.tar.gz")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
 from harness.errors import HarnessError
+from harness.files import read_file
 from harness.tasks.bigbench import documents as bigbench_documents
 from harness.tasks.generators import generate
 from harness.tasks.schema import DatasetSpec
@@ -88,45 +88,3 @@ def _load_hf(spec: DatasetSpec, task_file: Path, split: Optional[str], roots: Se
         raise HarnessError(f"could not load dataset '{hf.path}' split '{split or hf.split}': {type(exc).__name__}: {exc}",
                            source=task_file, where="dataset.hf") from None
     return [dict(row) for row in ds]
-
-
-def read_file(path: Path) -> list[Document]:
-    """Read a JSONL, JSON (list of objects), CSV or Parquet file into a list of dicts."""
-    if not path.is_file():
-        raise HarnessError("data file not found", source=path)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            line = path.read_bytes()[: exc.start].count(b"\n") + 1
-            raise HarnessError(f"not valid UTF-8 (byte {exc.start})", source=path, where=f"line {line}") from None
-        if suffix == ".json":
-            try:
-                rows = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {exc.lineno}") from None
-            if not isinstance(rows, list):
-                raise HarnessError("a .json data file must hold a list of objects", source=path)
-            numbered = list(enumerate(rows, 1))
-        else:
-            numbered = []
-            for i, line_text in enumerate(text.splitlines(), 1):
-                if line_text.strip():
-                    try:
-                        numbered.append((i, json.loads(line_text)))
-                    except json.JSONDecodeError as exc:
-                        raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {i}") from None
-        for i, row in numbered:
-            if not isinstance(row, dict):
-                raise HarnessError(f"each row must be a JSON object (got {type(row).__name__})", source=path, where=f"row {i}")
-        return [row for _, row in numbered]
-    if suffix in (".csv", ".parquet"):
-        import pandas as pd
-
-        try:
-            df = pd.read_csv(path, keep_default_na=False, dtype=str) if suffix == ".csv" else pd.read_parquet(path)
-        except Exception as exc:
-            raise HarnessError(f"could not read {suffix[1:]}: {exc}", source=path) from None
-        return [{str(k): v for k, v in row.items()} for row in df.to_dict(orient="records")]
-    raise HarnessError(f"unsupported data file type '{suffix}' (use .jsonl, .json, .csv or .parquet)", source=path)

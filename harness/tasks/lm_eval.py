@@ -64,7 +64,11 @@ class _Loader(_BoundedLoader):
     """The bounded safe loader, plus lm-eval's ``!function`` tag kept as text."""
 
 
-_Loader.add_constructor("!function", lambda loader, node: FUNCTION_PREFIX + str(loader.construct_scalar(node)))
+def _function_tag(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    return FUNCTION_PREFIX + str(loader.construct_scalar(node))
+
+
+_Loader.add_constructor("!function", _function_tag)
 
 
 def _read_one(path: Path) -> dict[str, Any]:
@@ -102,12 +106,9 @@ def read_config(path: Path, _stack: tuple[Path, ...] = (), _memo: Optional[dict[
     for inc in includes if isinstance(includes, list) else [includes]:
         if not isinstance(inc, str):
             raise HarnessError(f"include must name a file (got {inc!r:.60})", source=path, where="include")
-        try:
-            sub = read_config(path.parent / inc, (*_stack, path), _memo)
-        except HarnessError as err:
-            if err.source == path.parent / inc or err.source == (path.parent / inc).resolve():
-                err.source, err.where = path, "include"
-            raise
+        if not (path.parent / inc).is_file():
+            raise HarnessError(f"includes {inc!r}, which does not exist", source=path, where="include")
+        sub = read_config(path.parent / inc, (*_stack, path), _memo)
         sub.pop("task_list", None)
         merged.update(sub)
     merged.update(cfg)
@@ -129,6 +130,18 @@ def index() -> dict[str, dict[str, Any]]:
     for root in roots():
         entries.update(_root_index(root))
     return entries
+
+
+def _entries_for(pattern: str) -> dict[str, dict[str, Any]]:
+    """The index to resolve ``pattern`` in: a plain task name defined in the last folder that defines anything
+    by that name needs only that folder's index (a later folder wins), so a folder of one's own YAMLs resolves
+    without indexing lm-eval's 14,000 files; a glob, a group or a tag needs them all."""
+    if not any(c in pattern for c in "*?["):
+        for root in reversed(roots()):
+            part = _root_index(root)
+            if pattern in part:
+                return part if part[pattern]["kind"] == "task" else index()
+    return index()
 
 
 def _root_index(root: Path) -> dict[str, dict[str, Any]]:
@@ -174,7 +187,7 @@ def task_specs(entry: str, data: Optional[dict[str, str]] = None,
     """``lm_eval:NAME`` (a task, group, tag or glob) → (task spec, YAML file, group) for each task. A group's tasks
     carry its name (its scores aggregate them); a tag is shorthand for its tasks."""
     pattern = entry.partition(":")[2]
-    entries = index()
+    entries = _entries_for(pattern)
     names = sorted(n for n in entries if fnmatch.fnmatchcase(n, pattern))
     if not names:
         import difflib

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from harness.errors import HarnessError
+from harness.extraction import regex_sub
+from harness.files import read_file
 from harness.tasks.lm_eval import FUNCTION_PREFIX, OUTPUTS, function_name
 from harness.tasks.lm_eval_functions import FUNCTIONS, MULTIPLE_INPUT
 from harness.tasks.sandbox import LimitedEnvironment, _guard, bounded_join, limited
@@ -20,16 +22,8 @@ Document = dict[str, Any]
 FEWSHOT_SEED = 1234  # lm-eval's default fewshot_random_seed
 
 
-def _regex_replace(text: str, pattern: str, repl: str, count: int = 0) -> str:
-    import regex
-
-    from harness.metrics import REGEX_TIMEOUT_S
-
-    return str(regex.sub(pattern, repl, text, count=count, timeout=REGEX_TIMEOUT_S))
-
-
 _ENV = LimitedEnvironment()
-_ENV.filters["regex_replace"] = _guard("regex_replace", _regex_replace)  # lm-eval registers it
+_ENV.filters["regex_replace"] = _guard("regex_replace", regex_sub)  # lm-eval registers it
 
 
 class _Renderer:
@@ -110,8 +104,6 @@ def _turn(q: str, answer: Optional[str], gen_prefix: str, tdelim: str, fdelim: s
 
 def _split(ref: LmEvalRef, split: str, path: Path) -> list[Document]:
     """One split: a local file when ``data`` names one, else ``datasets.load_dataset`` on the task's reference."""
-    from harness.tasks.datasets import read_file
-
     if split in ref.data:
         return read_file(Path(ref.data[split]))
     cfg = ref.config
@@ -218,6 +210,8 @@ class _Shots:
             self.pool = list(fs["samples"])
         else:
             split = cfg.get("training_split") or cfg.get("validation_split") or cfg.get("test_split")
+            if not split:
+                raise HarnessError("few-shot needs a split to draw from", source=path, where="fewshot_split")
             self.pool = _processed(ref, split, path, cfg.get("process_docs"), "process_docs")
         if len(self.pool) < k + (1 if self.exclude_eval and self.sampler == "first_n" else 0):
             raise HarnessError(f"{k}-shot but the few-shot pool has {len(self.pool)} documents", source=path,

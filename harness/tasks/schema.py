@@ -68,7 +68,7 @@ class DatasetSpec(_Strict):
 
 
 class FilterStep(_Strict):
-    """One step of lm-eval's answer filters (see ``metrics.apply_filters``)."""
+    """One step of lm-eval's answer filters (see ``extraction.apply_filters``)."""
 
     function: Literal["take_first", "regex", "remove_whitespace", "lowercase", "uppercase"]
     regex_pattern: str = Field(default=r"#### (\-?[0-9\.\,]+)", max_length=10_000)

@@ -218,7 +218,8 @@ def test_ties_do_not_always_pick_the_first_choice():
                                         "1131? 681", "-681", "+681"])
 @pytest.mark.parametrize("stop,regex", [(None, None), (None, r"[-+]?\d+"), (".", None), ("\n", r"\d+")])
 def test_exact_str_match_equals_bigbench(generation, stop, regex):
-    from harness.metrics import compute, extract_answer
+    from harness.extraction import extract_answer
+    from harness.metrics import compute
 
     refs = ["681", "681.0"]
     bb_regex = regex if (regex or stop) else r"[^\.\?\!\;\n]+"  # json_task: the default when neither is set
@@ -380,7 +381,7 @@ def test_canary_and_preferred_metric_reach_records_manifest_and_report(workdir, 
         lines = (out / "models" / "llama" / f"{name}.jsonl").read_text().splitlines()
         assert all(json.loads(line)["canary"] == CANARY for line in lines)
     gen = [json.loads(line) for line in (out / "models" / "llama" / "bigbench.rouge_task.jsonl").read_text().splitlines()]
-    from harness.metrics import extract_answer
+    from harness.extraction import extract_answer
 
     assert all(r["answer"] == extract_answer(r["generation"], ".", None) for r in gen)
     several = [r for r in gen if len(r["references"]) > 1]

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lm_eval_rows import rows  # tests/tasks: on sys.path under pytest
 
 from harness.errors import HarnessError
 from harness.tasks import prepare, resolve_tasks
-from lm_eval_rows import rows  # tests/tasks: on sys.path under pytest
 
 pytest.importorskip("lm_eval")  # the 'reference' extra (installed by CI)
 
@@ -47,7 +47,7 @@ def write_rows(task: str, folder: Path) -> dict[str, str]:
 def _lm_eval_paths() -> dict[str, Path]:
     from lm_eval.tasks import TaskManager
 
-    return {name: e.yaml_path for name, e in TaskManager()._index.items()}  # noqa: SLF001: lm-eval's own index
+    return {name: e.yaml_path for name, e in TaskManager()._index.items()}  # lm-eval's own index
 
 
 def lm_eval_task(task: str, data: dict[str, str], shots: int):
@@ -163,7 +163,7 @@ def test_function_module_is_never_imported(lm_env, tmp_path, monkeypatch):
 @pytest.mark.parametrize("yaml_text, expected", [
     ("task: t1\ninclude: t1.yaml\n", "include cycle"),
     ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: multiple_choice\ndoc_to_text: q\n"
-     "doc_to_choice: [a, b]\ndoc_to_target: 0\nmetric_list: [{metric: mcc}]\n", "metric 'mcc' is not supported"),
+     "doc_to_choice: [a, b]\ndoc_to_target: 0\nmetric_list: [{metric: acc_mutual_info}]\n", "metric 'acc_mutual_info' is not supported"),
     ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: multiple_generate\n", "output_type"),
     ("task: t1\ndataset_path: x\ntest_split: test\nclass: !function task.MyTask\n", "Python-defined task"),
     ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: generate_until\ndoc_to_text: q\ndoc_to_target: a\n"
@@ -198,7 +198,7 @@ def test_filters_match_lm_eval():
     from lm_eval.filters.extraction import RegexFilter, WhitespaceFilter
     from lm_eval.filters.transformation import LowercaseFilter
 
-    from harness.metrics import apply_filters
+    from harness.extraction import apply_filters
     from harness.tasks.schema import FilterStep
 
     texts = ["The answer is 42.\n#### 42", "#### -3,000 and #### 7", "no number", "  padded  ", "A (b) C"]
