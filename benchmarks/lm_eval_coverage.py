@@ -71,6 +71,20 @@ def fields(cfg: dict[str, Any]) -> set[str]:
     return names
 
 
+def kind(reason: str) -> str:
+    """The refusal's kind: what the issue's goal excludes (Python functions, unsupported metrics or output types,
+    sampling), or "other" (what a task without those should never hit)."""
+    for key, label in (("Python function", "needs a Python function"), ("metric ", "unsupported metric"),
+                       ("filter ", "unsupported filter"), ("output_type", "unsupported output type"),
+                       ("sampled generation", "sampled generation"), ("custom result processing", "Python processing"),
+                       ("Python-defined", "Python processing"), ("Python dataset", "Python processing"),
+                       ("promptsource", "promptsource prompts"), ("images", "images or audio"), ("audio", "images or audio"),
+                       ("sampler", "unsupported few-shot sampler")):
+        if key in reason:
+            return label
+    return f"other ({reason})"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--top", type=int, default=25, help="refusal reasons to print")
@@ -117,6 +131,8 @@ def main() -> None:
     print(f"  catalogue {t_catalogue:.1f}s (cached after the first run), rendering {t_render:.1f}s")
     outputs = Counter(r["output"] for r in loads)
     print("  loaded, by output type: " + ", ".join(f"{k} {v:,}" for k, v in outputs.most_common()))
+    kinds = Counter(kind(r["reason"]) for r in rows if r["reason"])
+    print(f"\nwhy {len(rows) - len(loads):,} do not load, by kind: " + "; ".join(f"{k} {n:,}" for k, n in kinds.most_common()))
     print(f"\nwhy {len(rows) - len(loads):,} do not load (top {args.top}):")
     for reason, n in Counter(r["reason"] for r in rows if r["reason"]).most_common(args.top):
         print(f"  {n:6,}  {reason}")

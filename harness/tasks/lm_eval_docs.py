@@ -50,8 +50,7 @@ class _Renderer:
         except HarnessError:
             raise
         except Exception as exc:
-            raise HarnessError(f"cannot render: {str(exc) or type(exc).__name__}", source=self.path,
-                               where=f"{key}: row {row}") from None
+            raise HarnessError(f"cannot render: {_reason(exc)}", source=self.path, where=f"{key}: row {row}") from None
 
     def field(self, doc: Document, key: str, row: int, value: Any = None) -> Any:
         value = self.cfg.get(key) if value is None else value
@@ -125,8 +124,15 @@ def _processed(ref: LmEvalRef, split: str, path: Path, process: Any, key: str) -
     docs = _split(ref, split, path)
     name = function_name(process, path, key)
     if name is not None:
-        docs = FUNCTIONS[name](docs)
+        try:
+            docs = FUNCTIONS[name](docs)
+        except Exception as exc:  # a row without the fields the function reads
+            raise HarnessError(f"{name} failed on split '{split}': {_reason(exc)}", source=path, where=key) from None
     return docs
+
+
+def _reason(exc: Exception) -> str:
+    return f"missing field {exc}" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
 
 
 def documents(ref: LmEvalRef) -> list[Document]:
@@ -213,7 +219,7 @@ class _Shots:
             if not split:
                 raise HarnessError("few-shot needs a split to draw from", source=path, where="fewshot_split")
             self.pool = _processed(ref, split, path, cfg.get("process_docs"), "process_docs")
-        if len(self.pool) < k + (1 if self.exclude_eval and self.sampler == "first_n" else 0):
+        if len(self.pool) < k + (1 if self.exclude_eval and self.sampler == "default" else 0):
             raise HarnessError(f"{k}-shot but the few-shot pool has {len(self.pool)} documents", source=path,
                                where="num_fewshot")
         self.renderer = _Renderer({**cfg, **{key: fs[key] for key in ("doc_to_text", "doc_to_target",
@@ -223,12 +229,19 @@ class _Shots:
         eval_doc = doc if self.exclude_eval else None
         if self.sampler == "first_n":
             pool = [d for d in self.pool if d != eval_doc] if eval_doc is not None else self.pool
+            if len(pool) < self.k:
+                raise HarnessError(f"{self.k}-shot but the few-shot pool has {len(pool)} other documents",
+                                   source=self.renderer.path, where="num_fewshot")
             return pool[: self.k]
         if eval_doc is None:
             return self.rnd.sample(self.pool, self.k)
         picked = [d for d in self.rnd.sample(self.pool, self.k + 1) if d != eval_doc][: self.k]
-        if len(picked) < self.k:
-            picked = self.rnd.sample([d for d in self.pool if d != eval_doc], self.k)
+        if len(picked) < self.k:  # copies of the evaluated document were drawn: draw again without any
+            others = [d for d in self.pool if d != eval_doc]
+            if len(others) < self.k:
+                raise HarnessError(f"{self.k}-shot but the few-shot pool has {len(others)} documents other than the "
+                                   "evaluated one", source=self.renderer.path, where="num_fewshot")
+            picked = self.rnd.sample(others, self.k)
         return picked
 
     def text(self, doc: Document, row: int) -> str:
