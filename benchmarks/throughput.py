@@ -5,10 +5,15 @@
     python benchmarks/throughput.py --device cuda --dtype bfloat16
     python benchmarks/throughput.py --cases mc,single --lm-eval-yaml   # also: lm-eval's YAML run by this harness
 
-Three cases, each as whole processes (``harness run`` vs ``lm_eval --model hf``), one after the other:
-  mc      multiple choice, ~200-token shared context, 4 choices of 10-20 tokens
-  single  MMLU-like question with choices " A"/" B"/" C"/" D" (one token each)
-  gen     greedy generation until a newline (max 48 tokens)
+Cases, each as whole processes (``harness run`` vs ``lm_eval --model hf``), one after the other:
+  mc       multiple choice, ~200-token context per document, 4 choices of 10-20 tokens
+  single   MMLU-like question with choices " A"/" B"/" C"/" D" (one token each)
+  gen      greedy generation until a newline (max 48 tokens)
+  mc5      5 fixed shots (a ~500-token block every document starts with), a ~60-token question, 4 answers
+           of 3-7 words
+  single5  the same 5-shot block, MMLU-like question, one-token answers
+  gen3     3 fixed shots before a generation prompt
+For the shot cases the in-process line also times this harness with the shared-prefix reuse turned off.
 Printed per case: both wall times, their ratio, the max |Δ| of per-choice log-likelihoods and whether acc /
 acc_norm (or the generations) are identical; and, in-process, our evaluation time against a plain batched
 forward pass over the same unique tokens (the floor). Models are built and briefly trained here (BPE
@@ -26,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 MODELS = {"small": dict(hidden=256, layers=4, heads=4, inter=688, vocab=8192, steps=150),
           "base": dict(hidden=768, layers=12, heads=12, inter=2048, vocab=16384, steps=0)}
@@ -51,11 +57,23 @@ def make_data(folder: Path, n_docs: int, seed: int = 0) -> dict[str, Path]:
               for _ in range(n_docs)]
     gen = [{"prompt": "\n".join(text(rng.randint(4, 12)) for _ in range(6)) + "\n" + text(2), "target": text(3)}
            for _ in range(n_docs)]
+    shots = "\n\n".join(f"{text(60)}\nAnswer: {text(rng.randint(3, 7))}" for _ in range(5)) + "\n\n"
+    mc5 = [{"context": shots + text(45) + "\nAnswer:", "choices": [text(rng.randint(3, 7)) for _ in range(4)],
+            "label": rng.randrange(4)} for _ in range(n_docs)]
+    shots_abcd = "".join(f"{text(50)}\nA. {text(3)}\nB. {text(3)}\nC. {text(3)}\nD. {text(3)}\nAnswer: "
+                         f"{rng.choice('ABCD')}\n\n" for _ in range(5))
+    single5 = [{"question": shots_abcd + text(45), "options": [text(3) for _ in range(4)], "label": rng.randrange(4)}
+               for _ in range(n_docs)]
+    shots_gen = "".join("\n".join(text(rng.randint(4, 12)) for _ in range(6)) + "\n" + text(3) + "\n\n"
+                        for _ in range(3))
+    gen3 = [{"prompt": shots_gen + "\n".join(text(rng.randint(4, 12)) for _ in range(6)) + "\n" + text(2),
+             "target": text(3)} for _ in range(n_docs)]
     corpus = ["\n".join(text(rng.randint(4, 12)) for _ in range(8)) for _ in range(3000)]
     corpus += [f"{text(30)}\nA. {text(3)}\nB. {text(3)}\nC. {text(3)}\nD. {text(3)}\nAnswer: {rng.choice('ABCD')}"
                for _ in range(500)]
     paths = {}
-    for name, rows in (("mc", mc), ("single", single), ("gen", gen), ("corpus", [{"text": t} for t in corpus])):
+    for name, rows in (("mc", mc), ("single", single), ("gen", gen), ("mc5", mc5), ("single5", single5),
+                       ("gen3", gen3), ("corpus", [{"text": t} for t in corpus])):
         paths[name] = folder / f"{name}.jsonl"
         paths[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
     return paths
@@ -120,6 +138,11 @@ THEIRS = {
            "generation_kwargs: {{until: [\"\\n\"], max_gen_toks: 48, do_sample: false}}\n"
            "metric_list:\n  - {{metric: exact_match}}\n",
 }
+
+
+for _case, _base in (("mc5", "mc"), ("single5", "single"), ("gen3", "gen")):
+    OURS[_case] = OURS[_base].replace(f"name: bench_{_base}", f"name: bench_{_case}")
+    THEIRS[_case] = THEIRS[_base]
 
 
 def timed(cmd: list[str], env: dict) -> float:
@@ -203,7 +226,7 @@ def run_lm_eval(work: Path, model: Path, case: str, data: Path, args: argparse.N
 
 
 def agreement(case: str, ours: list, theirs: list) -> str:
-    if case == "gen":
+    if case.startswith("gen"):
         same = sum(o["generation"] == t["filtered_resps"][0] for o, t in zip(ours, theirs))
         stopped = sum(len(o["generation_ids"]) < 47 for o in ours)
         return f"identical generations {same}/{len(ours)} ({stopped} stopped before the limit)"
@@ -213,12 +236,14 @@ def agreement(case: str, ours: list, theirs: list) -> str:
     return f"max |Δ loglik| {delta:.1e}; acc identical: {acc}; acc_norm identical: {norm}"
 
 
-def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple[float, float, int]:
+def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple[float, float, int, Optional[float]]:
     """In-process: our evaluation (model loaded) vs a plain forward pass over the same unique tokens,
-    in length-sorted batches of the same token budget (base model + output layer at the scored positions)."""
+    in length-sorted batches of the same token budget (base model + output layer at the scored positions).
+    Tokens every context shares (a few-shot block) count once, and the floor's rows do not attend to them (a
+    lower bound). Also, where there is such a block, our evaluation with its reuse turned off."""
     import torch
 
-    from harness.models.hf import HFBackend
+    from harness.models.hf import MIN_SHARED_PREFIX, HFBackend, shared_prefix
     from harness.models.suite import ModelSpec
     from harness.scoring import evaluate
     from harness.tasks import load_task_file, prepare
@@ -234,11 +259,21 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple
     evaluate(backend, prepared)
     sync()
     ours = time.perf_counter() - t0
-    rows, scored = [], []
-    for inst in prepared.instances:  # the unique tokens: the context once, then every choice but its last token
+    without = None
+    contexts = [backend.encode_pair(i.context, i.continuations[0])[0] for i in prepared.instances]
+    n_shared = shared_prefix(contexts, MIN_SHARED_PREFIX)
+    if n_shared:
+        backend.prefix_reuse = False
+        sync()
+        t0 = time.perf_counter()
+        evaluate(backend, prepared)
+        sync()
+        without = time.perf_counter() - t0
+        backend.prefix_reuse = True
+    rows, scored = ([contexts[0][:n_shared]], [1]) if n_shared else ([], [])
+    for inst, ctx in zip(prepared.instances, contexts):  # the context once, then every choice but its last token
         conts = [backend.encode_pair(inst.context, c)[1] for c in inst.continuations]
-        ctx = backend.encode_pair(inst.context, inst.continuations[0])[0]
-        rows.append(ctx + [t for c in conts for t in c[:-1]])
+        rows.append(ctx[n_shared:] + [t for c in conts for t in c[:-1]])
         scored.append(sum(map(len, conts)))
     order = sorted(range(len(rows)), key=lambda r: -len(rows[r]))
     base, head = backend.model.base_model, backend.model.get_output_embeddings()
@@ -259,13 +294,13 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple
     plain = time.perf_counter() - t0
     tokens = sum(map(len, rows))
     backend.close()
-    return ours, plain, tokens
+    return ours, plain, tokens, without
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="small", help="comma-separated: small (~7M), base (~110M)")
-    ap.add_argument("--cases", default="mc,single,gen")
+    ap.add_argument("--cases", default="mc,single,gen,mc5,single5,gen3")
     ap.add_argument("--docs", type=int, default=300)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
@@ -300,10 +335,12 @@ def main() -> None:
                 line += (f"; the lm-eval YAML run by this harness: {yaml_wall:.1f}s (native {ours_wall:.1f}s), "
                          f"records {'identical' if same else 'DIFFERENT'}, in-process median {t_yaml:.3f}s vs "
                          f"native {t_native:.3f}s ({t_yaml / t_native:.3f}x)")
-            if case != "gen":
-                t_ours, t_plain, tokens = floor(model, case, work, args)
+            if not case.startswith("gen"):
+                t_ours, t_plain, tokens, t_without = floor(model, case, work, args)
                 line += (f"; in-process {t_ours:.2f}s vs plain forward {t_plain:.2f}s over {tokens:,} unique tokens "
                          f"= {t_ours / t_plain:.2f}x the floor ({tokens / t_ours:,.0f} tokens/s)")
+                if t_without is not None:
+                    line += f"; without shared-prefix reuse {t_without:.2f}s ({t_without / t_ours:.2f}x slower)"
             print(line, flush=True)
             table.append(line)
     print("\n".join(["", f"device {args.device}, dtype {args.dtype}, {args.docs} documents per case:"] + table))

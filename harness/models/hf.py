@@ -23,6 +23,7 @@ T = TypeVar("T")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 CPU_TOKEN_BUDGET = 16_384
 GPU_TOKEN_BUDGET = 262_144
+MIN_SHARED_PREFIX = 32  # tokens every context of a task must share before its cache is computed once and reused
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -33,8 +34,10 @@ class HFBackend:
     """A causal LM loaded once; call :meth:`close` to release it before the next model."""
 
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32",
-                 batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None):
-        """Load ``spec`` on ``device`` in ``dtype`` (both resolved: see ``models.backend.resolve_*``)."""
+                 batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None, prefix_reuse: bool = True):
+        """Load ``spec`` on ``device`` in ``dtype`` (both resolved: see ``models.backend.resolve_*``).
+        ``prefix_reuse``: compute a prefix every context of a task shares (few-shot block) once, if the model's
+        cache allows it (probed)."""
         from transformers import AutoModelForCausalLM
 
         self.spec = spec
@@ -55,6 +58,8 @@ class HFBackend:
         self._stop_cache: dict[tuple[int, tuple[str, ...]], bool] = {}
         # transformers >= 5.25 names the KV cache argument `cache` (`past_key_values` goes in 5.40)
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self._prefix: tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = ((), [])
+        self.prefix_reuse = prefix_reuse and self.packing and self._prefix_works()
 
     # ------------------------------------------------------------------ setup
 
@@ -108,8 +113,38 @@ class HFBackend:
     def parameter_counts(self) -> tuple[int, int]:
         return count_parameters(self.model)
 
+    def _prefix_works(self) -> bool:
+        """Probe: do contexts scored on top of a shared prefix's cache give the log-likelihoods of scoring each
+        context whole?"""
+        vocab = self.model.config.vocab_size
+        shared = tuple((11 * i + 5) % vocab for i in range(MIN_SHARED_PREFIX))
+        groups: list[tuple[tuple[int, ...], list[tuple[int, ...]]]] = [((3, 4), [(5, 6), (7,)]), ((8,), [(9, 10, 11)])]
+        try:
+            packed = self._score_packed_batch(groups, shared)
+        except Exception:  # a model whose cache cannot be built, expanded or attended this way
+            return False
+        plain = self._score_batch([(shared + ctx + c[:-1], c) for ctx, conts in groups for c in conts])
+        flat = [r for res in packed for r in res]
+        return all(abs(a.logprob - b.logprob) <= 1e-4 * max(1.0, abs(b.logprob)) for a, b in zip(flat, plain))
+
+    def prefix_cache(self, prefix: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each layer's (keys, values) for ``prefix`` on one row; the last prefix's are kept for the next call."""
+        from transformers import DynamicCache
+
+        if self._prefix[0] != tuple(prefix):
+            cache = DynamicCache(config=self.model.config)
+            with torch.inference_mode():
+                self._logits_at((slice(None), slice(-1, None)), input_ids=torch.tensor([prefix], device=self.device),
+                                use_cache=True, **{self._cache_arg: cache})
+            self._prefix = (tuple(prefix), [(layer.keys, layer.values) for layer in cache.layers])  # type: ignore[union-attr,misc]
+        return self._prefix[1]
+
     def describe(self) -> str:
-        return "choices packed behind a shared context" if self.packing else "one sequence per choice"
+        how = "choices packed behind a shared context" if self.packing else "one sequence per choice"
+        if self.packing:
+            how += ("; a prefix shared by a task's contexts computed once" if self.prefix_reuse
+                    else "; no shared-prefix reuse (this model's cache failed the probe)")
+        return how
 
     def close(self) -> None:
         """Release the weights (and GPU memory) before loading the next model."""
@@ -184,7 +219,8 @@ class HFBackend:
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
         """Continuations that share a context (the choices of a document) are scored together: the
-        context is computed once and each choice attends to it and to itself (see ``_score_packed_batch``)."""
+        context is computed once and each choice attends to it and to itself (see ``_score_packed_batch``).
+        Tokens every context starts with (a shared few-shot block) are computed once for all of them."""
         pairs = self.encode_pairs(requests)
         if not self.packing:
             return self.score_tokens(pairs)
@@ -194,17 +230,20 @@ class HFBackend:
         out: list[Optional[LogLikelihood]] = [None] * len(pairs)
         packed: list[tuple[tuple[int, ...], dict[tuple[int, ...], list[int]]]] = []
         single: list[tuple[tuple[int, ...], dict[tuple[int, ...], list[int]]]] = []
+        n_shared = shared_prefix(list(groups), MIN_SHARED_PREFIX) if self.prefix_reuse else 0
+        prefix = next(iter(groups))[:n_shared]
         for shared, conts in groups.items():
             fits = len(shared) + max(len(c) for c in conts) - 1 <= self.pack_limit and all(conts)
-            (packed if fits and len(conts) > 1 else single).append((shared, conts))
+            (packed if fits and (len(conts) > 1 or n_shared) else single).append((shared, conts))
         keys = [(shared, c) for shared, conts in single for c in conts]
         for (shared, c), res in zip(keys, self.score_tokens([(list(s), list(c)) for s, c in keys])):
             for i in groups[shared][c]:
                 out[i] = res
-        lengths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in packed]
+        lengths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in packed]  # a row's keys, prefix included
         order = sorted(range(len(packed)), key=lambda g: -lengths[g])
         for batch in self._batches(lengths, order):
-            results = self._run(lambda b: self._score_packed_batch([(packed[g][0], list(packed[g][1])) for g in b]), batch)
+            results = self._run(lambda b: self._score_packed_batch(
+                [(packed[g][0][n_shared:], list(packed[g][1])) for g in b], prefix), batch)
             for g, res in zip(batch, results):
                 for choice, r in zip(packed[g][1], res):
                     for i in packed[g][1][choice]:
@@ -262,11 +301,12 @@ class HFBackend:
         return out
 
     @torch.inference_mode()
-    def _score_packed_batch(self, groups: Sequence[tuple[tuple[int, ...], list[tuple[int, ...]]]]
-                            ) -> list[list[LogLikelihood]]:
+    def _score_packed_batch(self, groups: Sequence[tuple[tuple[int, ...], list[tuple[int, ...]]]],
+                            prefix: Sequence[int] = ()) -> list[list[LogLikelihood]]:
         """Each row holds one context followed by every choice but its last token. Choice k's tokens see
         the context and their own earlier tokens only, at positions continuing the context's, so each
-        choice is scored exactly as if alone, while the context is computed once."""
+        choice is scored exactly as if alone, while the context is computed once. With ``prefix``, every
+        row's context continues it: its cache (computed once) is repeated for every row and attended by all."""
         rows_len = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in groups]
         width = max(rows_len)
         ids = torch.full((len(groups), width), self.pad_id, dtype=torch.long)
@@ -279,7 +319,7 @@ class HFBackend:
         for r, (ctx, conts) in enumerate(groups):
             n = len(ctx)
             ids[r, :n] = torch.tensor(ctx)
-            position[r, :n] = torch.arange(n)
+            position[r, :n] = torch.arange(n)  # the prefix's length is added below
             segment[r, :n] = 0
             start = n
             for k, cont in enumerate(conts):
@@ -297,11 +337,20 @@ class HFBackend:
         seg_q, seg_k = segment[:, :, None], segment[:, None, :]
         allowed = causal & (seg_k >= 0) & ((seg_k == 0) | (seg_k == seg_q))
         allowed |= torch.eye(width, dtype=torch.bool, device=self.device)  # padding attends to itself: no empty softmax
+        if prefix:  # every row sees the whole prefix
+            allowed = torch.cat([allowed.new_ones((len(groups), width, len(prefix))), allowed], dim=2)
         dtype = DTYPES[self.dtype]
         mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(~allowed, torch.finfo(dtype).min)
         at = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
+        extra: dict[str, Any] = {}
+        if prefix:
+            from transformers import DynamicCache
+
+            b = len(groups)
+            layers = [(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in self.prefix_cache(list(prefix))]
+            extra = {"use_cache": True, self._cache_arg: DynamicCache(ddp_cache_data=layers, config=self.model.config)}
         logits = self._logits_at(at, input_ids=ids.to(self.device), attention_mask=mask[:, None],
-                                 position_ids=position.to(self.device))
+                                 position_ids=(position + len(prefix)).to(self.device), **extra)
         flat = self._gather(logits, targets, sizes)
         out, i = [], 0
         for _, conts in groups:
@@ -337,88 +386,20 @@ class HFBackend:
     # ------------------------------------------------------------------ generation
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """Greedy decoding, batched; each row stops at EOS or its first stop sequence."""
-        out: list[Optional[str]] = [None] * len(requests)
-        groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
-        for i, r in enumerate(requests):
-            groups.setdefault((tuple(r.until), r.max_new_tokens), []).append(i)
-        for (until, max_new), members in groups.items():
-            keep = max(1, self.max_length - max_new)
-            encoded = {i: self._encode(requests[i].context)[-keep:] for i in members}
-            lengths = {i: len(e) + max_new for i, e in encoded.items()}
-            order = sorted(members, key=lambda i: -lengths[i])
-            for batch in self._batches(lengths, order):
-                def step(b: list[int], encoded: dict = encoded, until: tuple = until, max_new: int = max_new) -> list[str]:
-                    return self._generate_batch([encoded[i] for i in b], until, max_new)
+        """Greedy decoding, batched; each row stops at EOS or its first stop sequence (see ``generation``)."""
+        from harness.models.generation import generate
 
-                texts = self._run(step, batch)
-                for i, text in zip(batch, texts):
-                    out[i] = text
-        return out  # type: ignore[return-value]
-
-    @torch.inference_mode()
-    def _generate_batch(self, prompts: list[list[int]], until: tuple[str, ...], max_new: int) -> list[str]:
-        """Greedy decoding with a KV cache. A row leaves the batch (and its cache) as soon as it emits EOS
-        or completes a stop sequence, so finished rows cost nothing; only rows whose new token could end
-        a stop sequence decode their last few tokens to check."""
-        from transformers import DynamicCache
-
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, p in enumerate(prompts):  # left padding: every row's next token lands in the same column
-            ids[r, width - len(p):] = torch.tensor(p)
-            mask[r, width - len(p):] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        position = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
-        stops = [u for u in until if u]
-        window = max((len(u) for u in stops), default=0) + 2  # tokens: each yields >= 1 char or is special
-        eos = self.tokenizer.eos_token_id
-        generated: list[list[int]] = [[] for _ in prompts]
-        active = list(range(len(prompts)))
-        last = (slice(None), slice(-1, None))  # the newest position of every row
-        logits = self._logits_at(last, input_ids=ids, attention_mask=mask, position_ids=position,
-                                 use_cache=True, **{self._cache_arg: cache})[:, 0]
-        for step in range(max_new):
-            next_ids = logits.float().argmax(-1)
-            keep = []
-            for j, (r, tok) in enumerate(zip(active, next_ids.tolist())):
-                if tok == eos:
-                    continue
-                generated[r].append(tok)
-                if stops and self._may_stop(tok, stops):
-                    tail = self.tokenizer.decode(generated[r][-window:], skip_special_tokens=True)
-                    if any(u in tail for u in stops):
-                        continue
-                keep.append(j)
-            if not keep or step == max_new - 1:
-                break
-            if len(keep) < len(active):  # drop finished rows from the batch and the cache
-                index = torch.tensor(keep, device=self.device)
-                cache.batch_select_indices(index)
-                mask, position, next_ids = mask[index], position[index], next_ids[index]
-                active = [active[j] for j in keep]
-            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-            position = position[:, -1:] + 1
-            logits = self._logits_at(last, input_ids=next_ids[:, None], attention_mask=mask,
-                                     position_ids=position, use_cache=True, **{self._cache_arg: cache})[:, 0]
-        texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
-        return [cut_at_stop(t, until) for t in texts]
-
-    def _may_stop(self, token: int, stops: list[str]) -> bool:
-        """Could this token end a stop sequence? Only if its text shares a character with one (or is not
-        a whole character by itself). Cached per token."""
-        key = (token, tuple(stops))
-        hit = self._stop_cache.get(key)
-        if hit is None:
-            text = self.tokenizer.decode([token])
-            hit = self._stop_cache[key] = "\ufffd" in text or any(ch in text for u in stops for ch in u)
-        return hit
+        return generate(self, requests)
 
 
-def cut_at_stop(text: str, until: Sequence[str]) -> str:
-    """Text before the earliest occurrence of any stop sequence."""
-    cut = min((i for s in until if s and (i := text.find(s)) >= 0), default=len(text))
-    return text[:cut]
-
+def shared_prefix(sequences: Sequence[Sequence[int]], minimum: int) -> int:
+    """Tokens every sequence starts with, leaving each at least one token of its own (its last position is where
+    scoring or decoding starts); 0 when that is fewer than ``minimum`` or there is only one sequence."""
+    if len(sequences) < 2:
+        return 0
+    first, n = sequences[0], min(len(x) for x in sequences) - 1
+    for x in sequences[1:]:
+        n = next((i for i in range(n) if x[i] != first[i]), n)
+        if n < minimum:
+            return 0
+    return n if n >= minimum else 0

@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.models.backend import GenerationRequest
-from harness.models.hf import HFBackend, cut_at_stop
+from harness.models.generation import cut_at_stop
+from harness.models.hf import HFBackend
 from harness.models.suite import ModelSpec, count_parameters
 
 REQUESTS = [
@@ -143,12 +144,12 @@ def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatc
     real = getattr(b, name)
     tried, ran = [], []
 
-    def flaky(items):
+    def flaky(items, *args):
         tried.append(len(items))
         if len(items) > 3:
             raise torch.OutOfMemoryError("CUDA out of memory (injected)")
         ran.append(len(items))
-        return real(items)
+        return real(items, *args)
 
     monkeypatch.setattr(b, name, flaky)
     got = b.loglikelihood(requests)
@@ -193,3 +194,57 @@ def test_missing_model_path_is_a_clear_error(tmp_path):
     (tmp_path / "broken" / "config.json").write_text("{not json")
     with pytest.raises(HarnessError, match="could not load model"):
         HFBackend(ModelSpec(model=str(tmp_path / "broken")), device="cpu")
+
+
+SHOTS = "".join(f"Question: What is {a} plus {b}?\nAnswer: the red cat sat on {a + b} mats\n\n"
+                for a, b in ((2, 3), (10, 7), (4, 4), (6, 1), (8, 9)))  # the same block before every question
+
+
+def shot_requests(n_docs: int = 7) -> list[tuple[str, str]]:
+    return [(SHOTS + f"Question: What is {i} plus {i + 2}?\nAnswer:", f" {choice}")
+            for i in range(n_docs) for choice in ("the dog sat", "blue green answer is", f"{2 * i + 2} mats", "a")]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_shared_prefix_reuse_scores_as_each_document_alone(backend, batch_size):
+    """Contexts sharing a few-shot block: the block's cache is computed once and reused, and every score equals
+    scoring without reuse and the naive reference (|Δ| ≤ 1e-4), with the same greedy flags, at any batch size."""
+    from harness.models.hf import MIN_SHARED_PREFIX, shared_prefix
+
+    reqs = shot_requests()
+    assert backend.prefix_reuse and "computed once" in backend.describe()
+    assert shared_prefix([backend.encode_pair(c, x)[0] for c, x in reqs], MIN_SHARED_PREFIX) >= MIN_SHARED_PREFIX
+    old = backend.max_rows
+    backend.max_rows = batch_size
+    try:
+        reused = backend.loglikelihood(reqs)
+        backend.prefix_reuse = False
+        plain = backend.loglikelihood(reqs)
+    finally:
+        backend.max_rows, backend.prefix_reuse = old, True
+    assert backend._prefix[0], "the prefix cache was built"
+    for (c, x), a, b in zip(reqs, reused, plain):
+        assert abs(a.logprob - b.logprob) <= 1e-4 and a.is_greedy == b.is_greedy and a.token_greedy == b.token_greedy
+    for (c, x), a in list(zip(reqs, reused))[::5]:
+        lp, greedy = naive(backend, c, x)
+        assert abs(a.logprob - lp) <= 1e-4 and a.is_greedy == greedy
+
+
+def test_shared_prefix_generation_equals_generation_without_reuse(backend):
+    reqs = [GenerationRequest(c, ("\n",), 6) for c, _ in shot_requests(5)[::4]]
+    with_reuse = backend.generate(reqs)
+    backend.prefix_reuse = False
+    try:
+        without = backend.generate(reqs)
+    finally:
+        backend.prefix_reuse = True
+    assert with_reuse == without
+
+
+def test_shared_prefix_needs_a_long_common_start_and_a_token_of_each_own():
+    from harness.models.hf import shared_prefix
+
+    assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5]], 2) == 3
+    assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]], 2) == 2  # the shorter keeps its last token
+    assert shared_prefix([[1, 2, 3], [1, 9, 3]], 2) == 0
+    assert shared_prefix([[1, 2, 3, 4]], 1) == 0

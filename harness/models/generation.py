@@ -1,0 +1,116 @@
+"""Greedy generation on the Hugging Face backend: batched, KV-cached, each row leaving the batch when it stops.
+
+Prompts of one batch that start with the same tokens (a shared few-shot block) have that prefix prefilled once:
+its key/value cache is computed on one row and repeated for every row, and only the rest of each prompt is run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+
+from harness.models.backend import GenerationRequest
+
+if TYPE_CHECKING:
+    from harness.models.hf import HFBackend
+
+
+def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[str]:
+    """Requests grouped by (stop sequences, token limit), batched longest first within the token budget."""
+    from harness.models.hf import MIN_SHARED_PREFIX, shared_prefix
+
+    out: list[Optional[str]] = [None] * len(requests)
+    groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
+    for i, r in enumerate(requests):
+        groups.setdefault((tuple(r.until), r.max_new_tokens), []).append(i)
+    for (until, max_new), members in groups.items():
+        keep = max(1, backend.max_length - max_new)
+        encoded = {i: backend._encode(requests[i].context)[-keep:] for i in members}
+        n_shared = shared_prefix(list(encoded.values()), MIN_SHARED_PREFIX) if backend.prefix_reuse else 0
+        prefix = encoded[members[0]][:n_shared]
+        lengths = {i: len(e) + max_new for i, e in encoded.items()}
+        order = sorted(members, key=lambda i: -lengths[i])
+        for batch in backend._batches(lengths, order):
+            def step(b: list[int], encoded: dict = encoded, until: tuple = until, max_new: int = max_new,
+                     n_shared: int = n_shared, prefix: list[int] = prefix) -> list[str]:
+                return generate_batch(backend, [encoded[i][n_shared:] for i in b], until, max_new, prefix)
+
+            for i, text in zip(batch, backend._run(step, batch)):
+                out[i] = text
+    return out  # type: ignore[return-value]
+
+
+@torch.inference_mode()
+def generate_batch(backend: HFBackend, prompts: list[list[int]], until: tuple[str, ...], max_new: int,
+                   prefix: Sequence[int] = ()) -> list[str]:
+    """Greedy decoding with a KV cache, the shared ``prefix`` (if any) prefilled once. A row leaves the batch
+    (and its cache) as soon as it emits EOS or completes a stop sequence; only rows whose new token could end a
+    stop sequence decode their last few tokens to check."""
+    from transformers import DynamicCache
+
+    device = backend.device
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), backend.pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, p in enumerate(prompts):  # left padding: every row's next token lands in the same column
+        ids[r, width - len(p):] = torch.tensor(p)
+        mask[r, width - len(p):] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    position = (mask.cumsum(-1) - 1).clamp(min=0) + len(prefix)
+    cache = DynamicCache(config=backend.model.config)
+    if prefix:  # [prefix][left padding][own prompt]: the padding is masked out, positions continue the prefix
+        layers = backend.prefix_cache(list(prefix))
+        cache = DynamicCache(ddp_cache_data=[(k.expand(len(prompts), -1, -1, -1), v.expand(len(prompts), -1, -1, -1))
+                                             for k, v in layers], config=backend.model.config)
+        mask = torch.cat([mask.new_ones((len(prompts), len(prefix))), mask], dim=1)
+    stops = [u for u in until if u]
+    window = max((len(u) for u in stops), default=0) + 2  # tokens: each yields >= 1 char or is special
+    eos = backend.tokenizer.eos_token_id
+    generated: list[list[int]] = [[] for _ in prompts]
+    active = list(range(len(prompts)))
+    last = (slice(None), slice(-1, None))  # the newest position of every row
+    cached: dict[str, Any] = {"use_cache": True, backend._cache_arg: cache}
+    logits = backend._logits_at(last, input_ids=ids, attention_mask=mask, position_ids=position, **cached)[:, 0]
+    for step in range(max_new):
+        next_ids = logits.float().argmax(-1)
+        keep = []
+        for j, (r, tok) in enumerate(zip(active, next_ids.tolist())):
+            if tok == eos:
+                continue
+            generated[r].append(tok)
+            if stops and may_stop(backend, tok, stops):
+                tail = backend.tokenizer.decode(generated[r][-window:], skip_special_tokens=True)
+                if any(u in tail for u in stops):
+                    continue
+            keep.append(j)
+        if not keep or step == max_new - 1:
+            break
+        if len(keep) < len(active):  # drop finished rows from the batch and the cache
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            mask, position, next_ids = mask[index], position[index], next_ids[index]
+            active = [active[j] for j in keep]
+        mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
+        position = position[:, -1:] + 1
+        logits = backend._logits_at(last, input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
+                                    **cached)[:, 0]
+    texts = backend.tokenizer.batch_decode(generated, skip_special_tokens=True)
+    return [cut_at_stop(t, until) for t in texts]
+
+
+def may_stop(backend: HFBackend, token: int, stops: list[str]) -> bool:
+    """Could this token end a stop sequence? Only if its text shares a character with one (or is not a whole
+    character by itself). Cached per token."""
+    key = (token, tuple(stops))
+    hit = backend._stop_cache.get(key)
+    if hit is None:
+        text = backend.tokenizer.decode([token])
+        hit = backend._stop_cache[key] = "\ufffd" in text or any(ch in text for u in stops for ch in u)
+    return hit
+
+
+def cut_at_stop(text: str, until: Sequence[str]) -> str:
+    """Text before the earliest occurrence of any stop sequence."""
+    cut = min((i for s in until if s and (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
