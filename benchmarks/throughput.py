@@ -26,15 +26,17 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 MODELS = {"small": dict(hidden=256, layers=4, heads=4, inter=688, vocab=8192, steps=150),
-          "base": dict(hidden=768, layers=12, heads=12, inter=2048, vocab=16384, steps=0)}
+          "base": dict(hidden=768, layers=12, heads=12, inter=2048, vocab=16384, steps=0),
+          "1b": dict(hidden=2048, layers=22, heads=32, inter=5632, vocab=16384, steps=0)}  # TinyLlama-1.1B's shape
 
 
 def words(rng: random.Random, n: int = 6000) -> list[str]:
@@ -96,10 +98,14 @@ def build_model(folder: Path, corpus: Path, spec: dict, seed: int = 0) -> Path:
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
                                         unk_token="<unk>")
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=spec["hidden"], intermediate_size=spec["inter"],
-        num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"], max_position_embeddings=1024,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    on_gpu = not spec["steps"] and torch.cuda.is_available()  # an untrained big model: built on the GPU, saved bf16
+    with torch.device("cuda" if on_gpu else "cpu"):
+        model = LlamaForCausalLM(LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=spec["hidden"], intermediate_size=spec["inter"],
+            num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"], max_position_embeddings=1024,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    if on_gpu:
+        model = model.to(torch.bfloat16)
     if spec["steps"]:
         ids = [t for line in lines for t in [tokenizer.bos_token_id] + tokenizer(line)["input_ids"]]
         data = torch.tensor(ids[: len(ids) // 64 * 64]).view(-1, 64)
@@ -174,6 +180,7 @@ def run_ours(work: Path, model: Path, case: str, data: Path, args: argparse.Name
     task.write_text(OURS[case].format(data=data))
     kind = "lm-eval-yaml" if from_lm_eval else "native"
     out = work / "results" / f"ours-{kind}-{model.name}-{case}"
+    shutil.rmtree(out, ignore_errors=True)
     cfg = work / f"ours-{kind}-{model.name}-{case}.yaml"
     entry = f"lm_eval:lme_{case}" if from_lm_eval else str(task)
     cfg.write_text(yaml.safe_dump({"name": case, "suite": [{"model": str(model), "label": "m"}], "tasks": [entry],
@@ -216,6 +223,7 @@ def native_vs_lm_eval_yaml(model: Path, case: str, work: Path, data: Path, args:
 def run_lm_eval(work: Path, model: Path, case: str, data: Path, args: argparse.Namespace, env: dict) -> tuple[float, list]:
     inc = lm_eval_yaml(work, case, data)
     out = work / "results" / f"lm-eval-{model.name}-{case}"
+    shutil.rmtree(out, ignore_errors=True)  # a kept --work folder: never time a resumed run
     dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}[args.dtype]
     wall = timed([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={model},dtype={dtype}",
                   "--tasks", f"lme_{case}", "--include_path", str(inc), "--device", args.device,
@@ -236,7 +244,7 @@ def agreement(case: str, ours: list, theirs: list) -> str:
     return f"max |Δ loglik| {delta:.1e}; acc identical: {acc}; acc_norm identical: {norm}"
 
 
-def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple[float, float, int, Optional[float]]:
+def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> dict[str, Any]:
     """In-process: our evaluation (model loaded) vs a plain forward pass over the same unique tokens,
     in length-sorted batches of the same token budget (base model + output layer at the scored positions).
     Tokens every context shares (a few-shot block) count once, and the floor's rows do not attend to them (a
@@ -253,12 +261,26 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple
     prepared = prepare(task)
     backend = HFBackend(ModelSpec(model=str(model)), device=args.device, dtype=args.dtype)
     evaluate(backend, prepared)  # warm-up
-    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    cuda = args.device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    rows_per_batch: list[int] = []
+    batches = backend._batches
+
+    def counted(lengths: Any, order: Any) -> Any:  # the batch sizes the token budget chose
+        for b in batches(lengths, order):
+            rows_per_batch.append(len(b))
+            yield b
+
+    backend._batches = counted  # type: ignore[method-assign]
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     sync()
     t0 = time.perf_counter()
     evaluate(backend, prepared)
     sync()
     ours = time.perf_counter() - t0
+    backend._batches = batches  # type: ignore[method-assign]
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     without = None
     contexts = [backend.encode_pair(i.context, i.continuations[0])[0] for i in prepared.instances]
     n_shared = shared_prefix(contexts, MIN_SHARED_PREFIX)
@@ -270,7 +292,8 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple
         sync()
         without = time.perf_counter() - t0
         backend.prefix_reuse = True
-    rows, scored = ([contexts[0][:n_shared]], [1]) if n_shared else ([], [])
+    rows: list[list[int]] = []
+    scored: list[int] = []
     for inst, ctx in zip(prepared.instances, contexts):  # the context once, then every choice but its last token
         conts = [backend.encode_pair(inst.context, c)[1] for c in inst.continuations]
         rows.append(ctx[n_shared:] + [t for c in conts for t in c[:-1]])
@@ -279,6 +302,8 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple
     base, head = backend.model.base_model, backend.model.get_output_embeddings()
     t0 = time.perf_counter()
     with torch.inference_mode():
+        if n_shared:  # the shared block once, in a batch of its own
+            head(base(input_ids=torch.tensor([contexts[0][:n_shared]], device=backend.device)).last_hidden_state[:, -1])
         i = 0
         while i < len(order):
             n = max(1, backend.token_budget // len(rows[order[i]]))
@@ -292,9 +317,15 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> tuple
             i += n
     sync()
     plain = time.perf_counter() - t0
-    tokens = sum(map(len, rows))
+    tokens = sum(map(len, rows)) + n_shared
+    _, non_embedding = backend.parameter_counts()
+    cfg = backend.model.config
+    flops = 2 * non_embedding * tokens + 2 * cfg.hidden_size * cfg.vocab_size * sum(scored)  # weight matmuls only
+    info = {"ours": ours, "plain": plain, "tokens": tokens, "without": without, "peak_gib": peak,
+            "tflops": flops / ours / 1e12, "rows_per_batch": max(rows_per_batch, default=0),
+            "budget": backend.token_budget, "how": backend.describe()}
     backend.close()
-    return ours, plain, tokens, without
+    return info
 
 
 def main() -> None:
@@ -305,6 +336,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--lm-eval-batch-size", type=int, default=32)
+    ap.add_argument("--peak-tflops", type=float, default=0.0,
+                    help="the device's dense peak for --dtype (H100/H200 bf16: 989), to print the share reached")
     ap.add_argument("--work", type=Path, default=None, help="keep models and results here (default: a temp dir)")
     ap.add_argument("--lm-eval-yaml", action="store_true",
                     help="also run each case from its lm-eval YAML (lm_eval:lme_CASE) and compare with the native task")
@@ -336,11 +369,16 @@ def main() -> None:
                          f"records {'identical' if same else 'DIFFERENT'}, in-process median {t_yaml:.3f}s vs "
                          f"native {t_native:.3f}s ({t_yaml / t_native:.3f}x)")
             if not case.startswith("gen"):
-                t_ours, t_plain, tokens, t_without = floor(model, case, work, args)
-                line += (f"; in-process {t_ours:.2f}s vs plain forward {t_plain:.2f}s over {tokens:,} unique tokens "
-                         f"= {t_ours / t_plain:.2f}x the floor ({tokens / t_ours:,.0f} tokens/s)")
-                if t_without is not None:
-                    line += f"; without shared-prefix reuse {t_without:.2f}s ({t_without / t_ours:.2f}x slower)"
+                f = floor(model, case, work, args)
+                line += (f"; in-process {f['ours']:.2f}s vs plain forward {f['plain']:.2f}s over {f['tokens']:,} unique "
+                         f"tokens = {f['ours'] / f['plain']:.2f}x the floor ({f['tokens'] / f['ours']:,.0f} tokens/s, "
+                         f"{f['tflops']:.1f} TFLOP/s in weight matmuls")
+                line += f" = {f['tflops'] / args.peak_tflops:.0%} of {args.peak_tflops:g} peak)" if args.peak_tflops else ")"
+                if f["without"] is not None:
+                    line += f"; without shared-prefix reuse {f['without']:.2f}s ({f['without'] / f['ours']:.2f}x slower)"
+                if f["peak_gib"] is not None:
+                    line += (f"; peak GPU memory {f['peak_gib']:.1f} GiB, token budget {f['budget']:,} → up to "
+                             f"{f['rows_per_batch']} rows per batch; {f['how']}")
             print(line, flush=True)
             table.append(line)
     print("\n".join(["", f"device {args.device}, dtype {args.dtype}, {args.docs} documents per case:"] + table))
