@@ -345,7 +345,8 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="harness-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ["HARNESS_DATA_PATH"] = str(work)  # the native task files read the data written under work/
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+    # tokenizers' own threads stay on (the default): batched tokenization is part of the harness's work
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
            "HF_DATASETS_CACHE": str(work / "hf-datasets"), "HARNESS_CACHE": str(work / "cache")}
     data = make_data(work, args.docs)
     table = []
