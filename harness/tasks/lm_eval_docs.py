@@ -52,8 +52,9 @@ class _Renderer:
         except Exception as exc:
             raise HarnessError(f"cannot render: {_reason(exc)}", source=self.path, where=f"{key}: row {row}") from None
 
-    def field(self, doc: Document, key: str, row: int, value: Any = None) -> Any:
-        value = self.cfg.get(key) if value is None else value
+    def field(self, doc: Document, key: str, row: int) -> Any:
+        """The value of ``key`` (``doc_to_text``, ``doc_to_target``, ``doc_to_choice``) for one document."""
+        value = self.cfg.get(key)
         if isinstance(value, (int, list)) and not isinstance(value, bool):
             return value
         if isinstance(value, dict):

@@ -223,7 +223,7 @@ def test_shared_prefix_reuse_scores_as_each_document_alone(backend, batch_size):
     finally:
         backend.max_rows, backend.prefix_reuse = old, True
     assert backend._prefix[0], "the prefix cache was built"
-    for (c, x), a, b in zip(reqs, reused, plain):
+    for a, b in zip(reused, plain):
         assert abs(a.logprob - b.logprob) <= 1e-4 and a.is_greedy == b.is_greedy and a.token_greedy == b.token_greedy
     for (c, x), a in list(zip(reqs, reused))[::5]:
         lp, greedy = naive(backend, c, x)

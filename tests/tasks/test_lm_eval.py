@@ -321,3 +321,48 @@ def test_pythia_standard_config_resolves(lm_env):
     assert len(config.suite) == 8 and len(tasks) == 7 + 57
     assert {t.name for t in tasks if t.group is None} == {"lambada_openai", "piqa", "winogrande", "arc_easy",
                                                           "arc_challenge", "sciq", "hellaswag"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["generate", "rolling"])
+def test_generation_and_perplexity_equal_lm_eval(name, lm_env, tmp_path, monkeypatch, tiny_llama):
+    """Generation through the regex filter: every filtered answer and ``exact_match`` equal lm-eval's; rolling
+    log-likelihood: ``word_perplexity``, ``byte_perplexity`` and ``bits_per_byte`` equal lm-eval's."""
+    import lm_eval
+    import yaml
+    from lm_eval.api.task import ConfigurableTask
+    from lm_eval.models.huggingface import HFLM
+
+    from harness.metrics import aggregate
+    from harness.models.hf import HFBackend
+    from harness.models.suite import ModelSpec
+    from harness.scoring import evaluate
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rows = [{"q": f"the cat sat on {i} red mats and {3 * i} blue ones", "answer": str(7 * i), "label": "a",
+             "topic": "t"} for i in range(6)]
+    data = tmp_path / "test.jsonl"
+    data.write_text("".join(json.dumps(x) + "\n" for x in rows))
+    text = f"task: {name}\ndataset_path: json\ntest_split: test\n" + CUSTOM[name]
+    if name == "generate":
+        text = text.replace("max_gen_toks: 8", "max_gen_toks: 12").replace("until: ['\\n']", "until: ['mats']")
+    (folder / f"{name}.yaml").write_text(text)
+    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
+    (t,) = resolve_tasks([f"lm_eval:{name}"], Path.cwd(), {"*": {"test": str(data)}})
+    backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=4)
+    records = evaluate(backend, prepare(t))
+    backend.close()
+
+    cfg = yaml.safe_load(text)
+    cfg.update(dataset_kwargs={"data_files": {"test": str(data)}})
+    lm = HFLM(pretrained=str(tiny_llama), device="cpu", batch_size=4, dtype="float32")
+    out = lm_eval.simple_evaluate(model=lm, tasks=[ConfigurableTask(config=cfg)], log_samples=True, num_fewshot=0)
+    res = out["results"][name]
+    samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
+    if name == "generate":
+        assert [r["answer"] for r in records] == [s["filtered_resps"][0] for s in samples]
+        assert np.mean([r["metrics"]["exact_match"] for r in records]) == res["exact_match,strict"]
+    else:
+        for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
+            assert aggregate(metric, records).value == pytest.approx(res[f"{metric},none"], rel=1e-5)
