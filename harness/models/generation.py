@@ -6,20 +6,18 @@ its key/value cache is computed on one row and repeated for every row, and only 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import torch
 
 from harness.models.backend import GenerationRequest
 
-if TYPE_CHECKING:
-    from harness.models.hf import HFBackend
+HFBackend = Any  # the loaded harness.models.hf.HFBackend (not imported: it imports this module)
+MIN_SHARED_PREFIX = 32  # tokens every context of a task must share before its cache is computed once and reused
 
 
 def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[str]:
     """Requests grouped by (stop sequences, token limit), batched longest first within the token budget."""
-    from harness.models.hf import MIN_SHARED_PREFIX, shared_prefix
-
     out: list[Optional[str]] = [None] * len(requests)
     groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
     for i, r in enumerate(requests):
@@ -114,3 +112,16 @@ def cut_at_stop(text: str, until: Sequence[str]) -> str:
     """Text before the earliest occurrence of any stop sequence."""
     cut = min((i for s in until if s and (i := text.find(s)) >= 0), default=len(text))
     return text[:cut]
+
+
+def shared_prefix(sequences: Sequence[Sequence[int]], minimum: int) -> int:
+    """Tokens every sequence starts with, leaving each at least one token of its own (its last position is where
+    scoring or decoding starts); 0 when that is fewer than ``minimum`` or there is only one sequence."""
+    if len(sequences) < 2:
+        return 0
+    first, n = sequences[0], min(len(x) for x in sequences) - 1
+    for x in sequences[1:]:
+        n = next((i for i in range(n) if x[i] != first[i]), n)
+        if n < minimum:
+            return 0
+    return n if n >= minimum else 0

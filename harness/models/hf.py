@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.models.backend import GenerationRequest, LogLikelihood
+from harness.models.generation import MIN_SHARED_PREFIX, generate, shared_prefix
 from harness.models.hub import load_pretrained, max_length
 from harness.models.suite import ModelSpec, count_parameters
 
@@ -23,7 +24,6 @@ T = TypeVar("T")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 CPU_TOKEN_BUDGET = 16_384
 GPU_TOKEN_BUDGET = 262_144
-MIN_SHARED_PREFIX = 32  # tokens every context of a task must share before its cache is computed once and reused
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -392,19 +392,5 @@ class HFBackend:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         """Greedy decoding, batched; each row stops at EOS or its first stop sequence (see ``generation``)."""
-        from harness.models.generation import generate
-
         return generate(self, requests)
 
-
-def shared_prefix(sequences: Sequence[Sequence[int]], minimum: int) -> int:
-    """Tokens every sequence starts with, leaving each at least one token of its own (its last position is where
-    scoring or decoding starts); 0 when that is fewer than ``minimum`` or there is only one sequence."""
-    if len(sequences) < 2:
-        return 0
-    first, n = sequences[0], min(len(x) for x in sequences) - 1
-    for x in sequences[1:]:
-        n = next((i for i in range(n) if x[i] != first[i]), n)
-        if n < minimum:
-            return 0
-    return n if n >= minimum else 0
