@@ -323,13 +323,19 @@ def _metrics(cfg: dict[str, Any], output: str, path: Path) -> list[Any]:
 
 
 def _generation(cfg: dict[str, Any], path: Path) -> dict[str, Any]:
-    kwargs = dict(cfg.get("generation_kwargs") or {})
-    if kwargs.get("do_sample") or float(kwargs.get("temperature") or 0) > 0:
+    kwargs = cfg.get("generation_kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise HarnessError("must be a mapping", source=path, where="generation_kwargs")
+    try:
+        temperature, max_new = float(kwargs.get("temperature") or 0), int(kwargs.get("max_gen_toks", 256))
+    except (TypeError, ValueError):
+        raise HarnessError("temperature and max_gen_toks must be numbers", source=path,
+                           where="generation_kwargs") from None
+    if kwargs.get("do_sample") or temperature > 0:
         raise HarnessError("sampled generation is not supported (this harness decodes greedily)", source=path,
                            where="generation_kwargs")
     until = kwargs.get("until", [cfg.get("fewshot_delimiter", "\n\n")])
-    gen: dict[str, Any] = {"until": [until] if isinstance(until, str) else list(until),
-                           "max_new_tokens": int(kwargs.get("max_gen_toks", 256))}
+    gen: dict[str, Any] = {"until": [until] if isinstance(until, str) else until, "max_new_tokens": max_new}
     filters = cfg.get("filter_list")
     if filters:
         if not isinstance(filters, list) or not isinstance(filters[0], dict):

@@ -168,6 +168,12 @@ def test_function_module_is_never_imported(lm_env, tmp_path, monkeypatch):
     ("task: t1\ndataset_path: x\ntest_split: test\nclass: !function task.MyTask\n", "Python-defined task"),
     ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: generate_until\ndoc_to_text: q\ndoc_to_target: a\n"
      "generation_kwargs: {do_sample: true}\n", "sampled generation"),
+    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: generate_until\ndoc_to_text: q\ndoc_to_target: a\n"
+     "generation_kwargs: {temperature: hot}\n", "must be numbers"),
+    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: generate_until\ndoc_to_text: q\ndoc_to_target: a\n"
+     "filter_list: [{name: f, filter: [{function: majority_vote}]}]\n", "filter 'majority_vote' is not supported"),
+    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: multiple_choice\ndoc_to_text: q\n"
+     "doc_to_choice: [a, b]\ndoc_to_target: 0\nfewshot_config: {sampler: balanced}\n", "sampler 'balanced'"),
 ])
 def test_bad_task_files_are_one_clear_line(yaml_text, expected, lm_env, tmp_path, monkeypatch):
     folder = tmp_path / "mine"
@@ -185,6 +191,24 @@ def test_bad_task_files_are_one_clear_line(yaml_text, expected, lm_env, tmp_path
     with pytest.raises(HarnessError, match=expected) as err:
         resolve_tasks(["lm_eval:t1"], Path.cwd())
     assert "t1.yaml" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_missing_include_and_a_template_that_is_not_a_list_are_one_line(lm_env, tmp_path, monkeypatch):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "t2.yaml").write_text("task: t2\ninclude: _nowhere_yaml\n")
+    with pytest.raises(HarnessError, match="includes '_nowhere_yaml', which does not exist"):
+        from harness.tasks import lm_eval
+
+        lm_eval.read_config(folder / "t2.yaml")
+    (folder / "t3.yaml").write_text("task: t3\ndataset_path: json\ntest_split: test\noutput_type: multiple_choice\n"
+                                    "doc_to_text: '{{q}}'\ndoc_to_choice: '{{q}}'\ndoc_to_target: 0\n")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"q": "plain words"}) + "\n")
+    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
+    (t,) = resolve_tasks(["lm_eval:t3"], Path.cwd(), {"*": {"test": str(rows)}})
+    with pytest.raises(HarnessError, match="t3.yaml: doc_to_choice: row 0: cannot render"):
+        prepare(t)
 
 
 def test_missing_split_says_how_to_give_it(lm_env):
