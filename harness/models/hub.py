@@ -46,13 +46,30 @@ def load_pretrained(spec: ModelSpec, auto_class: Any, dtype: Any) -> tuple[Any, 
                                source=spec.model)
         kwargs["local_files_only"] = True  # cached: load it without trying the network
     try:
+        _check_architecture(spec, auto_class, kwargs)
         tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer or spec.model, **kwargs)
         model = auto_class.from_pretrained(spec.model, dtype=dtype, **kwargs)
+    except HarnessError:
+        raise
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ... ; all mean "cannot load"
         reason = " ".join(str(exc).split())  # the whole message on one line: some end their first line with ':'
         reason = reason if len(reason) <= 400 else reason[:400] + " ..."
         raise HarnessError(f"could not load model: {type(exc).__name__}: {reason}", source=spec.model) from None
     return tokenizer, model
+
+
+def _check_architecture(spec: ModelSpec, auto_class: Any, kwargs: dict[str, Any]) -> None:
+    """Refuse an encoder-decoder model (T5, BART) for a decoder-only class: ``AutoModelForCausalLM`` would load a
+    BART folder as its decoder alone and score it without the encoder, silently."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if auto_class is not AutoModelForCausalLM:
+        return
+    config = AutoConfig.from_pretrained(spec.model, **kwargs)
+    if getattr(config, "is_encoder_decoder", False):
+        raise HarnessError(f"an encoder-decoder model ({config.model_type}): the causal backend would score its "
+                           "decoder without the encoder; encoder-decoder models are not supported yet",
+                           source=spec.model)
 
 
 def max_length(config: Any, tokenizer: Any) -> int:

@@ -248,3 +248,30 @@ def test_shared_prefix_needs_a_long_common_start_and_a_token_of_each_own():
     assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]], 2) == 2  # the shorter keeps its last token
     assert shared_prefix([[1, 2, 3], [1, 9, 3]], 2) == 0
     assert shared_prefix([[1, 2, 3, 4]], 1) == 0
+
+
+@pytest.mark.parametrize("arch", ["bart", "t5"])
+def test_encoder_decoder_models_are_refused_not_scored_as_a_decoder(arch, tmp_path, tiny_llama):
+    """A BART folder would load through AutoModelForCausalLM as its decoder alone (and a T5 one fail obscurely):
+    both are one line naming the model and why, before any weights load."""
+    import shutil
+
+    from transformers import BartConfig, BartForConditionalGeneration, T5Config, T5ForConditionalGeneration
+
+    from harness.errors import HarnessError
+
+    folder = tmp_path / arch
+    if arch == "bart":
+        model = BartForConditionalGeneration(BartConfig(vocab_size=512, d_model=16, encoder_layers=1, decoder_layers=1,
+                                                        encoder_attention_heads=2, decoder_attention_heads=2,
+                                                        encoder_ffn_dim=32, decoder_ffn_dim=32))
+    else:
+        model = T5ForConditionalGeneration(T5Config(vocab_size=512, d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                                    num_heads=2, decoder_start_token_id=0))
+    model.save_pretrained(folder)
+    for f in tiny_llama.iterdir():  # a tokenizer to go with it
+        if "token" in f.name:
+            shutil.copy(f, folder / f.name)
+    with pytest.raises(HarnessError, match=f"encoder-decoder model \\({arch}\\).*not supported yet") as err:
+        HFBackend(ModelSpec(model=str(folder)), device="cpu")
+    assert str(folder) in str(err.value) and "\n" not in str(err.value)
