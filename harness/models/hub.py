@@ -68,8 +68,8 @@ def _check_architecture(spec: ModelSpec, auto_class: Any, kwargs: dict[str, Any]
     config = AutoConfig.from_pretrained(spec.model, **kwargs)
     if getattr(config, "is_encoder_decoder", False):
         raise HarnessError(f"an encoder-decoder model ({config.model_type}): the causal backend would score its "
-                           "decoder without the encoder; encoder-decoder models are not supported yet",
-                           source=spec.model)
+                           "decoder without the encoder; load it with Seq2SeqBackend (runs choose it by themselves, "
+                           "or set arch: seq2seq)", source=spec.model)
 
 
 def max_length(config: Any, tokenizer: Any) -> int:

@@ -28,6 +28,7 @@ class ModelSpec(BaseModel):
     flops: Optional[float] = Field(default=None, ge=0)  # training FLOPs; default 6*N*D when tokens known
     max_length: Optional[int] = Field(default=None, ge=8)
     trust_remote_code: bool = False
+    arch: Optional[Literal["causal", "seq2seq"]] = None  # None: from the model's config (encoder-decoder or not)
 
     @property
     def is_local(self) -> bool:

@@ -41,9 +41,9 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     suite = resolve_suite(config, rep)
     store.clean_tmp()
     if backend_factory is None:
-        from harness.models.hf import HFBackend
+        from harness.models.seq2seq import load_backend
 
-        backend_factory = HFBackend
+        backend_factory = load_backend  # decoder-only or encoder-decoder, from each model's config
     plans = plan(store, suite, prepared, config.run)
     result = RunResult(config.output_dir, [])
     summaries: dict[tuple[str, str], PairSummary] = {}

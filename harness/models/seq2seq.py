@@ -1,0 +1,158 @@
+"""Encoder-decoder models (T5, Flan-T5, BART): log-likelihoods and greedy generation with the request types of
+the causal backend, following lm-eval's seq2seq conventions: the context goes to the encoder with the
+tokenizer's special tokens, the continuation (trailing context whitespace moved into it, no special tokens, so
+EOS is not scored) is the decoder's labels, shifted by the model with its decoder start token; padded encoder
+positions are masked. Whole-text perplexity is refused: it is not comparable with a decoder-only model's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+import torch
+
+from harness.errors import HarnessError
+from harness.models.backend import GenerationRequest, LogLikelihood
+from harness.models.generation import cut_at_stop
+from harness.models.hf import CPU_TOKEN_BUDGET, DTYPES, GPU_TOKEN_BUDGET, HFBackend
+from harness.models.hub import load_pretrained, max_length
+from harness.models.suite import ModelSpec
+
+
+class Seq2SeqBackend(HFBackend):
+    """An encoder-decoder model loaded once. Shares the causal backend's batching, out-of-memory halving,
+    tokenization helpers and parameter counts; scoring and generation are its own."""
+
+    def __init__(self, spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32",
+                 batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None):
+        from transformers import AutoModelForSeq2SeqLM
+
+        self.spec, self.device, self.dtype = spec, device, dtype
+        self.tokenizer, model = load_pretrained(spec, AutoModelForSeq2SeqLM, DTYPES[dtype])
+        self.model: Any = model.to(self.device).eval()
+        tok = self.tokenizer
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.max_length = spec.max_length or max_length(self.model.config, tok)
+        self.max_rows = batch_size if isinstance(batch_size, int) else 1 << 30
+        self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
+        self.packing = self.prefix_reuse = False
+
+    def describe(self) -> str:
+        return "encoder-decoder: context to the encoder, continuation as decoder labels"
+
+    def encode_pairs(self, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
+        """lm-eval's seq2seq encoding: context and continuation encoded apart; an empty context is the prefix token
+        (unless the continuation starts with it)."""
+        out = []
+        for context, continuation in requests:
+            if not context:
+                cont = self.tokenize(continuation)
+                out.append(([self.prefix_id], cont) if not cont or cont[0] != self.prefix_id else (cont[:1], cont[1:]))
+                continue
+            n_spaces = len(context) - len(context.rstrip())
+            if n_spaces:
+                context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+            out.append((self._encode(context), self.tokenize(continuation)))
+        return out
+
+    def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
+        return self.score_tokens(self.encode_pairs(requests))
+
+    def score_tokens(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[LogLikelihood]:
+        """Each (encoder input, labels) pair once, batched longest first within the token budget."""
+        unique: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        index = [unique.setdefault((tuple(c[-self.max_length:]), tuple(x[-self.max_length:])), len(unique))
+                 for c, x in pairs]
+        items = list(unique)
+        lengths = [len(c) + len(x) for c, x in items]
+        order = sorted(range(len(items)), key=lambda i: -lengths[i])
+        out: list[Optional[LogLikelihood]] = [None] * len(items)
+        for batch in self._batches(lengths, order):
+            for i, res in zip(batch, self._run(lambda b: self._score_batch([items[i] for i in b]), batch)):
+                out[i] = res
+        return [out[i] for i in index]  # type: ignore[misc]
+
+    @torch.inference_mode()
+    def _score_batch(self, items: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[LogLikelihood]:
+        width = max(len(c) for c, _ in items)
+        n_labels = max(max(len(x) for _, x in items), 1)
+        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        labels = torch.full((len(items), n_labels), self.pad_id, dtype=torch.long)
+        rows: list[int] = []
+        pos: list[int] = []
+        targets: list[int] = []
+        sizes: list[int] = []
+        for r, (ctx, cont) in enumerate(items):
+            ids[r, : len(ctx)] = torch.tensor(ctx)
+            mask[r, : len(ctx)] = 1
+            labels[r, : len(cont)] = torch.tensor(cont, dtype=torch.long)
+            rows += [r] * len(cont)
+            pos += range(len(cont))
+            targets += cont
+            sizes.append(len(cont))
+        logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                            labels=labels.to(self.device)).logits
+        at = (torch.tensor(rows, dtype=torch.long, device=self.device), torch.tensor(pos, dtype=torch.long,
+                                                                                    device=self.device))
+        return self._gather(logits[at], targets, sizes)
+
+    def loglikelihood_rolling(self, texts: Sequence[str], window: Optional[int] = None,
+                              stride: Optional[int] = None) -> list[LogLikelihood]:
+        raise HarnessError("whole-text perplexity is not comparable on an encoder-decoder model (what would the "
+                           "encoder see?); score perplexity tasks on decoder-only models")
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """Greedy ``model.generate`` (one beam, no sampling), batched; each text cut at its first stop sequence."""
+        out: list[Optional[str]] = [None] * len(requests)
+        encoded = [self._encode(r.context)[-self.max_length:] for r in requests]
+        lengths = [len(e) + r.max_new_tokens for e, r in zip(encoded, requests)]
+        groups: dict[int, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(r.max_new_tokens, []).append(i)
+        for max_new, members in groups.items():
+            def step(b: list[int], n: int = max_new) -> list[str]:
+                return self._generate_batch([encoded[i] for i in b], n)
+
+            for batch in self._batches(lengths, sorted(members, key=lambda i: -lengths[i])):
+                texts = self._run(step, batch)
+                for i, text in zip(batch, texts):
+                    out[i] = cut_at_stop(text, requests[i].until)
+        return out  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _generate_batch(self, prompts: list[list[int]], max_new: int) -> list[str]:
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for r, p in enumerate(prompts):
+            ids[r, : len(p)] = torch.tensor(p)
+            mask[r, : len(p)] = 1
+        gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                  max_new_tokens=max_new, do_sample=False, num_beams=1)
+        return list(self.tokenizer.batch_decode(gen[:, 1:], skip_special_tokens=True))  # after the start token
+
+
+def is_encoder_decoder(spec: ModelSpec) -> bool:
+    """From ``arch`` in the suite entry, else the model's config."""
+    if spec.arch is not None:
+        return spec.arch == "seq2seq"
+    from transformers import AutoConfig
+
+    from harness.models.hub import hub_reachable
+
+    offline = not spec.is_local and not hub_reachable()
+    try:
+        config = AutoConfig.from_pretrained(spec.model, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                                            local_files_only=offline)
+    except Exception:  # the loader reports why the model cannot be loaded
+        return False
+    return bool(getattr(config, "is_encoder_decoder", False))
+
+
+def load_backend(spec: ModelSpec, *, device: str, dtype: str, batch_size: Union[int, str],
+                 token_budget: Optional[int]) -> HFBackend:
+    """The default backend factory: encoder-decoder models get ``Seq2SeqBackend``, the rest ``HFBackend``."""
+    cls = Seq2SeqBackend if is_encoder_decoder(spec) else HFBackend
+    return cls(spec, device=device, dtype=dtype, batch_size=batch_size, token_budget=token_budget)
