@@ -55,6 +55,7 @@ class ScoreRow(TypedDict):
     """One row of ``scores.csv``: a model × task (or group aggregate) × metric."""
 
     model: str
+    arch: str  # causal | seq2seq
     params: int
     nonembedding_params: int
     tokens: Optional[float]

@@ -274,15 +274,19 @@ def _fill_sizes(res: Results, sizes: dict[str, float], x: str) -> Results:
 
 def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = None,
            tasks: Optional[Sequence[str]] = None, chance: Optional[dict[str, float]] = None) -> list[Curve]:
-    """One Curve per (task, aggregate) and metric, with per-example values where kept."""
+    """One Curve per (task, aggregate) and metric, with per-example values where kept. A run whose suite mixes
+    decoder-only and encoder-decoder models gets a curve per architecture (task named ``TASK@causal``,
+    ``TASK@seq2seq``): one family's scaling is not the other's."""
     df = res.scores
     if metrics:
         df = df[df["metric"].isin(metrics)]
     if tasks:
         df = df[df["task"].isin(tasks)]
+    split = "arch" in df.columns and df["arch"].nunique() > 1
     out = []
-    for keys, g in df.groupby(["task", "aggregate", "metric"], sort=True):
-        task, aggregate, metric = (str(k) for k in keys)
+    for keys, g in df.groupby(["task", "aggregate", "metric"] + (["arch"] if split else []), sort=True):
+        task, aggregate, metric = (str(k) for k in keys[:3])
+        label = f"{task}@{keys[3]}" if split else task
         info = metric_info(metric)
         hib = g["higher_is_better"].dropna()
         higher = bool(str(hib.iloc[0]).lower() == "true") if len(hib) else info.higher_is_better
@@ -295,7 +299,7 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
         elif c is None:
             c = known_chance(task, metric)  # the shipped table of common lm-eval tasks
         out.append(Curve(
-            task=task, aggregate=aggregate, metric=metric, models=g["model"].tolist(), x=g[x].tolist(), values=g["value"].tolist(),
+            task=label, aggregate=aggregate, metric=metric, models=g["model"].tolist(), x=g[x].tolist(), values=g["value"].tolist(),
             stderr=[None if v is None or math.isnan(v) else v for v in g["stderr"].astype(float)],
             n=[None if v is None or math.isnan(v) else int(v) for v in g["n"].astype(float)],
             chance=c, ceiling=info.ceiling, floor=info.lower if higher else info.upper, higher_is_better=higher,

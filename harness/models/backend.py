@@ -29,6 +29,7 @@ class Backend(Protocol):
     """A loaded model. Results must not depend on request order, nor on batch size beyond float rounding."""
 
     max_length: int  # the longest sequence, in tokens, the model takes
+    arch: str  # "causal" (decoder-only) or "seq2seq" (encoder-decoder): recorded with every result
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
         """Log-prob of each ``continuation`` given its ``context``."""

@@ -33,6 +33,8 @@ def is_oom(exc: BaseException) -> bool:
 class HFBackend:
     """A causal LM loaded once; call :meth:`close` to release it before the next model."""
 
+    arch = "causal"
+
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None, prefix_reuse: bool = True):
         """Load ``spec`` on ``device`` in ``dtype`` (both resolved: see ``models.backend.resolve_*``).

@@ -23,6 +23,8 @@ class Seq2SeqBackend(HFBackend):
     """An encoder-decoder model loaded once. Shares the causal backend's batching, out-of-memory halving,
     tokenization helpers and parameter counts; scoring and generation are its own."""
 
+    arch = "seq2seq"
+
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None):
         from transformers import AutoModelForSeq2SeqLM

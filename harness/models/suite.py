@@ -109,6 +109,7 @@ class ModelMeta(TypedDict):
     model: str
     revision: Optional[str]
     dtype: str
+    arch: str  # causal | seq2seq
     params: int
     nonembedding_params: int
     tokens: Optional[float]
@@ -116,12 +117,12 @@ class ModelMeta(TypedDict):
     ladder: Optional[dict[str, Any]]
 
 
-def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str) -> ModelMeta:
+def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str, arch: str = "causal") -> ModelMeta:
     """Scale metadata of a loaded model: parameter counts, and tokens/FLOPs from the spec or a ladder build."""
     total, nonemb = counts
     local = spec.local_metadata()
     tokens = spec.tokens if spec.tokens is not None else local.get("tokens")
     flops = spec.flops if spec.flops is not None else (6.0 * total * tokens if tokens else None)
-    return ModelMeta(label=spec.name, model=spec.model, revision=spec.revision, dtype=dtype, params=total,
+    return ModelMeta(label=spec.name, model=spec.model, revision=spec.revision, dtype=dtype, arch=arch, params=total,
                      nonembedding_params=nonemb, tokens=tokens, flops=flops,
                      ladder={k: local[k] for k in ("ladder", "size", "seed", "recipe_hash") if k in local} or None)

@@ -109,3 +109,23 @@ def test_the_run_picks_the_backend_and_refuses_perplexity(seq2seq, tiny_llama):
     with pytest.raises(HarnessError, match="not comparable on an encoder-decoder model"):
         backend.loglikelihood_rolling(["some text"])
     backend.close()
+
+
+def test_a_mixed_suite_records_the_architecture_and_splits_curves(seq2seq, tiny_models, workdir):
+    import yaml
+
+    from harness.analysis import load_results
+    from harness.analysis.results import curves
+    from harness.cli import main
+
+    suite = [{"model": str(tiny_models["llama"]), "label": "dec"}, {"model": str(tiny_models["gpt2"]), "label": "dec2"},
+             {"model": str(seq2seq), "label": "encdec"}]
+    (workdir / "c.yaml").write_text(yaml.safe_dump({"name": "mixed", "suite": suite, "tasks": ["toy_mc"],
+                                                   "run": {"limit": 8}}))
+    assert main(["run", "c.yaml"]) == 0
+    import pandas as pd
+
+    scores = pd.read_csv(workdir / "results" / "mixed" / "scores.csv")
+    assert dict(zip(scores["model"], scores["arch"])) == {"dec": "causal", "dec2": "causal", "encdec": "seq2seq"}
+    names = {c.task for c in curves(load_results(workdir / "results" / "mixed"))}
+    assert names == {"toy_mc@causal", "toy_mc@seq2seq"}
