@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, pydantic_error
 from harness.files import read_yaml, safe_name
-from harness.models.suite import DType, ModelSpec
+from harness.models.suite import DType, ModelSpec, expand_checkpoints
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped configs (package data), run by name
 
@@ -95,6 +95,11 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
     if isinstance(config.suite, list):
         if not config.suite:
             raise HarnessError("the suite is empty", source=path, where="suite")
+        try:
+            config.suite = expand_checkpoints(config.suite)
+        except HarnessError as err:
+            err.source = path
+            raise
         seen: dict[str, str] = {}  # results folder -> the suite entry's name
         for m in config.suite:
             folder = safe_name(m.name)

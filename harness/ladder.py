@@ -12,11 +12,11 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from harness.errors import HarnessError
 from harness.files import atomic_write, cache_dir, digest
@@ -180,8 +180,10 @@ def _train_job(job: tuple) -> dict:
     return train_model(recipe, size, seed, Path(out_dir), Path(corpus_file), Path(tok_dir))
 
 
-def train_model(recipe: Recipe, size: Size, seed: int, out_dir: Path, corpus_file: Path, tok_dir: Path) -> dict:
-    """Train one model (single thread, fixed seed: bit-for-bit reproducible) and save it atomically."""
+def train_model(recipe: Recipe, size: Size, seed: int, out_dir: Path, corpus_file: Path, tok_dir: Path,
+                checkpoints: Sequence[int] = ()) -> dict:
+    """Train one model (single thread, fixed seed: bit-for-bit reproducible) and save it atomically; also save it
+    after each step in ``checkpoints``, as ``<out_dir>-checkpoints/step<N>`` (with its step and tokens so far)."""
     import numpy as np
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -214,7 +216,7 @@ def train_model(recipe: Recipe, size: Size, seed: int, out_dir: Path, corpus_fil
     rng = np.random.default_rng(seed)
     tokens, losses = 0, []
     model.train()
-    for _ in range(recipe.steps):
+    for step in range(1, recipe.steps + 1):
         which = rng.integers(0, len(seqs), recipe.batch_size)  # a task uniformly, then one of its texts
         picked = [(t, rng.integers(0, len(seqs[t]))) for t in which]
         batch = [seqs[t][i] for t, i in picked]
@@ -234,12 +236,32 @@ def train_model(recipe: Recipe, size: Size, seed: int, out_dir: Path, corpus_fil
         sched.step()
         tokens += int(mask.sum())
         losses.append(loss.item())
-    model.eval()
+        if step in checkpoints and step != recipe.steps:
+            folder = out_dir.with_name(f"{out_dir.name}-checkpoints") / f"step{step}"
+            _save(model, tok, folder, _meta(recipe, size, seed, model, tokens, step, losses, t0, out_dir))
+            model.train()
+    meta = _meta(recipe, size, seed, model, tokens, recipe.steps, losses, t0, out_dir)
+    _save(model, tok, out_dir, meta)
+    if recipe.steps in checkpoints:
+        _save(model, tok, out_dir.with_name(f"{out_dir.name}-checkpoints") / f"step{recipe.steps}", meta)
+    return meta
+
+
+def _meta(recipe: Recipe, size: Size, seed: int, model: Any, tokens: int, step: int, losses: list[float],
+          t0: float, out_dir: Path) -> dict:
+    import numpy as np
+
     total, nonemb = count_parameters(model)
-    meta = {"ladder": recipe.name, "size": size.name, "seed": seed, "params": total, "nonembedding_params": nonemb,
-            "tokens": tokens, "flops": 6.0 * total * tokens, "steps": recipe.steps, "recipe": asdict(recipe),
-            "recipe_hash": out_dir.parent.name, "final_loss": float(np.mean(losses[-20:])),
+    return {"ladder": recipe.name, "size": size.name, "seed": seed, "params": total, "nonembedding_params": nonemb,
+            "tokens": tokens, "flops": 6.0 * total * tokens, "steps": recipe.steps, "step": step,
+            "recipe": asdict(recipe), "recipe_hash": out_dir.parent.name, "final_loss": float(np.mean(losses[-20:])),
             "train_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _save(model: Any, tok: Any, out_dir: Path, meta: dict) -> None:
+    """Model, tokenizer and metadata, written beside the folder and renamed over it."""
+    model.eval()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
@@ -247,4 +269,3 @@ def train_model(recipe: Recipe, size: Size, seed: int, out_dir: Path, corpus_fil
     (tmp / METADATA_FILE).write_text(json.dumps(meta, indent=1))
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
-    return meta

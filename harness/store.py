@@ -56,6 +56,7 @@ class ScoreRow(TypedDict):
 
     model: str
     arch: str  # causal | seq2seq
+    step: Optional[int]  # a checkpoint's training step, when known
     params: int
     nonembedding_params: int
     tokens: Optional[float]

@@ -76,3 +76,44 @@ def test_progress_reports_estimated_time_and_answer_loss_changes_training(tmp_pa
     assert calls[2][0] - calls[1][0] > calls[1][0]  # the wider model is estimated to cost more
     plain = ensure_ladder(dataclasses.replace(MINI), root=tmp_path)
     assert weights(specs[0]) != weights(plain[0])  # the loss covers the answer only: other weights
+
+
+def test_checkpoints_of_one_run_as_a_suite_on_the_tokens_axis_with_a_duplicate_flagged(tmp_path, monkeypatch):
+    """One toy training run saves 4 checkpoints; a suite of them (one folder listed twice under another name) runs,
+    records step and tokens, classifies on the tokens axis, and flags the identical weights in the log and the
+    manifest."""
+    import json
+    import shutil
+
+    import yaml
+
+    from harness.analysis import load_classified
+    from harness.cli import main
+    from harness.ladder import _prepare_corpus, train_model
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    recipe = Recipe("ckpt", TOY_TASKS, sizes=(Size("s", 16, 2, 2),), seeds=(0,), steps=160, train_docs=2000,
+                    answer_loss=True, workers=1)
+    base = tmp_path / "run"
+    corpus, tok = _prepare_corpus(recipe, base, PACKAGE_TASKS)
+    train_model(recipe, recipe.sizes[0], 0, base / "s-seed0", corpus, tok, checkpoints=(20, 40, 80, 160))
+    folders = sorted((base / "s-seed0-checkpoints").iterdir(), key=lambda p: int(p.name[4:]))
+    assert [p.name for p in folders] == ["step20", "step40", "step80", "step160"]
+    shutil.copytree(folders[1], tmp_path / "copy-of-step40")  # the same weights under another name
+    suite = [{"model": str(p), "label": p.name} for p in folders] + [{"model": str(tmp_path / "copy-of-step40"),
+                                                                      "label": "again40", "step": 40}]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "ckpt", "suite": suite, "tasks": ["toy_add"],
+                                                    "run": {"limit": 40}}))
+    assert main(["run", "c.yaml"]) == 0
+    out = tmp_path / "results" / "ckpt"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["duplicate_weights"] == [["step40", "again40"]]
+    scores = __import__("pandas").read_csv(out / "scores.csv")
+    steps = dict(zip(scores["model"], scores["step"]))
+    assert steps == {"step20": 20, "step40": 40, "step80": 80, "step160": 160, "again40": 40}
+    tokens = dict(zip(scores["model"], scores["tokens"]))
+    assert tokens["step20"] < tokens["step40"] == tokens["again40"] < tokens["step80"] < tokens["step160"]
+    labelled = load_classified(out, x="tokens").curves
+    assert "exact_match" in {lc.curve.metric for lc in labelled}
+    assert all(lc.curve.x_name == "tokens" and len(set(lc.curve.x)) == 4 for lc in labelled)

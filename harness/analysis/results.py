@@ -23,7 +23,7 @@ from harness.analysis.scaling import Curve, known_chance, metric_info
 from harness.errors import HarnessError
 from harness.store import SCORE_COLUMNS, RunStore
 
-X_COLUMNS = ("params", "nonembedding_params", "tokens", "flops")
+X_COLUMNS = ("params", "nonembedding_params", "tokens", "flops", "step")  # step: checkpoints of one run
 _UNITS = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
 _SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([kmbt])(\d*)(?![a-z])", re.IGNORECASE)
 
@@ -125,6 +125,7 @@ _RANGES: dict[str, tuple[str, Callable[[pd.Series], pd.Series]]] = {
     "n": ("a whole number >= 0", lambda s: s.isna() | (np.isfinite(s) & (s >= 0) & (s == s.round()))),
     "chance": ("a finite number", lambda s: s.isna() | np.isfinite(s)),
     **{x: ("a finite number > 0", lambda s: s.isna() | (np.isfinite(s) & (s > 0))) for x in X_COLUMNS},
+    "step": ("a whole number >= 0", lambda s: s.isna() | (np.isfinite(s) & (s >= 0) & (s == s.round()))),
 }
 
 

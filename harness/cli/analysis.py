@@ -229,7 +229,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS") -> None:
     q.add_argument("results", metavar=metavar, help="a run folder, a folder of lm-eval results JSON, or a long-format CSV")
-    q.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops"],
+    q.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops", "step"],
                    help="scale variable (default: params)")
     q.add_argument("--metric", action="append", help="only this metric (repeatable)")
     q.add_argument("--task", action="append", help="only this task (repeatable)")
@@ -255,7 +255,7 @@ def add_parsers(sub: Any) -> None:
     dp.add_argument("results", metavar="RESULTS", help="a run folder of this harness")
     dp.add_argument("--task", required=True)
     dp.add_argument("--metric", help="the composite (default: the task's first discontinuous metric)")
-    dp.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops"])
+    dp.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops", "step"])
     dp.add_argument("--json", action="store_true")
     dp.set_defaults(func=cmd_decompose)
 
@@ -264,7 +264,7 @@ def add_parsers(sub: Any) -> None:
     fp.add_argument("results", metavar="RESULTS", help="a run folder of this harness")
     fp.add_argument("--task", required=True)
     fp.add_argument("--metric", help="the discontinuous metric (default: the task's first)")
-    fp.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops"])
+    fp.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops", "step"])
     fp.add_argument("--threshold", type=float, help="the crossing (default: halfway from chance to the ceiling)")
     fp.add_argument("--fit-below", type=float, help="fit on sizes below this x (default: sizes before the crossing)")
     fp.add_argument("--bootstrap", type=positive_int, default=400, help="resamples for the interval (default 400)")

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from harness.errors import HarnessError
+from harness.files import digest
 from harness.models.suite import ModelSpec
 
 
@@ -70,6 +71,33 @@ def _check_architecture(spec: ModelSpec, auto_class: Any, kwargs: dict[str, Any]
         raise HarnessError(f"an encoder-decoder model ({config.model_type}): the causal backend would score its "
                            "decoder without the encoder; load it with Seq2SeqBackend (runs choose it by themselves, "
                            "or set arch: seq2seq)", source=spec.model)
+
+
+WEIGHT_FILES = (".safetensors", ".bin", ".pt", ".pth", ".h5", ".msgpack")
+
+
+def hub_weights_hash(spec: ModelSpec) -> str:
+    """A hub model's weights, identified by the file hashes the hub reports (each weight file's LFS sha256) when
+    it can be reached, else by the blobs of the local cache (named by those same hashes), else by id and revision.
+    Two revisions that serve the same files get the same hash (Pythia's step branches did)."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+
+    fallback = digest(f"{spec.model}@{spec.revision or 'main'}".encode())
+    files: list[tuple[str, str]] = []
+    try:
+        if hub_reachable():
+            info = HfApi().model_info(spec.model, revision=spec.revision, files_metadata=True)
+            files = [(s.rfilename, s.lfs.sha256 if s.lfs else str(s.blob_id)) for s in info.siblings or []
+                     if s.rfilename.endswith(WEIGHT_FILES)]
+        else:
+            for name in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                         "pytorch_model.bin.index.json"):
+                cached = try_to_load_from_cache(spec.model, name, revision=spec.revision)
+                if isinstance(cached, str):
+                    files.append((name, os.path.basename(os.path.realpath(cached))))  # the blob: its content hash
+    except Exception:  # no such repo or revision, a broken cache: the loader reports it
+        return fallback
+    return digest(sorted(files)) if files else fallback
 
 
 def max_length(config: Any, tokenizer: Any) -> int:

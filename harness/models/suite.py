@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from harness.errors import HarnessError
 from harness.files import atomic_write, digest, file_sha256
 
 METADATA_FILE = "harness_meta.json"  # written by `harness ladder build`; read for tokens/FLOPs/seed
@@ -29,6 +31,11 @@ class ModelSpec(BaseModel):
     max_length: Optional[int] = Field(default=None, ge=8)
     trust_remote_code: bool = False
     arch: Optional[Literal["causal", "seq2seq"]] = None  # None: from the model's config (encoder-decoder or not)
+    # checkpoints of one run: `revisions` expands into one entry per revision (its step read from a name such as
+    # step143000); `step` for a local checkpoint folder; tokens = step × tokens_per_step unless `tokens` is given
+    revisions: Optional[list[str]] = Field(default=None, min_length=1, max_length=1000)
+    step: Optional[int] = Field(default=None, ge=0)
+    tokens_per_step: Optional[float] = Field(default=None, gt=0)
 
     @property
     def is_local(self) -> bool:
@@ -59,6 +66,29 @@ class ModelSpec(BaseModel):
         return json.loads(meta.read_text()) if meta is not None and meta.is_file() else {}
 
 
+def expand_checkpoints(suite: list[ModelSpec]) -> list[ModelSpec]:
+    """One entry per checkpoint: ``revisions`` expanded (the step from ``step<N>`` in each name), and tokens from
+    ``step × tokens_per_step`` where ``tokens`` is not given."""
+    out = []
+    for i, spec in enumerate(suite):
+        if spec.revisions is not None and spec.revision is not None:
+            raise HarnessError("give revision or revisions, not both", where=f"suite.{i}")
+        revs: list[Optional[str]] = list(spec.revisions) if spec.revisions is not None else [spec.revision]
+        for rev in revs:
+            step = spec.step
+            if spec.revisions is not None:
+                found = re.search(r"step[_-]?(\d+)", rev or "")
+                step = int(found.group(1)) if found else None
+                if step is None and spec.tokens_per_step is not None:
+                    raise HarnessError(f"revision {rev!r} names no step (step<N>); list it as its own entry with "
+                                       "step", where=f"suite.{i}.revisions")
+            tokens = spec.tokens
+            if tokens is None and step is not None and spec.tokens_per_step is not None:
+                tokens = step * spec.tokens_per_step
+            out.append(spec.model_copy(update={"revision": rev, "revisions": None, "step": step, "tokens": tokens}))
+    return out
+
+
 def count_parameters(model: Any) -> tuple[int, int]:
     """(total, non-embedding) parameters. Non-embedding excludes token and position embeddings and an
     untied output embedding, as in Kaplan et al. (2020)."""
@@ -80,7 +110,8 @@ def count_parameters(model: Any) -> tuple[int, int]:
 
 
 def weights_hash(spec: ModelSpec, cache_dir: Path) -> str:
-    """sha256 over a local folder's files (cached by size and mtime); the id and revision for hub models."""
+    """sha256 over a local folder's files (cached by size and mtime); for hub models see
+    ``hub.hub_weights_hash`` (this falls back to the id and revision)."""
     if not spec.is_local:
         return digest(f"{spec.model}@{spec.revision or 'main'}".encode())
     cache_file = cache_dir / "weights-hashes.json"
@@ -110,6 +141,7 @@ class ModelMeta(TypedDict):
     revision: Optional[str]
     dtype: str
     arch: str  # causal | seq2seq
+    step: Optional[int]  # a checkpoint's training step, when known
     params: int
     nonembedding_params: int
     tokens: Optional[float]
@@ -123,6 +155,8 @@ def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str, arch: s
     local = spec.local_metadata()
     tokens = spec.tokens if spec.tokens is not None else local.get("tokens")
     flops = spec.flops if spec.flops is not None else (6.0 * total * tokens if tokens else None)
-    return ModelMeta(label=spec.name, model=spec.model, revision=spec.revision, dtype=dtype, arch=arch, params=total,
+    step = spec.step if spec.step is not None else local.get("step")
+    return ModelMeta(label=spec.name, model=spec.model, revision=spec.revision, dtype=dtype, arch=arch, step=step,
+                     params=total,
                      nonembedding_params=nonemb, tokens=tokens, flops=flops,
                      ladder={k: local[k] for k in ("ladder", "size", "seed", "recipe_hash") if k in local} or None)

@@ -11,7 +11,7 @@ from harness.config import ExperimentConfig
 from harness.models.backend import BackendFactory
 from harness.models.suite import ModelMeta
 from harness.runner.execute import Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted
-from harness.runner.plan import plan, resolve_suite
+from harness.runner.plan import duplicate_weights, plan, resolve_suite
 from harness.runner.progress import Reporter
 from harness.runner.provenance import manifest
 from harness.runner.tabulate import score_rows
@@ -46,6 +46,10 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
         backend_factory = load_backend  # decoder-only or encoder-decoder, from each model's config
     plans = plan(store, suite, prepared, config.run)
     result = RunResult(config.output_dir, [])
+    duplicates = duplicate_weights(plans)
+    for names in duplicates:
+        result.warnings.append(f"identical weights: {', '.join(names)} (same files; their scores are one model's)")
+        rep.log(f"WARNING identical weights: {', '.join(names)}")
     summaries: dict[tuple[str, str], PairSummary] = {}
     metas: dict[str, ModelMeta] = {}
     for mp in plans:
@@ -88,6 +92,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     if summaries:  # nothing at all is written for a run that produced nothing
         store.write_scores(result.rows)
         models = [metas[s.name] for s in suite if s.name in metas]
-        store.write_manifest(manifest(config, suite, prepared, models, result.failures, plans[0].unit.device))
+        store.write_manifest(manifest(config, suite, prepared, models, result.failures, plans[0].unit.device,
+                                      duplicates))
     rep.finish()
     return result

@@ -10,6 +10,7 @@ from harness.config import ExperimentConfig, RunSettings
 from harness.files import cache_dir, digest
 from harness.ladder import ensure_ladder
 from harness.models.backend import resolve_device, resolve_dtype
+from harness.models.hub import hub_weights_hash
 from harness.models.suite import ModelSpec, weights_hash
 from harness.runner.progress import Reporter
 from harness.store import SCORING_VERSION, PairSummary, RunStore
@@ -33,6 +34,7 @@ class ModelPlan:
 
     unit: Unit
     done: dict[str, PairSummary]
+    weights: str = ""  # the weights' hash (see ``weights_hash``)
 
 
 def resolve_suite(config: ExperimentConfig, reporter: Optional[Reporter] = None) -> list[ModelSpec]:
@@ -57,9 +59,17 @@ def plan(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask], 
     out = []
     for spec in suite:
         dtype = resolve_dtype(spec, settings.dtype, device)
-        whash = weights_hash(spec, cache_dir())
+        whash = weights_hash(spec, cache_dir()) if spec.is_local else hub_weights_hash(spec)
         keys = {p.task.name: pair_key(spec, dtype, whash, p) for p in prepared}
         done = {p.task.name: s for p in prepared if (s := store.summary(spec.name, p.task.name, keys[p.task.name]))}
         todo = tuple(p for p in prepared if p.task.name not in done)
-        out.append(ModelPlan(Unit(spec, device, dtype, todo, keys), done))
+        out.append(ModelPlan(Unit(spec, device, dtype, todo, keys), done, whash))
     return out
+
+
+def duplicate_weights(plans: list[ModelPlan]) -> list[list[str]]:
+    """Suite entries whose weights are identical (checkpoints a hub serves twice, a folder copied), by name."""
+    by_hash: dict[str, list[str]] = {}
+    for mp in plans:
+        by_hash.setdefault(mp.weights, []).append(mp.unit.spec.name)
+    return [names for names in by_hash.values() if len(names) > 1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from harness.config import ExperimentConfig
 from harness.models.suite import ModelMeta, ModelSpec
@@ -38,7 +38,7 @@ def git_commit() -> Any:
 
 
 def manifest(config: ExperimentConfig, suite: list[ModelSpec], prepared: list[PreparedTask], models: list[ModelMeta],
-             failures: list[Failure], device: str) -> dict[str, Any]:
+             failures: list[Failure], device: str, duplicate_weights: Optional[list[list[str]]] = None) -> dict[str, Any]:
     return {"name": config.name, "config": config.model_dump(mode="json"), "scoring_version": SCORING_VERSION,
             "packages": package_versions(), "python": platform.python_version(), "git_commit": git_commit(),
             "device": device,
@@ -49,4 +49,4 @@ def manifest(config: ExperimentConfig, suite: list[ModelSpec], prepared: list[Pr
                        "keywords": p.task.spec.keywords, "preferred_metric": p.task.spec.preferred_metric,
                        **({"canary": p.task.spec.canary} if p.task.spec.canary else {})}
                       for p in prepared],
-            "failures": [vars(f) for f in failures]}
+            "failures": [vars(f) for f in failures], "duplicate_weights": duplicate_weights or []}

@@ -25,7 +25,13 @@ def build(folder: Path, arch: str, tokenizer_from: Path) -> Path:
     """A random-init T5 or BART whose tokenizer appends EOS to every encoded text (as T5's does)."""
     from tokenizers import Tokenizer
     from tokenizers.processors import TemplateProcessing
-    from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+    from transformers import (
+        BartConfig,
+        BartForConditionalGeneration,
+        PreTrainedTokenizerFast,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
 
     tok = Tokenizer.from_file(str(tokenizer_from / "tokenizer.json"))
     tok.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 2)])
