@@ -63,6 +63,7 @@ def _list_lm_eval(match: Optional[str]) -> int:
     """lm-eval's catalogue: how many tasks load here, the reasons the others do not, and (``--match``) the tasks."""
     from harness.tasks import lm_eval
 
+    console.print("reading lm-eval's task YAMLs (the first time about 30 s; cached after)", markup=False)
     rows = lm_eval.catalogue()
     ok = [r for r in rows if r["problem"] is None]
     out.print(escape(f"{len(rows):,} lm-eval tasks in {', '.join(str(r) for r in lm_eval.roots())}: {len(ok):,} load "
