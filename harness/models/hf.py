@@ -261,18 +261,24 @@ class HFBackend:
         """Log-likelihood of token continuations; identical pairs are computed once."""
         unique: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
         index = [unique.setdefault((tuple(c), tuple(x)), len(unique)) for c, x in pairs]
-        items = []
-        for ctx, cont in unique:
-            cont = cont[-self.max_length:]
-            inp = (ctx + cont)[-(self.max_length + 1):][:-1]
-            items.append((inp, cont))
-        lengths = [len(inp) for inp, _ in items]
+        items = [self._item(ctx, cont) for ctx, cont in unique]
+        lengths = [self._cost(item) for item in items]
         order = sorted(range(len(items)), key=lambda i: -lengths[i])
         out: list[Optional[LogLikelihood]] = [None] * len(items)
         for batch in self._batches(lengths, order):
             for i, res in zip(batch, self._run(lambda b: self._score_batch([items[i] for i in b]), batch)):
                 out[i] = res
         return [out[i] for i in index]  # type: ignore[misc]
+
+    def _item(self, ctx: tuple[int, ...], cont: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """What ``_score_batch`` takes for one pair: the input (context and continuation but its last token,
+        cut from the left to the model's length) and the continuation."""
+        cont = cont[-self.max_length:]
+        return (ctx + cont)[-(self.max_length + 1):][:-1], cont
+
+    def _cost(self, item: tuple[tuple[int, ...], tuple[int, ...]]) -> int:
+        """An item's tokens in a batch (for the token budget)."""
+        return len(item[0])
 
     @torch.inference_mode()
     def _score_batch(self, items: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[LogLikelihood]:

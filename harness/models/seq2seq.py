@@ -61,19 +61,12 @@ class Seq2SeqBackend(HFBackend):
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
         return self.score_tokens(self.encode_pairs(requests))
 
-    def score_tokens(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[LogLikelihood]:
-        """Each (encoder input, labels) pair once, batched longest first within the token budget."""
-        unique: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-        index = [unique.setdefault((tuple(c[-self.max_length:]), tuple(x[-self.max_length:])), len(unique))
-                 for c, x in pairs]
-        items = list(unique)
-        lengths = [len(c) + len(x) for c, x in items]
-        order = sorted(range(len(items)), key=lambda i: -lengths[i])
-        out: list[Optional[LogLikelihood]] = [None] * len(items)
-        for batch in self._batches(lengths, order):
-            for i, res in zip(batch, self._run(lambda b: self._score_batch([items[i] for i in b]), batch)):
-                out[i] = res
-        return [out[i] for i in index]  # type: ignore[misc]
+    def _item(self, ctx: tuple[int, ...], cont: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The encoder input and the labels, each cut to the model's length."""
+        return ctx[-self.max_length:], cont[-self.max_length:]
+
+    def _cost(self, item: tuple[tuple[int, ...], tuple[int, ...]]) -> int:
+        return len(item[0]) + len(item[1])
 
     @torch.inference_mode()
     def _score_batch(self, items: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[LogLikelihood]:
