@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, pydantic_error
 from harness.files import read_yaml, safe_name
-from harness.models.suite import DType, ModelSpec, expand_checkpoints
+from harness.models.suite import DType, ModelSpec, Quantization, expand_checkpoints
 
 PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped configs (package data), run by name
 
@@ -47,6 +47,9 @@ class RunSettings(_Strict):
     limit: Optional[int] = Field(default=None, ge=1)  # first N documents of each task
     seed: int = 1234
     num_fewshot: Optional[int] = Field(default=None, ge=0, le=64)  # lm-eval tasks: shots (None: each task's own)
+    # weight-only quantization of every entry without its own; a list of variants (null: none) runs the whole
+    # config once per variant, into OUTPUT/<float32|int8|int4> (`harness compare` those folders)
+    quantization: Union[Quantization, list[Optional[Quantization]], None] = None
     on_error: Literal["continue", "stop"] = "continue"  # keep going past a failing model, or stop at once
 
 
@@ -63,6 +66,19 @@ class ExperimentConfig(_Strict):
     @property
     def output_dir(self) -> Path:
         return Path(self.output or f"results/{self.name}")
+
+    def variants(self) -> list[ExperimentConfig]:
+        """One config per quantization variant (``run.quantization`` a list), each into its own subfolder of the
+        output; just this config otherwise."""
+        q = self.run.quantization
+        if not isinstance(q, list):
+            return [self]
+        names = [v.name if v is not None else (self.run.dtype if self.run.dtype != "auto" else "unquantized")
+                 for v in q]
+        if len(set(names)) != len(names):
+            raise HarnessError(f"run.quantization lists a variant twice: {names}", where="run.quantization")
+        return [self.model_copy(update={"run": self.run.model_copy(update={"quantization": v}),
+                                        "output": str(self.output_dir / name)}) for v, name in zip(q, names)]
 
 
 def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> ExperimentConfig:

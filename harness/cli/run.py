@@ -111,13 +111,24 @@ def summary_table(rows: list[ScoreRow]) -> Table:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import load_config, resolve_config
-    from harness.runner import run
 
     overrides: dict[str, Any] = {"output": args.output, "limit": args.limit, "device": args.device,
                                  "dtype": args.dtype, "batch_size": args.batch_size, "seed": args.seed,
                                  "on_error": args.on_error, "num_fewshot": args.num_fewshot,
                                  "data": dict(args.data) if args.data else None}
-    config = load_config(resolve_config(args.config), overrides)
+    failed = False
+    variants = load_config(resolve_config(args.config), overrides).variants()
+    for config in variants:
+        if len(variants) > 1:
+            out.rule(escape(f"{config.name} → {config.output_dir}"))
+        failed |= _run_one(config)
+    return 1 if failed else 0
+
+
+def _run_one(config: Any) -> bool:
+    """One run, then its scores table, labels and warnings; True when something failed."""
+    from harness.runner import run
+
     result = run(config, RichReporter())
     if result.rows:
         out.print(summary_table(result.rows))
@@ -135,7 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for f in result.failures:
         console.print("[red]FAILED[/] " + escape(f"{f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}"),
                       soft_wrap=True)  # one line, never wrapped
-    return 1 if result.failures else 0
+    return bool(result.failures)
 
 
 def _batch_size(value: str) -> Any:

@@ -30,6 +30,7 @@ class Backend(Protocol):
 
     max_length: int  # the longest sequence, in tokens, the model takes
     arch: str  # "causal" (decoder-only) or "seq2seq" (encoder-decoder): recorded with every result
+    weight_bytes: int  # what the loaded weights take in memory (after any quantization)
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
         """Log-prob of each ``continuation`` given its ``context``."""

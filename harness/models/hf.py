@@ -47,6 +47,14 @@ class HFBackend:
         self.dtype = dtype
         self.tokenizer, model = load_pretrained(spec, AutoModelForCausalLM, DTYPES[dtype])
         self.model: Any = model.to(self.device).eval()
+        self._counts = count_parameters(self.model)  # before quantization: a model's size is its unquantized one
+        if spec.quantization is not None:
+            from harness.models.quantize import quantize
+
+            quantize(self.model, spec.quantization)
+        from harness.models.quantize import weight_bytes
+
+        self.weight_bytes = weight_bytes(self.model)
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
@@ -113,7 +121,7 @@ class HFBackend:
         return [t in flagged for t in texts]
 
     def parameter_counts(self) -> tuple[int, int]:
-        return count_parameters(self.model)
+        return self._counts
 
     def _prefix_works(self) -> bool:
         """Probe: do contexts scored on top of a shared prefix's cache give the log-likelihoods of scoring each
@@ -148,6 +156,8 @@ class HFBackend:
 
     def describe(self) -> str:
         how = "choices packed behind a shared context" if self.packing else "one sequence per choice"
+        if self.spec.quantization is not None:
+            how = f"{self.spec.quantization.name} weights ({self.weight_bytes:,} bytes); " + how
         if self.packing:
             how += ("; a prefix shared by a task's contexts computed once" if self.prefix_reuse
                     else "; no shared-prefix reuse (this model's cache failed the probe)")

@@ -16,7 +16,7 @@ from harness.models.backend import GenerationRequest, LogLikelihood
 from harness.models.generation import cut_at_stop
 from harness.models.hf import CPU_TOKEN_BUDGET, DTYPES, GPU_TOKEN_BUDGET, HFBackend
 from harness.models.hub import load_pretrained, max_length
-from harness.models.suite import ModelSpec
+from harness.models.suite import ModelSpec, count_parameters
 
 
 class Seq2SeqBackend(HFBackend):
@@ -32,6 +32,13 @@ class Seq2SeqBackend(HFBackend):
         self.spec, self.device, self.dtype = spec, device, dtype
         self.tokenizer, model = load_pretrained(spec, AutoModelForSeq2SeqLM, DTYPES[dtype])
         self.model: Any = model.to(self.device).eval()
+        if spec.quantization is not None:
+            raise HarnessError("quantization of encoder-decoder models is not supported", source=spec.model,
+                               where="quantization")
+        from harness.models.quantize import weight_bytes
+
+        self._counts = count_parameters(self.model)
+        self.weight_bytes = weight_bytes(self.model)
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id

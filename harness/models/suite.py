@@ -17,6 +17,19 @@ METADATA_FILE = "harness_meta.json"  # written by `harness ladder build`; read f
 DType = Literal["auto", "float32", "float16", "bfloat16"]
 
 
+class Quantization(BaseModel):
+    """Weight-only quantization of a suite entry (or of every entry: ``run.quantization``); see ``quantize``."""
+
+    model_config = ConfigDict(extra="forbid")
+    bits: Literal[4, 8]
+    method: Literal["torchao"] = "torchao"  # torchao's integer weight-only kernels run on CPU and GPU
+    group_size: Optional[int] = Field(default=None, ge=8, le=4096)  # None: one scale per output channel
+
+    @property
+    def name(self) -> str:
+        return f"int{self.bits}"
+
+
 class ModelSpec(BaseModel):
     """One suite entry, named as ``from_pretrained`` takes it: a hub id or a local folder."""
 
@@ -36,6 +49,7 @@ class ModelSpec(BaseModel):
     revisions: Optional[list[str]] = Field(default=None, min_length=1, max_length=1000)
     step: Optional[int] = Field(default=None, ge=0)
     tokens_per_step: Optional[float] = Field(default=None, gt=0)
+    quantization: Optional[Quantization] = None  # None: the run's (none by default)
 
     @property
     def is_local(self) -> bool:
@@ -141,6 +155,8 @@ class ModelMeta(TypedDict):
     revision: Optional[str]
     dtype: str
     arch: str  # causal | seq2seq
+    quantization: Optional[str]  # int8 | int4 | None
+    weight_bytes: int  # what the loaded weights take (after quantization)
     step: Optional[int]  # a checkpoint's training step, when known
     params: int
     nonembedding_params: int
@@ -149,14 +165,17 @@ class ModelMeta(TypedDict):
     ladder: Optional[dict[str, Any]]
 
 
-def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str, arch: str = "causal") -> ModelMeta:
+def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str, arch: str = "causal",
+                   weight_bytes: int = 0) -> ModelMeta:
     """Scale metadata of a loaded model: parameter counts, and tokens/FLOPs from the spec or a ladder build."""
     total, nonemb = counts
     local = spec.local_metadata()
     tokens = spec.tokens if spec.tokens is not None else local.get("tokens")
     flops = spec.flops if spec.flops is not None else (6.0 * total * tokens if tokens else None)
     step = spec.step if spec.step is not None else local.get("step")
-    return ModelMeta(label=spec.name, model=spec.model, revision=spec.revision, dtype=dtype, arch=arch, step=step,
+    return ModelMeta(label=spec.name, model=spec.model, revision=spec.revision, dtype=dtype, arch=arch,
+                     quantization=spec.quantization.name if spec.quantization else None, weight_bytes=weight_bytes,
+                     step=step,
                      params=total,
                      nonembedding_params=nonemb, tokens=tokens, flops=flops,
                      ladder={k: local[k] for k in ("ladder", "size", "seed", "recipe_hash") if k in local} or None)

@@ -79,7 +79,7 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
         yield Failure(name, None, str(err))
         return
     try:
-        meta = model_metadata(unit.spec, backend.parameter_counts(), unit.dtype, backend.arch)
+        meta = model_metadata(unit.spec, backend.parameter_counts(), unit.dtype, backend.arch, backend.weight_bytes)
         yield Loaded(name, meta, time.perf_counter() - t0, backend.describe())
         for p in unit.tasks:
             task = p.task.name

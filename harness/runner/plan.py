@@ -39,17 +39,21 @@ class ModelPlan:
 
 def resolve_suite(config: ExperimentConfig, reporter: Optional[Reporter] = None) -> list[ModelSpec]:
     """The config's models; a ladder reference is built on first use (with progress)."""
+    q = config.run.quantization if not isinstance(config.run.quantization, list) else None
     if isinstance(config.suite, list):
-        return config.suite
-    rep = reporter or Reporter()
-    return ensure_ladder(config.suite.ladder, log=rep.log, progress=rep.building)
+        suite = config.suite
+    else:
+        rep = reporter or Reporter()
+        suite = ensure_ladder(config.suite.ladder, log=rep.log, progress=rep.building)
+    return [s.model_copy(update={"quantization": s.quantization or q}) for s in suite]
 
 
 def pair_key(spec: ModelSpec, dtype: str, whash: str, prepared: PreparedTask) -> str:
     """Everything that changes a (model, task) result; batch size and device order do not."""
     return digest({"scoring": SCORING_VERSION, "model": spec.model, "revision": spec.revision, "dtype": dtype,
                    "weights": whash, "tokenizer": spec.tokenizer, "max_length": spec.max_length,
-                   "task": prepared.task.hash, "prompts": prepared.prompt_hash})
+                   "task": prepared.task.hash, "prompts": prepared.prompt_hash,
+                   **({"quantization": spec.quantization.model_dump()} if spec.quantization else {})})
 
 
 def plan(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask], settings: RunSettings) -> list[ModelPlan]:
