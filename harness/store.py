@@ -48,6 +48,7 @@ class PairSummary(TypedDict):
     chance: dict[str, float]
     scores: dict[str, ScoreDict]
     notes: NotRequired[list[str]]  # warnings about this result (e.g. text the tokenizer cannot represent)
+    peak_memory_bytes: NotRequired[int]  # since the model loaded: GPU memory allocated, or the process's peak RSS
     records_sha256: NotRequired[str]  # added by the store when written
 
 

@@ -70,6 +70,7 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
     name = unit.spec.name
     torch.manual_seed(settings.seed)
     t0 = time.perf_counter()
+    _reset_peak_memory(unit.device)
     try:
         backend = factory(unit.spec, device=unit.device, dtype=unit.dtype, batch_size=settings.batch_size,
                           token_budget=settings.token_budget)
@@ -111,6 +112,8 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
             summary = PairSummary(key=unit.keys[task], model=name, task=task, group=p.task.group,
                                   output=p.task.spec.output, n=len(records), model_meta=meta,
                                   seconds=round(time.perf_counter() - t0, 3), chance=chance_levels(p), scores=scores)
+            if (peak := _peak_memory(unit.device)) is not None:
+                summary["peak_memory_bytes"] = peak
             unknown = unrepresentable_documents(backend, p)
             if unknown:
                 summary["notes"] = [f"{unknown} of {len(records)} documents ({unknown / len(records):.0%}) contain text "
@@ -119,6 +122,33 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
             yield PairResult(name, task, records, summary)
     finally:
         backend.close()
+
+
+def _reset_peak_memory(device: str) -> None:
+    """Start a model's peak-memory count: CUDA's allocator statistics, or (Linux) the process's peak RSS."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:  # "5" resets the peak resident set size (VmHWM)
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def _peak_memory(device: str) -> Optional[int]:
+    """Bytes at the peak since ``_reset_peak_memory``: GPU memory allocated, or the process's resident set."""
+    import torch
+
+    if device.startswith("cuda"):
+        return int(torch.cuda.max_memory_allocated(device))
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
 
 
 def _check_fits(p: PreparedTask, max_length: int) -> None:

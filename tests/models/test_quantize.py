@@ -61,5 +61,7 @@ def test_variants_run_into_sibling_folders_keyed_apart_and_compare_reads_them(ti
     f32 = {m["label"]: m for m in json.loads((workdir / "results/q/float32/manifest.json").read_text())["models"]}
     i4 = {m["label"]: m for m in json.loads((workdir / "results/q/int4/manifest.json").read_text())["models"]}
     assert all(i4[k]["params"] == f32[k]["params"] and i4[k]["weight_bytes"] < f32[k]["weight_bytes"] for k in f32)
+    summary = json.loads((workdir / "results/q/int4/models/llama/toy_mc.json").read_text())
+    assert summary["peak_memory_bytes"] > 50 * 2**20  # the process's peak resident set since the model loaded
     assert main(["compare", "results/q/float32", "results/q/int4"]) == 0
     assert "task×metric curves in both" in capsys.readouterr().out
