@@ -42,25 +42,7 @@ class HFBackend:
         cache allows it (probed)."""
         from transformers import AutoModelForCausalLM
 
-        self.spec = spec
-        self.device = device
-        self.dtype = dtype
-        self.tokenizer, model = load_pretrained(spec, AutoModelForCausalLM, DTYPES[dtype])
-        self.model: Any = model.to(self.device).eval()
-        self._counts = count_parameters(self.model)  # before quantization: a model's size is its unquantized one
-        if spec.quantization is not None:
-            from harness.models.quantize import quantize
-
-            quantize(self.model, spec.quantization)
-        from harness.models.quantize import weight_bytes
-
-        self.weight_bytes = weight_bytes(self.model)
-        tok = self.tokenizer
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-        self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        self.max_length = spec.max_length or max_length(self.model.config, tok)
-        self.max_rows = batch_size if isinstance(batch_size, int) else 1 << 30
-        self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
+        self._load(spec, AutoModelForCausalLM, device, dtype, batch_size, token_budget)
         self._head = self._output_head()
         self.packing = self._packing_works()
         # a custom mask replaces sliding-window masking: pack only sequences inside the window
@@ -72,6 +54,26 @@ class HFBackend:
         self.prefix_reuse = prefix_reuse and self.packing and self._prefix_works()
 
     # ------------------------------------------------------------------ setup
+
+    def _load(self, spec: ModelSpec, auto_class: Any, device: str, dtype: str, batch_size: Union[int, str],
+              token_budget: Optional[int]) -> None:
+        """Model and tokenizer on ``device``; parameters counted, then the weights quantized if asked; the
+        special tokens, the model's length and the batching budgets."""
+        from harness.models.quantize import quantize, weight_bytes
+
+        self.spec, self.device, self.dtype = spec, device, dtype
+        self.tokenizer, model = load_pretrained(spec, auto_class, DTYPES[dtype])
+        self.model: Any = model.to(self.device).eval()
+        self._counts = count_parameters(self.model)  # before quantization: a model's size is its unquantized one
+        if spec.quantization is not None:
+            quantize(self.model, spec.quantization)
+        self.weight_bytes = weight_bytes(self.model)
+        tok = self.tokenizer
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.max_length = spec.max_length or max_length(self.model.config, tok)
+        self.max_rows = batch_size if isinstance(batch_size, int) else 1 << 30
+        self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
 
     def _output_head(self) -> Optional[Callable[..., torch.Tensor]]:
         """Logits at chosen positions only: base model + output layer, if that equals the full forward.

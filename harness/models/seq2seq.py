@@ -7,16 +7,15 @@ positions are masked. Whole-text perplexity is refused: it is not comparable wit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import torch
 
 from harness.errors import HarnessError
 from harness.models.backend import GenerationRequest, LogLikelihood
 from harness.models.generation import cut_at_stop
-from harness.models.hf import CPU_TOKEN_BUDGET, DTYPES, GPU_TOKEN_BUDGET, HFBackend
-from harness.models.hub import load_pretrained, max_length
-from harness.models.suite import ModelSpec, count_parameters
+from harness.models.hf import HFBackend
+from harness.models.suite import ModelSpec
 
 
 class Seq2SeqBackend(HFBackend):
@@ -29,22 +28,10 @@ class Seq2SeqBackend(HFBackend):
                  batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None):
         from transformers import AutoModelForSeq2SeqLM
 
-        self.spec, self.device, self.dtype = spec, device, dtype
-        self.tokenizer, model = load_pretrained(spec, AutoModelForSeq2SeqLM, DTYPES[dtype])
-        self.model: Any = model.to(self.device).eval()
         if spec.quantization is not None:
             raise HarnessError("quantization of encoder-decoder models is not supported", source=spec.model,
                                where="quantization")
-        from harness.models.quantize import weight_bytes
-
-        self._counts = count_parameters(self.model)
-        self.weight_bytes = weight_bytes(self.model)
-        tok = self.tokenizer
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-        self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        self.max_length = spec.max_length or max_length(self.model.config, tok)
-        self.max_rows = batch_size if isinstance(batch_size, int) else 1 << 30
-        self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
+        self._load(spec, AutoModelForSeq2SeqLM, device, dtype, batch_size, token_budget)
         self.packing = self.prefix_reuse = False
 
     def describe(self) -> str:
