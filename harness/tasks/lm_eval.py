@@ -52,12 +52,18 @@ GROUP_FIELDS = {"group", "group_alias", "task", "aggregate_metric_list", "metada
 def roots() -> list[Path]:
     """Where lm-eval task YAMLs are read: the installed ``lm_eval/tasks``, then ``$HARNESS_LM_EVAL_TASKS`` folders
     (later ones win on a name clash, as lm-eval's ``--include_path``). The package is located, never imported."""
-    out = []
-    spec = importlib.util.find_spec("lm_eval")
-    if spec is not None and spec.submodule_search_locations:
-        out.append(Path(list(spec.submodule_search_locations)[0]) / "tasks")
+    installed = _installed_tasks()
+    out = [installed] if installed is not None else []
     out += [Path(p) for p in os.environ.get("HARNESS_LM_EVAL_TASKS", "").split(os.pathsep) if p]
     return [p.resolve() for p in out if p.is_dir()]
+
+
+def _installed_tasks() -> Optional[Path]:
+    """The installed lm-eval package's ``tasks`` folder (located, not imported), if there is one."""
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return (Path(list(spec.submodule_search_locations)[0]) / "tasks").resolve()
 
 
 class _Loader(_BoundedLoader):
@@ -144,15 +150,27 @@ def _entries_for(pattern: str) -> dict[str, dict[str, Any]]:
     return index()
 
 
+_PARSED: dict[Path, dict[str, dict[str, Any]]] = {}  # cached index files already read by this process
+_INSTALLED_STAMP: dict[Path, str] = {}  # the installed lm-eval's stamp, walked once per process
+
+
 def _root_index(root: Path) -> dict[str, dict[str, Any]]:
-    files = _yaml_files(root)
-    stamp = digest([str(root)] + [[str(p), p.stat().st_mtime_ns, p.stat().st_size] for p in files])
+    files: Optional[list[Path]] = None
+    stamp = _INSTALLED_STAMP.get(root)  # an installed package does not change while a command runs
+    if stamp is None:
+        files = _yaml_files(root)
+        stamp = digest([str(root)] + [[str(p), p.stat().st_mtime_ns, p.stat().st_size] for p in files])
+        if root == _installed_tasks():
+            _INSTALLED_STAMP[root] = stamp
     cached = cache_dir() / "lm_eval" / f"index-{stamp}.json"
+    if cached in _PARSED:
+        return _PARSED[cached]
     if cached.is_file():
-        return dict(json.loads(cached.read_text()))
+        _PARSED[cached] = dict(json.loads(cached.read_text()))
+        return _PARSED[cached]
     found: dict[str, dict[str, Any]] = {}
     memo: dict[Path, dict] = {}
-    for path in files:
+    for path in files if files is not None else _yaml_files(root):
         try:
             cfg = read_config(path, _memo=memo)
         except HarnessError:
