@@ -39,6 +39,15 @@ class LadderRef(_Strict):
     ladder: str
 
 
+class RaySettings(_Strict):
+    """``run.ray``: where the Ray executor runs and how it sizes its workers."""
+
+    address: Optional[str] = None  # None: start a Ray cluster on this machine; "auto": join the running one; or HOST:PORT
+    num_cpus: Optional[int] = Field(default=None, ge=1)  # a cluster started here: CPUs it may use (default: all)
+    cpus_per_worker: int = Field(default=1, ge=1)  # CPUs (torch threads) of each model's worker
+    max_restarts: int = Field(default=3, ge=0)  # a worker lost mid-model is restarted (and its task retried) this often
+
+
 class RunSettings(_Strict):
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: DType = "auto"  # auto: bfloat16 on GPU, float32 on CPU
@@ -51,6 +60,8 @@ class RunSettings(_Strict):
     # config once per variant, into OUTPUT/<float32|int8|int4> (`harness compare` those folders)
     quantization: Union[Quantization, list[Optional[Quantization]], None] = None
     on_error: Literal["continue", "stop"] = "continue"  # keep going past a failing model, or stop at once
+    executor: Literal["local", "ray"] = "local"  # local: one model after another here; ray: workers of a Ray cluster
+    ray: RaySettings = Field(default_factory=RaySettings)
 
 
 class ExperimentConfig(_Strict):
@@ -100,7 +111,14 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
             run = raw.setdefault("run", {})
             if not isinstance(run, dict):
                 raise HarnessError("must be a mapping", source=path, where="run")
-            run[key] = value
+            if key == "ray_address":  # --ray-address: joining a cluster means running on it
+                ray = run.setdefault("ray", {})
+                if not isinstance(ray, dict):
+                    raise HarnessError("must be a mapping", source=path, where="run.ray")
+                ray["address"] = value
+                run["executor"] = "ray"
+            else:
+                run[key] = value
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:

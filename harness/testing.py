@@ -82,6 +82,19 @@ MC_TASK = ("name: toy_mc\ndataset: {path: mc.jsonl}\nprompt: \"Question: {{quest
            "choices: '{{options}}'\nanswer: '{{label}}'\noutput: multiple_choice\n")
 
 
+def write_toy_tasks(folder: Path) -> Path:
+    """``folder`` with two small task files: toy_mc (multiple choice, 8 rows) and toy_add (2-shot generation, 12)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "mc.jsonl", MC_ROWS)
+    (folder / "mc.yaml").write_text(MC_TASK + "metrics: [acc, acc_norm, p_correct, brier, target_logprob, gold_rank]\n")
+    (folder / "add.yaml").write_text(
+        "name: toy_add\ndataset: {generator: arithmetic, args: {digits: 2, n: 12, seed: 3}}\n"
+        "prompt: \"Q: What is {{a}} + {{b}}?\\nA:\"\ntarget: '{{answer}}'\noutput: generate\n"
+        "generation: {until: [\"\\n\"], max_new_tokens: 6}\nfewshot: {k: 2, seed: 7}\n"
+        "metrics: [exact_match, char_edit_distance, token_edit_distance, target_logprob, target_logprob_per_token]\n")
+    return folder
+
+
 def project_config(model: Path, change: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """A config for ``model`` on toy_mc writing to ``results/t``, with top-level fields replaced by ``change``;
     a suite entry whose model is ``"TINY"`` becomes ``model``."""
@@ -102,3 +115,32 @@ def write_config(workdir: Path, models: list[Path], tasks: list[str], **run: Any
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+class KillOnce:
+    """A backend factory (picklable, for executors that run units elsewhere) whose backend for ``model`` SIGKILLs
+    its own process on its ``at``-th scoring call, the first time only: ``marker`` (created then) remembers it."""
+
+    def __init__(self, model: str, marker: Path, at: int = 2):
+        self.model, self.marker, self.at = model, Path(marker), at
+
+    def __call__(self, spec: Any, **kwargs: Any) -> Any:
+        from harness.models.seq2seq import load_backend
+
+        backend = load_backend(spec, **kwargs)
+        if spec.name == self.model and not self.marker.exists():
+            calls = [0]
+            score = backend.loglikelihood
+
+            def loglikelihood(requests: Any) -> Any:
+                import os
+                import signal
+
+                calls[0] += 1
+                if calls[0] >= self.at and not self.marker.exists():
+                    self.marker.write_text(str(os.getpid()))
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return score(requests)
+
+            backend.loglikelihood = loglikelihood  # type: ignore[method-assign]
+        return backend

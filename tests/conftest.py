@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.testing import ARCHS, MC_ROWS, MC_TASK, build_tiny_model, write_config, write_jsonl  # noqa: F401
+from harness.testing import ARCHS, MC_ROWS, MC_TASK, build_tiny_model, write_config, write_jsonl, write_toy_tasks  # noqa: F401
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -52,13 +52,5 @@ def workdir(tmp_path, monkeypatch) -> Path:
     """A fresh project folder (cwd) with tasks/, data and a cache, so runs touch nothing else."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
-    (tmp_path / "tasks").mkdir()
-    write_jsonl(tmp_path / "tasks" / "mc.jsonl", MC_ROWS)
-    (tmp_path / "tasks" / "mc.yaml").write_text(
-        MC_TASK + "metrics: [acc, acc_norm, p_correct, brier, target_logprob, gold_rank]\n")
-    (tmp_path / "tasks" / "add.yaml").write_text(
-        "name: toy_add\ndataset: {generator: arithmetic, args: {digits: 2, n: 12, seed: 3}}\n"
-        "prompt: \"Q: What is {{a}} + {{b}}?\\nA:\"\ntarget: '{{answer}}'\noutput: generate\n"
-        "generation: {until: [\"\\n\"], max_new_tokens: 6}\nfewshot: {k: 2, seed: 7}\n"
-        "metrics: [exact_match, char_edit_distance, token_edit_distance, target_logprob, target_logprob_per_token]\n")
+    write_toy_tasks(tmp_path / "tasks")
     return tmp_path

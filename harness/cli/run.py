@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any, Optional
 
 from rich.markup import escape
@@ -23,16 +24,19 @@ from harness.store import PairSummary, ScoreRow
 
 
 class RichReporter(Reporter):
-    """Bars for models and the current model's tasks on stderr."""
+    """Bars on stderr: the models, with documents done and their rate, and one bar per model being evaluated (several
+    at once on a cluster) naming its current task."""
 
     def __init__(self) -> None:
         self.progress = Progress(TextColumn("{task.description:<36}"), BarColumn(), TaskProgressColumn(),
-                                 TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(), console=console,
-                                 transient=False)
+                                 TextColumn("{task.fields[docs]}"), TimeElapsedColumn(), TextColumn("left"),
+                                 TimeRemainingColumn(), console=console, transient=False)
         self.models: Optional[TaskID] = None
-        self.tasks: Optional[TaskID] = None
+        self.bars: dict[str, TaskID] = {}  # model -> its tasks' bar, while it runs
         self.ladder: Optional[TaskID] = None
         self.started = False
+        self.docs = 0
+        self.t0 = time.monotonic()
 
     def _start(self) -> None:
         if not self.started:
@@ -42,36 +46,47 @@ class RichReporter(Reporter):
     def building(self, done: float, total: float) -> None:
         self._start()
         if self.ladder is None:
-            self.ladder = self.progress.add_task("training the ladder", total=total)
+            self.ladder = self.progress.add_task("training the ladder", total=total, docs="")
         self.progress.update(self.ladder, completed=done)
 
     def start(self, n_models: int) -> None:
         self._start()
-        self.models = self.progress.add_task("models", total=n_models)
+        self.t0 = time.monotonic()
+        self.models = self.progress.add_task("models", total=n_models, docs="")
 
     def model(self, name: str, n_todo: int, n_done: int) -> None:
-        if self.tasks is not None and self.models is not None:  # the previous model is finished
-            self.progress.remove_task(self.tasks)
-            self.progress.update(self.models, advance=1)
-        self.tasks = self.progress.add_task(escape(f"  {name}"[:36]), total=n_todo + n_done, completed=n_done)
+        self.bars[name] = self.progress.add_task(escape(f"  {name}"[:36]), total=n_todo + n_done, completed=n_done,
+                                                 docs="")
         if n_todo == 0:
             self.log(f"{name}: all {n_done} task(s) already stored, skipped")
 
-    def task(self, name: str, n: int) -> None:
-        if self.tasks is not None:
-            self.progress.update(self.tasks, description=escape(f"  {name} ({n} docs)"[:36]))
+    def task(self, model: str, name: str, n: int) -> None:
+        if model in self.bars:
+            self.progress.update(self.bars[model], description=escape(f"  {model}: {name} ({n} docs)"[:36]))
 
-    def task_done(self, name: str, summary: PairSummary) -> None:
-        if self.tasks is not None:
-            self.progress.update(self.tasks, advance=1)
+    def task_done(self, model: str, name: str, summary: PairSummary) -> None:
+        if model in self.bars:
+            self.progress.update(self.bars[model], advance=1)
+        self.docs += summary["n"]
+        if self.models is not None:
+            rate = self.docs / max(time.monotonic() - self.t0, 1e-9)
+            self.progress.update(self.models, docs=f"{self.docs:,} docs, {rate:,.1f}/s")
         metric, score = next(iter(summary["scores"].items()))
-        self.log(f"{summary['model']} / {name}: {metric}={score['value']:.4f} (n={summary['n']}, "
-                 f"{summary['seconds']:.1f}s)")
+        self.log(f"{model} / {name}: {metric}={score['value']:.4f} (n={summary['n']}, {summary['seconds']:.1f}s)")
+
+    def model_done(self, name: str) -> None:
+        if name in self.bars:
+            self.progress.remove_task(self.bars.pop(name))
+        if self.models is not None:
+            self.progress.update(self.models, advance=1)
 
     def log(self, message: str) -> None:
         self.progress.console.log(message, markup=False)
 
     def finish(self) -> None:
+        for bar in self.bars.values():
+            self.progress.remove_task(bar)
+        self.bars.clear()
         if self.models is not None:
             self.progress.update(self.models, completed=self.progress.tasks[self.models].total)
         self.progress.stop()
@@ -115,7 +130,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"output": args.output, "limit": args.limit, "device": args.device,
                                  "dtype": args.dtype, "batch_size": args.batch_size, "seed": args.seed,
                                  "on_error": args.on_error, "num_fewshot": args.num_fewshot,
-                                 "data": dict(args.data) if args.data else None}
+                                 "data": dict(args.data) if args.data else None, "executor": args.executor,
+                                 "ray_address": args.ray_address}
     failed = False
     variants = load_config(resolve_config(args.config), overrides).variants()
     for config in variants:
@@ -170,6 +186,11 @@ def add_parsers(sub: Any) -> None:
                    help="rows per batch, or 'auto' (rows sized by a token budget, halved on out-of-memory)")
     r.add_argument("--seed", type=int, help="the run's seed")
     add_lm_eval_options(r)
+    r.add_argument("--executor", choices=["local", "ray"],
+                   help="local: one model after another in this process (default); ray: models in parallel on Ray "
+                        "workers (a cluster started on this machine, or --ray-address)")
+    r.add_argument("--ray-address", metavar="ADDR",
+                   help="join a running Ray cluster: 'auto' (the one `ray start` made on this node) or HOST:PORT")
     g = r.add_mutually_exclusive_group()
     g.add_argument("--fail-fast", dest="on_error", action="store_const", const="stop",
                    help="stop at the first failing model or task")

@@ -95,13 +95,13 @@ def resolve_device(device: str) -> str:
 
 
 def resolve_dtype(spec: ModelSpec, run_dtype: str, device: str) -> str:
-    """The suite entry's dtype, else the run's; ``auto`` is bfloat16 on GPU (float16 where bf16 is
-    unsupported) and float32 on CPU."""
+    """The suite entry's dtype, else the run's; ``auto`` is bfloat16 on GPU (float16 where this machine's GPU lacks
+    bf16; bfloat16 when the GPUs are elsewhere, on a cluster) and float32 on CPU."""
     dtype = spec.dtype or run_dtype
     if dtype != "auto":
         return dtype
     if device.startswith("cuda"):
         import torch
 
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "float16" if torch.cuda.is_available() and not torch.cuda.is_bf16_supported() else "bfloat16"
     return "float32"

@@ -62,8 +62,10 @@ class HFBackend:
         from harness.models.quantize import quantize, weight_bytes
 
         self.spec, self.device, self.dtype = spec, device, dtype
-        self.tokenizer, model = load_pretrained(spec, auto_class, DTYPES[dtype])
-        self.model: Any = model.to(self.device).eval()
+        # a model given several GPUs (`gpus: N`) is spread across the visible ones; inputs go to the first
+        spread = device == "cuda" and (spec.gpus or 1) > 1 and torch.cuda.device_count() > 1
+        self.tokenizer, model = load_pretrained(spec, auto_class, DTYPES[dtype], "auto" if spread else None)
+        self.model: Any = (model if spread else model.to(self.device)).eval()
         self._counts = count_parameters(self.model)  # before quantization: a model's size is its unquantized one
         if spec.quantization is not None:
             quantize(self.model, spec.quantization)

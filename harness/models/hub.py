@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import urlparse
 
 from harness.errors import HarnessError
@@ -29,8 +29,9 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def load_pretrained(spec: ModelSpec, auto_class: Any, dtype: Any) -> tuple[Any, Any]:
-    """(tokenizer, model) for a suite entry, the model through ``auto_class`` (e.g. ``AutoModelForCausalLM``)."""
+def load_pretrained(spec: ModelSpec, auto_class: Any, dtype: Any, device_map: Optional[str] = None) -> tuple[Any, Any]:
+    """(tokenizer, model) for a suite entry, the model through ``auto_class`` (e.g. ``AutoModelForCausalLM``);
+    ``device_map="auto"`` spreads its layers across the visible GPUs (accelerate)."""
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -49,7 +50,8 @@ def load_pretrained(spec: ModelSpec, auto_class: Any, dtype: Any) -> tuple[Any, 
     try:
         _check_architecture(spec, auto_class, kwargs)
         tokenizer = AutoTokenizer.from_pretrained(spec.tokenizer or spec.model, **kwargs)
-        model = auto_class.from_pretrained(spec.model, dtype=dtype, **kwargs)
+        model = auto_class.from_pretrained(spec.model, dtype=dtype, **({"device_map": device_map} if device_map else {}),
+                                           **kwargs)
     except HarnessError:
         raise
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ... ; all mean "cannot load"

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from typing_extensions import TypedDict
 
 from harness.errors import HarnessError
@@ -50,6 +50,16 @@ class ModelSpec(BaseModel):
     step: Optional[int] = Field(default=None, ge=0)
     tokens_per_step: Optional[float] = Field(default=None, gt=0)
     quantization: Optional[Quantization] = None  # None: the run's (none by default)
+    # GPUs this model needs (a fraction shares one; N > 1 spreads it across N with a device map); None: sized from
+    # its weights by the Ray executor, one GPU locally
+    gpus: Optional[float] = Field(default=None, gt=0, le=64)
+
+    @field_validator("gpus")
+    @classmethod
+    def _whole_gpus(cls, value: Optional[float]) -> Optional[float]:
+        if value is not None and value > 1 and value != int(value):
+            raise ValueError("a model on more than one GPU takes a whole number of them")
+        return value
 
     @property
     def is_local(self) -> bool:

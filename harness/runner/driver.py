@@ -10,6 +10,7 @@ from typing import Optional
 from harness.config import ExperimentConfig
 from harness.models.backend import BackendFactory
 from harness.models.suite import ModelMeta
+from harness.runner.cluster import RayExecutor
 from harness.runner.execute import Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted
 from harness.runner.plan import duplicate_weights, plan, resolve_suite
 from harness.runner.progress import Reporter
@@ -44,7 +45,9 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
         from harness.models.seq2seq import load_backend
 
         backend_factory = load_backend  # decoder-only or encoder-decoder, from each model's config
-    plans = plan(store, suite, prepared, config.run)
+    if executor is None:
+        executor = RayExecutor(config.run.ray) if config.run.executor == "ray" else LocalExecutor()
+    plans = plan(store, suite, prepared, config.run, executor.resolve_device(config.run.device))
     result = RunResult(config.output_dir, [])
     duplicates = duplicate_weights(plans)
     for names in duplicates:
@@ -63,31 +66,35 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     for mp in plans:  # models with nothing left to compute
         if not mp.unit.tasks:
             rep.model(mp.unit.spec.name, 0, len(mp.done))
-    n_todo = {u.spec.name: len(u.tasks) for u in units}
+            rep.model_done(mp.unit.spec.name)
+    left = {u.spec.name: len(u.tasks) for u in units}  # tasks not yet answered, per model
     n_done = {mp.unit.spec.name: len(mp.done) for mp in plans}
-    current = None
-    for event in (executor or LocalExecutor()).execute(units, config.run, backend_factory):
-        if event.model != current:  # the first event of the next model
-            current = event.model
-            rep.model(current, n_todo[current], n_done[current])
+    for event in executor.execute(units, config.run, backend_factory):
+        name = event.model
         if isinstance(event, Loaded):
-            metas[event.model] = event.meta
+            rep.model(name, left[name], n_done[name])
+            metas[name] = event.meta
             m = event.meta
-            rep.log(f"loaded {event.model} ({m['params']:,} parameters, {m['dtype']}, {event.description}) "
-                    f"in {event.seconds:.1f}s")
+            rep.log(f"loaded {name} ({m['params']:,} parameters, {m['dtype']}, {event.description}) in "
+                    f"{event.seconds:.1f}s" + (f" on {event.worker}" if event.worker else ""))
         elif isinstance(event, TaskStarted):
-            rep.task(event.task, event.n)
+            rep.task(name, event.task, event.n)
         elif isinstance(event, PairResult):
-            store.write(event.model, event.task, event.records, event.summary)
-            summaries[(event.model, event.task)] = event.summary
+            store.write(name, event.task, event.records, event.summary)
+            summaries[(name, event.task)] = event.summary
             result.computed += 1
-            rep.task_done(event.task, event.summary)
+            left[name] -= 1
+            rep.task_done(name, event.task, event.summary)
             for note in event.summary.get("notes", []):
-                result.warnings.append(f"{event.model} / {event.task}: {note}")
-                rep.log(f"warning: {event.model} / {event.task}: {note}")
+                result.warnings.append(f"{name} / {event.task}: {note}")
+                rep.log(f"warning: {name} / {event.task}: {note}")
         elif isinstance(event, Failure):
             result.failures.append(event)
-            rep.log(f"failed {event.model}" + (f" / {event.task}" if event.task else "") + f": {event.error}")
+            left[name] = 0 if event.task is None else left[name] - 1
+            rep.log(f"failed {name}" + (f" / {event.task}" if event.task else "") + f": {event.error}")
+        if left[name] == 0:
+            left[name] = -1  # reported once
+            rep.model_done(name)
     result.rows = score_rows(store, suite, prepared, summaries)
     if summaries:  # nothing at all is written for a run that produced nothing
         store.write_scores(result.rows)

@@ -13,7 +13,7 @@ from typing import Optional, Protocol, Union
 from harness import metrics as M
 from harness.config import RunSettings
 from harness.errors import HarnessError
-from harness.models.backend import BackendFactory
+from harness.models.backend import Backend, BackendFactory, resolve_device
 from harness.models.suite import ModelMeta, model_metadata
 from harness.runner.plan import Unit
 from harness.scoring import Record, chance_levels, evaluate, unrepresentable_documents
@@ -29,6 +29,7 @@ class Loaded:
     meta: ModelMeta
     seconds: float
     description: str  # how the backend scores, for the run log
+    worker: str = ""  # where it was loaded (another executor's worker: host and process), for the run log
 
 
 @dataclass(frozen=True)
@@ -64,64 +65,79 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
     """Load the unit's model once and score its tasks, yielding each result as it is ready. With
     ``on_error: stop`` the first failure raises; otherwise it is yielded and the unit goes on (a task that
     fails) or ends (a model that fails to load, or bad input found while scoring)."""
-    import torch
-
     stop = settings.on_error == "stop"
-    name = unit.spec.name
-    torch.manual_seed(settings.seed)
-    t0 = time.perf_counter()
-    _reset_peak_memory(unit.device)
     try:
-        backend = factory(unit.spec, device=unit.device, dtype=unit.dtype, batch_size=settings.batch_size,
-                          token_budget=settings.token_budget)
+        backend, loaded = open_unit(unit, settings, factory)
     except HarnessError as err:
         if stop:
             raise
-        yield Failure(name, None, str(err))
+        yield Failure(unit.spec.name, None, str(err))
         return
     try:
-        meta = model_metadata(unit.spec, backend.parameter_counts(), unit.dtype, backend.arch, backend.weight_bytes)
-        yield Loaded(name, meta, time.perf_counter() - t0, backend.describe())
+        yield loaded
         for p in unit.tasks:
-            task = p.task.name
-            yield TaskStarted(name, task, len(p.instances))
-            t0 = time.perf_counter()
-            try:
-                _check_fits(p, backend.max_length)
-            except HarnessError as err:  # this task does not fit this model; the others may
-                if stop:
-                    raise
-                yield Failure(name, task, str(err))
-                continue
-            try:
-                records = evaluate(backend, p)
-            except HarnessError as err:
-                if stop:
-                    raise
-                yield Failure(name, None, str(err))
+            events = score_task(unit, p, backend, loaded.meta, stop)
+            yield from events
+            if isinstance(events[-1], Failure) and events[-1].task is None:
                 return
-            except Exception as exc:
-                if stop:
-                    raise
-                yield Failure(name, task, f"{type(exc).__name__}: {exc}")
-                continue
-            scores = {}
-            for m in p.task.spec.metrics:
-                sc = M.aggregate(m.name, records)
-                scores[m.name] = ScoreDict(metric=sc.metric, value=sc.value, stderr=sc.stderr, n=sc.n)
-            summary = PairSummary(key=unit.keys[task], model=name, task=task, group=p.task.group,
-                                  output=p.task.spec.output, n=len(records), model_meta=meta,
-                                  seconds=round(time.perf_counter() - t0, 3), chance=chance_levels(p), scores=scores)
-            if (peak := _peak_memory(unit.device)) is not None:
-                summary["peak_memory_bytes"] = peak
-            unknown = unrepresentable_documents(backend, p)
-            if unknown:
-                summary["notes"] = [f"{unknown} of {len(records)} documents ({unknown / len(records):.0%}) contain text "
-                                    "the tokenizer maps to unknown or padding tokens: the model never sees it, so these "
-                                    "scores say nothing about the task"]
-            yield PairResult(name, task, records, summary)
     finally:
         backend.close()
+
+
+def open_unit(unit: Unit, settings: RunSettings, factory: BackendFactory, worker: str = "") -> tuple[Backend, Loaded]:
+    """The unit's model loaded (the run's seed set first) and its ``Loaded`` event; raises HarnessError."""
+    import torch
+
+    torch.manual_seed(settings.seed)
+    t0 = time.perf_counter()
+    _reset_peak_memory(unit.device)
+    backend = factory(unit.spec, device=unit.device, dtype=unit.dtype, batch_size=settings.batch_size,
+                      token_budget=settings.token_budget)
+    try:
+        meta = model_metadata(unit.spec, backend.parameter_counts(), unit.dtype, backend.arch, backend.weight_bytes)
+    except BaseException:
+        backend.close()
+        raise
+    return backend, Loaded(unit.spec.name, meta, time.perf_counter() - t0, backend.describe(), worker)
+
+
+def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, stop: bool = False) -> list[Event]:
+    """One task on the loaded model: [TaskStarted, PairResult] or [TaskStarted, Failure]. A Failure whose task is
+    None (bad input found while scoring) ends the unit. With ``stop`` a failure raises instead."""
+    name, task = unit.spec.name, p.task.name
+    started = TaskStarted(name, task, len(p.instances))
+    t0 = time.perf_counter()
+    try:
+        _check_fits(p, backend.max_length)
+    except HarnessError as err:  # this task does not fit this model; the others may
+        if stop:
+            raise
+        return [started, Failure(name, task, str(err))]
+    try:
+        records = evaluate(backend, p)
+    except HarnessError as err:
+        if stop:
+            raise
+        return [started, Failure(name, None, str(err))]
+    except Exception as exc:
+        if stop:
+            raise
+        return [started, Failure(name, task, f"{type(exc).__name__}: {exc}")]
+    scores = {}
+    for m in p.task.spec.metrics:
+        sc = M.aggregate(m.name, records)
+        scores[m.name] = ScoreDict(metric=sc.metric, value=sc.value, stderr=sc.stderr, n=sc.n)
+    summary = PairSummary(key=unit.keys[task], model=name, task=task, group=p.task.group,
+                          output=p.task.spec.output, n=len(records), model_meta=meta,
+                          seconds=round(time.perf_counter() - t0, 3), chance=chance_levels(p), scores=scores)
+    if (peak := _peak_memory(unit.device)) is not None:
+        summary["peak_memory_bytes"] = peak
+    unknown = unrepresentable_documents(backend, p)
+    if unknown:
+        summary["notes"] = [f"{unknown} of {len(records)} documents ({unknown / len(records):.0%}) contain text "
+                            "the tokenizer maps to unknown or padding tokens: the model never sees it, so these "
+                            "scores say nothing about the task"]
+    return [started, PairResult(name, task, records, summary)]
 
 
 def _reset_peak_memory(device: str) -> None:
@@ -163,11 +179,18 @@ def _check_fits(p: PreparedTask, max_length: int) -> None:
 class Executor(Protocol):
     """Runs units and yields their events. Events of one unit come in order; units may interleave."""
 
+    def resolve_device(self, requested: str) -> str:
+        """The run's device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) as the units will run on it."""
+        ...
+
     def execute(self, units: Sequence[Unit], settings: RunSettings, factory: BackendFactory) -> Iterator[Event]: ...
 
 
 class LocalExecutor:
     """Every unit in this process, one after another, in suite order."""
+
+    def resolve_device(self, requested: str) -> str:
+        return resolve_device(requested)
 
     def execute(self, units: Sequence[Unit], settings: RunSettings, factory: BackendFactory) -> Iterator[Event]:
         for unit in units:

@@ -56,10 +56,11 @@ def pair_key(spec: ModelSpec, dtype: str, whash: str, prepared: PreparedTask) ->
                    **({"quantization": spec.quantization.model_dump()} if spec.quantization else {})})
 
 
-def plan(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask], settings: RunSettings) -> list[ModelPlan]:
-    """One ModelPlan per suite entry, in suite order: the device and dtype resolved once, every pair's key,
-    the pairs already stored under that key, and the tasks still to compute."""
-    device = resolve_device(settings.device)
+def plan(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask], settings: RunSettings,
+         device: Optional[str] = None) -> list[ModelPlan]:
+    """One ModelPlan per suite entry, in suite order: the device (``device``: as an executor resolved it) and dtype
+    resolved once, every pair's key, the pairs already stored under that key, and the tasks still to compute."""
+    device = device or resolve_device(settings.device)
     out = []
     for spec in suite:
         dtype = resolve_dtype(spec, settings.dtype, device)

@@ -21,7 +21,7 @@ def _unit_events(unit: Unit, settings) -> list[Event]:
     return list(run_unit(unit, settings, HFBackend))
 
 
-class ProcessExecutor:
+class ProcessExecutor(LocalExecutor):
     """Each unit in a fresh spawned process, the last model first: the shape a cluster executor has."""
 
     def execute(self, units: Sequence[Unit], settings, factory) -> Iterator[Event]:

@@ -1,0 +1,155 @@
+"""The Ray executor on a local CPU cluster (num_cpus=2): the same bytes as the local executor, a worker SIGKILLed
+mid-model retried, the driver killed mid-run then resumed, a model that fails to load failing alone; and the
+arithmetic that sizes workers, with cluster shapes this machine does not have."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import ray  # the `ray` extra (CI installs it)
+
+from harness.config import load_config
+from harness.errors import HarnessError
+from harness.models.suite import ModelSpec
+from harness.runner import LocalExecutor, Reporter, run
+from harness.runner.cluster import GIB, RayExecutor, Resources, check_placeable, unit_resources
+from harness.testing import KillOnce, build_tiny_model, write_config, write_toy_tasks
+
+TASKS = ["toy_mc", "toy_add"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray cluster for this module's in-process runs (starting one takes seconds)."""
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def four_models(tiny_models, tmp_path_factory) -> list[Path]:
+    extra = build_tiny_model(tmp_path_factory.mktemp("models") / "llama48", "llama", hidden=48, seed=5)
+    return [tiny_models["gpt2"], tiny_models["neox"], tiny_models["llama"], extra]
+
+
+def snapshot(out: Path) -> dict[str, bytes]:
+    """Records and scores: what a run commits (summaries hold timings, the manifest the executor)."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and (p.suffix == ".jsonl" or p.name == "scores.csv")}
+
+
+@pytest.fixture(scope="module")
+def local_bytes(four_models, tmp_path_factory) -> dict[str, bytes]:
+    """The suite run by the local executor, in a project folder of its own."""
+    work = tmp_path_factory.mktemp("local")
+    write_toy_tasks(work / "tasks")
+    with pytest.MonkeyPatch.context() as mp_:
+        mp_.chdir(work)
+        mp_.setenv("HARNESS_CACHE", str(work / "cache"))
+        result = run(load_config(write_config(work, four_models, TASKS), {"output": str(work / "out")}),
+                     executor=LocalExecutor())
+    assert result.computed == 8 and not result.failures
+    snap = snapshot(work / "out")
+    assert len(snap) == 9  # 4 models × 2 tasks, and scores.csv
+    return snap
+
+
+def test_ray_writes_the_bytes_the_local_executor_writes(cluster, workdir, four_models, local_bytes):
+    cfg = write_config(workdir, four_models, TASKS)
+    result = run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray"}))
+    assert result.computed == 8 and not result.failures
+    assert snapshot(workdir / "ray") == local_bytes
+    import json
+
+    manifest = json.loads((workdir / "ray" / "manifest.json").read_text())
+    assert manifest["config"]["run"]["executor"] == "ray"
+
+
+def test_a_worker_killed_mid_model_is_retried_and_the_bytes_are_the_same(cluster, workdir, four_models, local_bytes):
+    marker = workdir / "killed"
+    victim = four_models[2].name  # killed while scoring its second task, after its first was returned
+    cfg = write_config(workdir, four_models, TASKS)
+    result = run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray"}),
+                 backend_factory=KillOnce(victim, marker))
+    assert marker.exists() and int(marker.read_text()) != os.getpid()  # a worker died, not this driver
+    assert result.computed == 8 and not result.failures
+    assert snapshot(workdir / "ray") == local_bytes
+
+
+class _DieAfterFirstCommit(Reporter):
+    def task_done(self, model, name, summary):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _driver(cfg: str, out: str, cwd: str) -> None:
+    os.chdir(cwd)
+    run(load_config(Path(cfg), {"output": out, "executor": "ray"}), _DieAfterFirstCommit())
+
+
+def test_a_driver_killed_mid_run_resumes_from_what_it_committed(cluster, workdir, four_models, local_bytes):
+    cfg = write_config(workdir, four_models, TASKS)
+    out = workdir / "ray"
+    child = mp.get_context("spawn").Process(target=_driver, args=(str(cfg), str(out), str(workdir)))
+    child.start()
+    child.join(300)
+    assert child.exitcode == -signal.SIGKILL
+    committed = sorted(p.relative_to(out) for p in out.rglob("*.json"))
+    assert len(committed) == 1 and not (out / "scores.csv").exists()  # one pair, committed whole
+    result = run(load_config(cfg, {"output": str(out), "executor": "ray"}))
+    assert result.skipped == 1 and result.computed == 7 and not result.failures
+    assert snapshot(out) == local_bytes
+
+
+def test_a_model_that_fails_to_load_fails_only_its_own_units(cluster, workdir, four_models, tmp_path, capsys):
+    from harness.cli import main
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{")
+    cfg = write_config(workdir, [four_models[0], broken, four_models[2]], TASKS)
+    assert main(["run", str(cfg), "--executor", "ray", "--output", str(workdir / "ray")]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED broken: " in err and "could not load model" in err and "docs," in err  # progress: docs and rate
+    assert len(list((workdir / "ray" / "models").rglob("*.jsonl"))) == 4  # the other two models' pairs
+    with pytest.raises(HarnessError, match="broken: .*could not load model"):
+        run(load_config(cfg, {"output": str(workdir / "stop"), "executor": "ray", "on_error": "stop"}))
+
+
+def test_a_gpu_run_on_a_cluster_without_gpus_is_refused_in_one_line(cluster, workdir, four_models):
+    cfg = write_config(workdir, four_models[:1], TASKS)
+    with pytest.raises(HarnessError, match="the Ray cluster has no GPUs"):
+        run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray", "device": "cuda"}))
+    assert not (workdir / "ray").exists()
+    with pytest.raises(HarnessError, match="cuda:1.*Ray chooses"):
+        RayExecutor().resolve_device("cuda:1")
+
+
+# ---------------------------------------------------------------- sizing workers (no cluster needed)
+
+H100 = 80 * GIB
+
+
+@pytest.mark.parametrize("params, share", [(70e6, 0.25), (1e9, 0.25), (6.9e9, 0.5), (12e9, 0.5), (20e9, 0.75)])
+def test_small_models_take_a_share_of_one_gpu(params, share):
+    need = unit_resources(ModelSpec(model="m"), int(params * 2), "cuda", H100, 1)
+    assert need == Resources(1, share, int(params * 2) + GIB // 2)
+
+
+def test_large_models_span_whole_gpus_and_an_entry_can_say_how_many():
+    assert unit_resources(ModelSpec(model="m"), int(70e9 * 2), "cuda", H100, 2).num_gpus == 3  # 175 GB / 72 GB
+    assert unit_resources(ModelSpec(model="m", gpus=4), int(70e9 * 2), "cuda", H100, 1).num_gpus == 4
+    assert unit_resources(ModelSpec(model="m", gpus=4), 10, "cpu", 0, 3) == Resources(3, 0.0, 10 + GIB // 2)
+
+
+def test_a_worker_no_node_can_hold_is_refused_naming_the_model():
+    nodes = [{"CPU": 16.0, "GPU": 4.0, "memory": 500 * GIB}, {"CPU": 16.0, "GPU": 8.0, "memory": 900 * GIB}]
+    check_placeable("pythia-12b", Resources(1, 8.0, 30 * GIB), nodes)
+    with pytest.raises(HarnessError, match=r"model llama-405b needs 16 GPU\(s\).*largest node .* has 8 GPU\(s\)"):
+        check_placeable("llama-405b", Resources(1, 16.0, 30 * GIB), nodes)
+    with pytest.raises(HarnessError, match="needs 1 GPU"):
+        check_placeable("m", Resources(1, 1.0, GIB), [{"CPU": 2.0, "memory": 8 * GIB}])
