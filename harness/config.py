@@ -46,6 +46,9 @@ class RaySettings(_Strict):
     num_cpus: Optional[int] = Field(default=None, ge=1)  # a cluster started here: CPUs it may use (default: all)
     cpus_per_worker: int = Field(default=1, ge=1)  # CPUs (torch threads) of each model's worker
     max_restarts: int = Field(default=3, ge=0)  # a worker lost mid-model is restarted (and its task retried) this often
+    # workers per model, each loading it once and taking the model's tasks one by one; auto: the cluster split by
+    # each model's work (weights × documents)
+    replicas: Union[Annotated[int, Field(ge=1, le=1024)], Literal["auto"]] = "auto"
 
 
 class RunSettings(_Strict):

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import socket
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -116,13 +117,27 @@ class ScoreWorker:
 
 
 @dataclass
-class _Running:
-    """A unit in flight on the driver: its actor and the call whose result comes next."""
+class _Model:
+    """A unit in flight on the driver: the tasks not yet handed to a replica, and the replicas' actors."""
 
     unit: Unit
-    actor: Any
-    next_task: int = -1  # -1: waiting for the model to load
-    calls: list[Any] = field(default_factory=list)
+    queue: deque[int]
+    actors: list[Any] = field(default_factory=list)
+    loaded: bool = False
+
+
+def replica_counts(units: Sequence[Unit], needs: Sequence[Resources], capacity: float, gpu: bool,
+                   sizes: Sequence[int]) -> list[int]:
+    """Replicas per unit, so that the cluster's ``capacity`` (GPUs, or CPUs) is split by each unit's work (weight
+    bytes × documents): one replica for a small share, more for the models that dominate, never more than the
+    unit has tasks (a task runs whole on one replica)."""
+    work = [max(size, 1) * sum(len(p.instances) for p in u.tasks) for u, size in zip(units, sizes)]
+    total = sum(work) or 1
+    out = []
+    for u, need, w in zip(units, needs, work):
+        per = need.num_gpus if gpu else need.num_cpus
+        out.append(max(1, min(len(u.tasks), int(capacity * w / total / per))))
+    return out
 
 
 class RayExecutor:
@@ -169,18 +184,23 @@ class RayExecutor:
                                "worker's GPUs)", where="run.device")
         return requested
 
-    def resources(self, units: Sequence[Unit]) -> list[Resources]:
-        """Each unit's worker, checked against the cluster's nodes (one line naming the model if none fits)."""
+    def resources(self, units: Sequence[Unit]) -> tuple[list[Resources], list[int]]:
+        """Each unit's worker, checked against the cluster's nodes (one line naming the model if none fits), and
+        how many replicas of it to start (``run.ray.replicas``, or split by work: ``replica_counts``)."""
         ray = self.connect()
-        gpu_memory = _gpu_memory(ray) if any(u.device.startswith("cuda") for u in units) else 0
+        gpu = any(u.device.startswith("cuda") for u in units)
+        gpu_memory = _gpu_memory(ray) if gpu else 0
         nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-        out = []
+        needs, sizes = [], []
         for u in units:
-            weights = 0 if u.spec.gpus is not None and not u.device.startswith("cpu") else estimate_weight_bytes(u.spec, u.dtype)
-            need = unit_resources(u.spec, weights, u.device, gpu_memory, self.settings.cpus_per_worker)
-            check_placeable(u.spec.name, need, nodes)
-            out.append(need)
-        return out
+            sizes.append(estimate_weight_bytes(u.spec, u.dtype))
+            needs.append(unit_resources(u.spec, sizes[-1], u.device, gpu_memory, self.settings.cpus_per_worker))
+            check_placeable(u.spec.name, needs[-1], nodes)
+        wanted = self.settings.replicas
+        if wanted == "auto":
+            capacity = ray.cluster_resources().get("GPU" if gpu else "CPU", 1)
+            return needs, replica_counts(units, needs, capacity, gpu, sizes)
+        return needs, [min(wanted, len(u.tasks)) for u in units]
 
     def execute(self, units: Sequence[Unit], settings: RunSettings, factory: BackendFactory) -> Iterator[Event]:
         ray = self.connect()
@@ -193,52 +213,73 @@ class RayExecutor:
 
     def _execute(self, ray: Any, units: Sequence[Unit], settings: RunSettings, factory: BackendFactory
                  ) -> Iterator[Event]:
+        """Start every unit's replicas (Ray queues those the cluster cannot hold yet); hand each loaded replica the
+        unit's next task (largest first) until none is left; yield events as they come back."""
         from ray.exceptions import RayError
 
         worker_cls = ray.remote(ScoreWorker)
         retries = self.settings.max_restarts
         inner = settings.model_copy(update={"on_error": "continue"})  # the driver stops the run, workers report
-        running: dict[Any, _Running] = {}
+        calls: dict[Any, tuple[_Model, Any, int]] = {}  # in flight: (unit, replica, task index; -1: loading)
+        models: list[_Model] = []
+
+        def drop(m: _Model) -> None:  # the unit is over: its replicas go, their calls are forgotten
+            for ref in [ref for ref, (mm, _, _) in calls.items() if mm is m]:
+                del calls[ref]
+            for actor in m.actors:
+                ray.kill(actor, no_restart=True)
+            m.actors.clear()
+
+        def hand_out(m: _Model, actor: Any) -> Iterator[Event]:
+            if not m.queue:
+                m.actors.remove(actor)
+                ray.kill(actor, no_restart=True)
+                return
+            i = m.queue.popleft()
+            task = m.unit.tasks[i]
+            yield TaskStarted(m.unit.spec.name, task.task.name, len(task.instances))
+            calls[actor.score.remote(i)] = (m, actor, i)
+
         try:
-            for unit, need in zip(units, self.resources(units)):
+            needs, replicas = self.resources(units)
+            for unit, need, n in zip(units, needs, replicas):
                 share = need.num_gpus if need.num_gpus < 1 else 1.0
                 unit_settings = inner
                 if unit.device.startswith("cuda") and share < 1 and settings.token_budget is None:
                     from harness.models.hf import GPU_TOKEN_BUDGET  # a share of the GPU: that share of the budget
 
                     unit_settings = inner.model_copy(update={"token_budget": int(GPU_TOKEN_BUDGET * share)})
-                actor = worker_cls.options(num_cpus=need.num_cpus, num_gpus=need.num_gpus, memory=need.memory,
-                                           max_restarts=retries, max_task_retries=retries).remote(
-                    unit, unit_settings, factory, need.num_cpus, share)
-                r = _Running(unit, actor)
-                running[actor.loaded.remote()] = r
-            while running:
-                (ref,), _ = ray.wait(list(running), num_returns=1)
-                r = running.pop(ref)
-                name = r.unit.spec.name
+                order = sorted(range(len(unit.tasks)), key=lambda i: -len(unit.tasks[i].instances))
+                m = _Model(unit, deque(order))
+                models.append(m)
+                for _ in range(n):
+                    actor = worker_cls.options(num_cpus=need.num_cpus, num_gpus=need.num_gpus, memory=need.memory,
+                                               max_restarts=retries, max_task_retries=retries).remote(
+                        unit, unit_settings, factory, need.num_cpus, share)
+                    m.actors.append(actor)
+                    calls[actor.loaded.remote()] = (m, actor, -1)
+            while calls:
+                (ref,), _ = ray.wait(list(calls), num_returns=1)
+                m, actor, index = calls.pop(ref)
+                name = m.unit.spec.name
                 try:
                     got = ray.get(ref)
-                    events: list[Event] = [got] if r.next_task < 0 else got
+                    events: list[Event] = [got] if index < 0 else got
                 except RayError as exc:
                     reason = " ".join(str(exc).split())[:300]
                     events = [Failure(name, None, f"its worker was lost ({retries} restart(s) tried): {reason}")]
+                if any(isinstance(e, Failure) and e.task is None for e in events):  # the model is out: say so once
+                    drop(m)
+                    events = [next(e for e in events if isinstance(e, Failure) and e.task is None)]
                 for e in events:
                     if isinstance(e, Failure) and settings.on_error == "stop":
                         raise HarnessError(f"{name}" + (f" / {e.task}" if e.task else "") + f": {e.error}")
                     yield e
-                ended = any(isinstance(e, Failure) and e.task is None for e in events)
-                if r.next_task < 0 and not ended:  # loaded: send every task; they run in order
-                    r.calls = [r.actor.score.remote(i) for i in range(len(r.unit.tasks))]
-                r.next_task += 1
-                if ended or r.next_task >= len(r.unit.tasks):
-                    ray.kill(r.actor, no_restart=True)
-                    continue
-                task = r.unit.tasks[r.next_task]
-                yield TaskStarted(name, task.task.name, len(task.instances))
-                running[r.calls[r.next_task]] = r
-        finally:
-            for r in running.values():
-                ray.kill(r.actor, no_restart=True)
+                if actor in m.actors:
+                    yield from hand_out(m, actor)
+        finally:  # done, or the driver stops: no worker outlives the run
+            for m in models:
+                drop(m)
 
 
 def _gpu_memory(ray: Any) -> int:

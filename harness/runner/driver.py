@@ -69,10 +69,13 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
             rep.model_done(mp.unit.spec.name)
     left = {u.spec.name: len(u.tasks) for u in units}  # tasks not yet answered, per model
     n_done = {mp.unit.spec.name: len(mp.done) for mp in plans}
+    shown: set[str] = set()
     for event in executor.execute(units, config.run, backend_factory):
         name = event.model
         if isinstance(event, Loaded):
-            rep.model(name, left[name], n_done[name])
+            if name not in shown:  # its first replica loaded
+                shown.add(name)
+                rep.model(name, left[name], n_done[name])
             metas[name] = event.meta
             m = event.meta
             rep.log(f"loaded {name} ({m['params']:,} parameters, {m['dtype']}, {event.description}) in "

@@ -81,6 +81,32 @@ def test_a_worker_killed_mid_model_is_retried_and_the_bytes_are_the_same(cluster
     assert snapshot(workdir / "ray") == local_bytes
 
 
+def test_replicas_of_one_model_share_its_tasks_and_the_bytes_are_the_same(cluster, workdir, four_models,
+                                                                          local_bytes):
+    class Log(Reporter):
+        lines: list[str] = []
+
+        def log(self, message):
+            self.lines.append(message)
+
+    cfg = write_config(workdir, four_models, TASKS, ray={"replicas": 2})
+    result = run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray"}), Log())
+    assert result.computed == 8 and not result.failures
+    loads = [line.split()[1] for line in Log.lines if line.startswith("loaded ")]
+    assert sorted(loads) == sorted(2 * [m.name for m in four_models])  # two replicas each, a task each
+    assert snapshot(workdir / "ray") == local_bytes
+
+
+def test_a_worker_lost_more_often_than_restarts_allow_fails_its_model_only(cluster, workdir, four_models):
+    victim = four_models[1].name
+    cfg = write_config(workdir, four_models, TASKS, ray={"max_restarts": 0})
+    result = run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray"}),
+                 backend_factory=KillOnce(victim, workdir / "killed"))
+    (failure,) = result.failures
+    assert failure.model == victim and failure.task is None and "its worker was lost (0 restart(s) tried)" in failure.error
+    assert result.computed == 7  # the victim's first task was committed before its worker died
+
+
 class _DieAfterFirstCommit(Reporter):
     def task_done(self, model, name, summary):
         os.kill(os.getpid(), signal.SIGKILL)
@@ -144,6 +170,24 @@ def test_large_models_span_whole_gpus_and_an_entry_can_say_how_many():
     assert unit_resources(ModelSpec(model="m"), int(70e9 * 2), "cuda", H100, 2).num_gpus == 3  # 175 GB / 72 GB
     assert unit_resources(ModelSpec(model="m", gpus=4), int(70e9 * 2), "cuda", H100, 1).num_gpus == 4
     assert unit_resources(ModelSpec(model="m", gpus=4), 10, "cpu", 0, 3) == Resources(3, 0.0, 10 + GIB // 2)
+
+
+def test_replicas_follow_the_work_each_model_has():
+    """Pythia 70M…12B × 50 tasks of 1,000 documents on 64 GPUs: the large models get the replicas."""
+    from harness.runner.cluster import replica_counts
+    from harness.runner.plan import Unit
+
+    class Task:
+        def __init__(self, n):
+            self.instances = [None] * n
+
+    params = [70e6, 160e6, 410e6, 1e9, 1.4e9, 2.8e9, 6.9e9, 12e9]
+    units = [Unit(ModelSpec(model=f"p{i}"), "cuda", "bfloat16", tuple(Task(1000) for _ in range(50))) for i in params]
+    needs = [unit_resources(u.spec, int(p * 2), "cuda", H100, 1) for u, p in zip(units, params)]
+    counts = replica_counts(units, needs, 64, True, [int(p * 2) for p in params])
+    assert counts == [1, 1, 4, 10, 14, 28, 35, 50]  # 57 of 64 GPUs: 12B stops at one replica per task
+    assert sum(c * n.num_gpus for c, n in zip(counts, needs)) == 57
+    assert replica_counts(units[:2], needs[:2], 2, False, [10, 10]) == [1, 1]  # CPUs: one worker each
 
 
 def test_a_worker_no_node_can_hold_is_refused_naming_the_model():
