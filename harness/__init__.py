@@ -9,7 +9,7 @@ from harness.config import ExperimentConfig, load_config
 from harness.errors import HarnessError
 from harness.metrics import METRICS, Score, aggregate, metric
 from harness.models import Backend, BackendFactory, GenerationRequest, LogLikelihood, ModelSpec
-from harness.runner import Executor, LocalExecutor, RunResult, run
+from harness.runner import Executor, LocalExecutor, RayExecutor, RunResult, run
 from harness.scoring import chance_levels, evaluate
 from harness.store import RunStore
 from harness.tasks import (
@@ -41,7 +41,7 @@ def __getattr__(name: str):
 
 __all__ = ["__version__", "GENERATORS", "METRICS", "Backend", "BackendFactory", "Classification", "Classified", "Comparison", "Curve",
            "Executor", "ExperimentConfig", "GenerationRequest", "HarnessError", "Instance", "LocalExecutor",
-           "LogLikelihood", "ModelSpec", "PreparedTask", "Results", "Rules", "RunResult", "RunStore", "Score", "Task",
+           "LogLikelihood", "ModelSpec", "PreparedTask", "RayExecutor", "Results", "Rules", "RunResult", "RunStore", "Score", "Task",
            "TaskSpec", "aggregate", "build_instances", "build_report", "chance_levels", "classify", "classify_results",
            "compare", "curves", "evaluate", "generator", "load_classified", "load_config", "load_results",
            "load_task_file", "metric", "metric_artifacts", "prepare", "run"]

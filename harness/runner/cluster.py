@@ -5,13 +5,14 @@ retried, so nothing partial reaches the driver."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import socket
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from harness.config import RaySettings, RunSettings
@@ -38,21 +39,37 @@ class Resources:
 
 
 def estimate_weight_bytes(spec: ModelSpec, dtype: str) -> int:
-    """The model's weights in memory, counted from its config on PyTorch's meta device (no weights read)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    """The model's weights in memory, counted from its config on PyTorch's meta device (no weights read; once per
+    distinct config, so 154 checkpoints of one model cost one count)."""
+    from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(spec.model, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
-        auto: Any = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
-        with torch.device("meta"):
-            model = auto.from_config(config, trust_remote_code=spec.trust_remote_code)
-        params = sum(p.numel() for p in model.parameters())
+        params = _count_on_meta(config.to_json_string(), spec.model if spec.trust_remote_code else "")
     except Exception as exc:  # the worker will say why it cannot load; size it as a small model meanwhile
         del exc
         return 0
     per_param = spec.quantization.bits / 8 if spec.quantization else BYTES[dtype]
     return int(params * per_param)
+
+
+@functools.lru_cache(maxsize=256)
+def _count_on_meta(config_json: str, remote_code_from: str) -> int:
+    """Parameters of the model a config describes, instantiated on the meta device."""
+    import json
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    if remote_code_from:
+        config = AutoConfig.from_pretrained(remote_code_from, trust_remote_code=True)
+    else:
+        raw = json.loads(config_json)
+        config = AutoConfig.for_model(raw.pop("model_type"), **raw)
+    auto: Any = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    with torch.device("meta"):
+        model = auto.from_config(config, trust_remote_code=bool(remote_code_from))
+    return sum(p.numel() for p in model.parameters())
 
 
 def unit_resources(spec: ModelSpec, weight_bytes: int, device: str, gpu_memory: int, cpus_per_worker: int) -> Resources:
@@ -82,48 +99,92 @@ def check_placeable(name: str, need: Resources, nodes: list[dict[str, float]]) -
                        "or add nodes)", where="run.executor")
 
 
-class ScoreWorker:
-    """A Ray actor's body: loads one unit's model when created (again if Ray restarts it), then scores one task
-    per ``score`` call. It returns events as data and writes nothing."""
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs to serve a unit: the unit without its tasks and each task, as object-store references
+    (every task is stored once however many models score it; boxed in lists so that Ray passes the references and a
+    worker fetches what it uses), the settings, and its share of the worker."""
 
-    def __init__(self, unit: Unit, settings: RunSettings, factory: BackendFactory, threads: int, gpu_share: float):
+    unit: list[Any]  # [ObjectRef of the Unit, tasks left out]
+    tasks: list[Any]  # ObjectRefs of the unit's PreparedTasks, in its order
+    settings: RunSettings
+    threads: int
+    gpu_share: float
+
+
+class ScoreWorker:
+    """A Ray actor's body: a process of the cluster that loads one model at a time (the model of the job it is
+    given, if not loaded already) and scores one task per call. Every call carries its job, so a worker Ray
+    restarted after losing it reloads the model and retries the call by itself. It returns events as data and
+    writes nothing."""
+
+    def __init__(self, factory: BackendFactory):
+        logging.getLogger("torchao").setLevel(logging.ERROR)  # optional kernels it cannot load: noise in every worker
+        self.factory = factory
+        self.job_id = ""
+        self.unit: Optional[Unit] = None
+        self.backend: Optional[Backend] = None
+        self.loaded: Optional[Event] = None
+
+    def _open(self, job: Job) -> Optional[Event]:
+        """Load the job's model unless it is the one loaded: its Loaded or Failure event (None: already loaded)."""
+        import ray
         import torch
 
-        logging.getLogger("torchao").setLevel(logging.ERROR)  # optional kernels it cannot load: noise in every worker
-        torch.set_num_threads(threads)
-        if unit.device.startswith("cuda") and gpu_share < 1:  # stay inside this worker's share: OOM halves the batch
-            torch.cuda.set_per_process_memory_fraction(gpu_share)
-        self.unit = unit
-        self.backend: Optional[Backend] = None
-        worker = f"{socket.gethostname()} pid {os.getpid()}"
-        try:
-            self.backend, loaded = open_unit(unit, settings, factory, worker)
-            self.first: Event = loaded
-        except HarnessError as err:
-            self.first = Failure(unit.spec.name, None, str(err))
-
-    def loaded(self) -> Event:
-        return self.first
-
-    def score(self, index: int) -> list[Event]:
-        """Task ``index`` of the unit: its result or failure (the driver announced it started)."""
-        assert self.backend is not None and isinstance(self.first, Loaded)
-        return [e for e in score_task(self.unit, self.unit.tasks[index], self.backend, self.first.meta)
-                if not isinstance(e, TaskStarted)]
-
-    def close(self) -> None:
+        (ref,) = job.unit
+        if ref.hex() == self.job_id:
+            return None
         if self.backend is not None:
             self.backend.close()
+            self.backend = None
+        unit = self.unit = ray.get(ref)
+        self.job_id = ref.hex()
+        torch.set_num_threads(job.threads)
+        if unit.device.startswith("cuda"):  # stay inside this worker's share: OOM halves the batch
+            torch.cuda.set_per_process_memory_fraction(job.gpu_share)
+        try:
+            self.backend, self.loaded = open_unit(unit, job.settings, self.factory,
+                                                  f"{socket.gethostname()} pid {os.getpid()}")
+        except HarnessError as err:
+            self.loaded = Failure(unit.spec.name, None, str(err))
+        return self.loaded
+
+    def score(self, job: Job, index: int) -> list[Event]:
+        """Task ``index`` of the job's unit (-1: only load the model): a Loaded (or Failure) event if the model had to
+        be loaded, then the task's result or failure (the driver announced it started)."""
+        loaded = self._open(job)
+        events = [loaded] if loaded is not None else []
+        if index < 0 or not isinstance(self.loaded, Loaded):
+            return events
+        import ray
+
+        assert self.unit is not None and self.backend is not None
+        task = ray.get(job.tasks[index])
+        return events + [e for e in score_task(self.unit, task, self.backend, self.loaded.meta)
+                         if not isinstance(e, TaskStarted)]
 
 
 @dataclass
 class _Model:
-    """A unit in flight on the driver: the tasks not yet handed to a replica, and the replicas' actors."""
+    """A unit in flight on the driver: its job, the tasks not yet handed out, whether it failed."""
 
     unit: Unit
+    job: Job
+    need: Resources
     queue: deque[int]
-    actors: list[Any] = field(default_factory=list)
-    loaded: bool = False
+    failed: bool = False
+
+
+@dataclass
+class _Worker:
+    """An actor of the pool, with the resources it holds and the model it serves (None: idle)."""
+
+    actor: Any
+    need: Resources
+    model: Optional[_Model] = None
+
+    def fits(self, need: Resources) -> bool:
+        return (self.need.num_cpus, self.need.num_gpus) == (need.num_cpus, need.num_gpus) and need.memory <= self.need.memory
 
 
 def replica_counts(units: Sequence[Unit], needs: Sequence[Resources], capacity: float, gpu: bool,
@@ -213,73 +274,126 @@ class RayExecutor:
 
     def _execute(self, ray: Any, units: Sequence[Unit], settings: RunSettings, factory: BackendFactory
                  ) -> Iterator[Event]:
-        """Start every unit's replicas (Ray queues those the cluster cannot hold yet); hand each loaded replica the
-        unit's next task (largest first) until none is left; yield events as they come back."""
-        from ray.exceptions import RayError
+        """A pool of workers: each replica of a unit (the largest units first) goes to an idle worker of its shape,
+        or to a new one while the cluster has room; a worker with a model hands out its tasks (largest first) one by
+        one until none is left, then takes the next replica. Events are yielded as they come back."""
+        from ray.exceptions import RayError, RayTaskError
 
         worker_cls = ray.remote(ScoreWorker)
         retries = self.settings.max_restarts
         inner = settings.model_copy(update={"on_error": "continue"})  # the driver stops the run, workers report
-        calls: dict[Any, tuple[_Model, Any, int]] = {}  # in flight: (unit, replica, task index; -1: loading)
-        models: list[_Model] = []
+        total = ray.cluster_resources()
+        free = {"CPU": total.get("CPU", 0.0), "GPU": total.get("GPU", 0.0)}
+        calls: dict[Any, tuple[_Worker, int]] = {}  # in flight: (worker, task index; -1: loading)
+        pool: list[_Worker] = []
+        slots: deque[_Model] = deque()  # one per replica to start
+        stored: dict[int, Any] = {}  # each prepared task in the object store once
+        needs, replicas = self.resources(units)
+        for unit, need, n in sorted(zip(units, needs, replicas), key=lambda x: -x[1].num_gpus * 1e9 - x[1].memory):
+            share = need.num_gpus if need.num_gpus < 1 else 1.0
+            unit_settings = inner
+            if unit.device.startswith("cuda") and share < 1 and settings.token_budget is None:
+                from harness.models.hf import GPU_TOKEN_BUDGET  # a share of the GPU: that share of the budget
 
-        def drop(m: _Model) -> None:  # the unit is over: its replicas go, their calls are forgotten
-            for ref in [ref for ref, (mm, _, _) in calls.items() if mm is m]:
-                del calls[ref]
-            for actor in m.actors:
-                ray.kill(actor, no_restart=True)
-            m.actors.clear()
+                unit_settings = inner.model_copy(update={"token_budget": int(GPU_TOKEN_BUDGET * share)})
+            order = sorted(range(len(unit.tasks)), key=lambda i: -len(unit.tasks[i].instances))
+            refs = [stored.setdefault(id(p), ray.put(p)) for p in unit.tasks]
+            spec = unit.spec.model_copy(update={"gpus": need.num_gpus}) if need.num_gpus > 1 else unit.spec
+            job = Job([ray.put(replace(unit, spec=spec, tasks=()))], refs, unit_settings, need.num_cpus, share)
+            m = _Model(unit, job, need, deque(order))
+            slots.extend([m] * n)
 
-        def hand_out(m: _Model, actor: Any) -> Iterator[Event]:
-            if not m.queue:
-                m.actors.remove(actor)
-                ray.kill(actor, no_restart=True)
-                return
-            i = m.queue.popleft()
-            task = m.unit.tasks[i]
-            yield TaskStarted(m.unit.spec.name, task.task.name, len(task.instances))
-            calls[actor.score.remote(i)] = (m, actor, i)
+        def send(w: _Worker, index: int) -> None:
+            assert w.model is not None
+            calls[w.actor.score.remote(w.model.job, index)] = (w, index)
+
+        def retire(w: _Worker) -> None:
+            pool.remove(w)
+            free["CPU"] += w.need.num_cpus
+            free["GPU"] += w.need.num_gpus
+            ray.kill(w.actor, no_restart=True)
+
+        def next_slot(w: _Worker) -> Optional[_Model]:
+            for m in list(slots):
+                if not m.queue or m.failed:
+                    slots.remove(m)  # its tasks were all handed out already
+                elif w.fits(m.need):
+                    slots.remove(m)
+                    return m
+            return None
+
+        def fill() -> None:
+            """Idle workers take the next replica of their shape (or go); new workers start while there is room."""
+            for w in [w for w in pool if w.model is None]:
+                w.model = next_slot(w)
+                if w.model is None:
+                    retire(w)
+                else:
+                    send(w, -1)
+            while slots:
+                m = slots[0]
+                if not m.queue or m.failed:
+                    slots.popleft()
+                    continue
+                fits = free["CPU"] >= m.need.num_cpus and free["GPU"] >= m.need.num_gpus - 1e-9
+                if not fits and pool:
+                    break  # wait for a worker to finish (Ray would queue it anyway)
+                slots.popleft()
+                actor = worker_cls.options(num_cpus=m.need.num_cpus, num_gpus=m.need.num_gpus, memory=m.need.memory,
+                                           max_restarts=retries, max_task_retries=retries).remote(factory)
+                w = _Worker(actor, m.need, m)
+                pool.append(w)
+                free["CPU"] -= m.need.num_cpus
+                free["GPU"] -= m.need.num_gpus
+                send(w, -1)
 
         try:
-            needs, replicas = self.resources(units)
-            for unit, need, n in zip(units, needs, replicas):
-                share = need.num_gpus if need.num_gpus < 1 else 1.0
-                unit_settings = inner
-                if unit.device.startswith("cuda") and share < 1 and settings.token_budget is None:
-                    from harness.models.hf import GPU_TOKEN_BUDGET  # a share of the GPU: that share of the budget
-
-                    unit_settings = inner.model_copy(update={"token_budget": int(GPU_TOKEN_BUDGET * share)})
-                order = sorted(range(len(unit.tasks)), key=lambda i: -len(unit.tasks[i].instances))
-                m = _Model(unit, deque(order))
-                models.append(m)
-                for _ in range(n):
-                    actor = worker_cls.options(num_cpus=need.num_cpus, num_gpus=need.num_gpus, memory=need.memory,
-                                               max_restarts=retries, max_task_retries=retries).remote(
-                        unit, unit_settings, factory, need.num_cpus, share)
-                    m.actors.append(actor)
-                    calls[actor.loaded.remote()] = (m, actor, -1)
+            fill()
             while calls:
                 (ref,), _ = ray.wait(list(calls), num_returns=1)
-                m, actor, index = calls.pop(ref)
-                name = m.unit.spec.name
+                w, index = calls.pop(ref)
+                model = w.model
+                assert model is not None
+                name = model.unit.spec.name
                 try:
-                    got = ray.get(ref)
-                    events: list[Event] = [got] if index < 0 else got
-                except RayError as exc:
-                    reason = " ".join(str(exc).split())[:300]
-                    events = [Failure(name, None, f"its worker was lost ({retries} restart(s) tried): {reason}")]
-                if any(isinstance(e, Failure) and e.task is None for e in events):  # the model is out: say so once
-                    drop(m)
+                    events: list[Event] = ray.get(ref)
+                except RayTaskError as exc:  # the worker's code raised (scoring errors come back as events)
+                    cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+                    events = [Failure(name, None, f"its worker failed: {type(cause).__name__}: {_one_line(cause)}")]
+                    retire(w)
+                    w.model = None
+                except RayError as exc:  # the worker's process died more often than it may be restarted
+                    events = [Failure(name, None, f"its worker was lost ({retries} restart(s) tried): {_one_line(exc)}")]
+                    retire(w)
+                    w.model = None
+                if model.failed:
+                    events = []  # its failure was reported; what other replicas still return is dropped
+                elif any(isinstance(e, Failure) and e.task is None for e in events):  # the model is out
+                    model.failed = True
                     events = [next(e for e in events if isinstance(e, Failure) and e.task is None)]
                 for e in events:
                     if isinstance(e, Failure) and settings.on_error == "stop":
                         raise HarnessError(f"{name}" + (f" / {e.task}" if e.task else "") + f": {e.error}")
                     yield e
-                if actor in m.actors:
-                    yield from hand_out(m, actor)
+                if w in pool:
+                    if model.queue and not model.failed:
+                        i = model.queue.popleft()
+                        task = model.unit.tasks[i]
+                        yield TaskStarted(name, task.task.name, len(task.instances))
+                        send(w, i)
+                    else:
+                        w.model = None
+                fill()
         finally:  # done, or the driver stops: no worker outlives the run
-            for m in models:
-                drop(m)
+            for w in list(pool):
+                retire(w)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, without terminal colours, cut at 300 characters."""
+    import re
+
+    return " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split())[:300]
 
 
 def _gpu_memory(ray: Any) -> int:
@@ -291,3 +405,4 @@ def _gpu_memory(ray: Any) -> int:
         return min(torch.cuda.get_device_properties(i).total_memory for i in range(torch.cuda.device_count()))
 
     return int(ray.get(ray.remote(num_gpus=0.01)(total).remote()))
+

@@ -59,11 +59,27 @@ def local_bytes(four_models, tmp_path_factory) -> dict[str, bytes]:
     return snap
 
 
+class Log(Reporter):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, message):
+        self.lines.append(message)
+
+    def loads(self) -> list[tuple[str, str]]:
+        """(model, worker process) of every "loaded" line."""
+        return [(line.split()[1], line.rsplit(" pid ", 1)[1]) for line in self.lines if line.startswith("loaded ")]
+
+
 def test_ray_writes_the_bytes_the_local_executor_writes(cluster, workdir, four_models, local_bytes):
     cfg = write_config(workdir, four_models, TASKS)
-    result = run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray"}))
+    log = Log()
+    result = run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray"}), log)
     assert result.computed == 8 and not result.failures
     assert snapshot(workdir / "ray") == local_bytes
+    loads = log.loads()
+    assert sorted(m for m, _ in loads) == sorted(m.name for m in four_models)
+    assert len({pid for _, pid in loads}) == 2  # two workers (2 CPUs), each taking the next model when done
     import json
 
     manifest = json.loads((workdir / "ray" / "manifest.json").read_text())
@@ -83,17 +99,11 @@ def test_a_worker_killed_mid_model_is_retried_and_the_bytes_are_the_same(cluster
 
 def test_replicas_of_one_model_share_its_tasks_and_the_bytes_are_the_same(cluster, workdir, four_models,
                                                                           local_bytes):
-    class Log(Reporter):
-        lines: list[str] = []
-
-        def log(self, message):
-            self.lines.append(message)
-
     cfg = write_config(workdir, four_models, TASKS, ray={"replicas": 2})
-    result = run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray"}), Log())
+    log = Log()
+    result = run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray"}), log)
     assert result.computed == 8 and not result.failures
-    loads = [line.split()[1] for line in Log.lines if line.startswith("loaded ")]
-    assert sorted(loads) == sorted(2 * [m.name for m in four_models])  # two replicas each, a task each
+    assert sorted(m for m, _ in log.loads()) == sorted(2 * [m.name for m in four_models])  # a task per replica
     assert snapshot(workdir / "ray") == local_bytes
 
 
@@ -197,3 +207,14 @@ def test_a_worker_no_node_can_hold_is_refused_naming_the_model():
         check_placeable("llama-405b", Resources(1, 16.0, 30 * GIB), nodes)
     with pytest.raises(HarnessError, match="needs 1 GPU"):
         check_placeable("m", Resources(1, 1.0, GIB), [{"CPU": 2.0, "memory": 8 * GIB}])
+
+
+def test_weights_are_sized_from_the_config_alone(tiny_models):
+    from harness.models.hf import HFBackend
+    from harness.runner.cluster import estimate_weight_bytes
+
+    spec = ModelSpec(model=str(tiny_models["neox"]))
+    params = HFBackend(spec).parameter_counts()[0]
+    assert estimate_weight_bytes(spec, "float32") == 4 * params
+    assert estimate_weight_bytes(spec, "bfloat16") == 2 * params
+    assert estimate_weight_bytes(ModelSpec(model="/nonexistent/model"), "float32") == 0  # its worker says why
