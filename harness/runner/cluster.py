@@ -1,7 +1,8 @@
-"""The Ray executor: every unit (one model and its tasks) runs in a Ray actor that loads the model once and scores
-one task per call; the driver takes the results as they arrive and commits them (only it writes). Small models
-share a GPU (a fraction of it each), large ones span several; a worker lost mid-task is restarted and the task
-retried, so nothing partial reaches the driver."""
+"""The Ray executor: a pool of Ray actors (workers), each loading one model at a time and scoring one task per
+call; the driver hands out the work, takes the results as they arrive and commits them (only it writes). Workers
+are sized from each model's weights (small models share a GPU, large ones span several), a model may have several
+replicas sharing its tasks, and a worker lost mid-task is restarted and the task retried, so nothing partial
+reaches the driver."""
 
 from __future__ import annotations
 
@@ -107,6 +108,7 @@ class Job:
 
     unit: list[Any]  # [ObjectRef of the Unit, tasks left out]
     tasks: list[Any]  # ObjectRefs of the unit's PreparedTasks, in its order
+    factory: BackendFactory
     settings: RunSettings
     threads: int
     gpu_share: float
@@ -118,9 +120,8 @@ class ScoreWorker:
     restarted after losing it reloads the model and retries the call by itself. It returns events as data and
     writes nothing."""
 
-    def __init__(self, factory: BackendFactory):
+    def __init__(self) -> None:
         logging.getLogger("torchao").setLevel(logging.ERROR)  # optional kernels it cannot load: noise in every worker
-        self.factory = factory
         self.job_id = ""
         self.unit: Optional[Unit] = None
         self.backend: Optional[Backend] = None
@@ -143,11 +144,17 @@ class ScoreWorker:
         if unit.device.startswith("cuda"):  # stay inside this worker's share: OOM halves the batch
             torch.cuda.set_per_process_memory_fraction(job.gpu_share)
         try:
-            self.backend, self.loaded = open_unit(unit, job.settings, self.factory,
+            self.backend, self.loaded = open_unit(unit, job.settings, job.factory,
                                                   f"{socket.gethostname()} pid {os.getpid()}")
         except HarnessError as err:
             self.loaded = Failure(unit.spec.name, None, str(err))
         return self.loaded
+
+    def warm_up(self) -> None:
+        """The imports every model needs (seconds of a fresh process), done while the driver still plans."""
+        import transformers  # noqa: F401
+
+        from harness.models.seq2seq import load_backend  # noqa: F401
 
     def score(self, job: Job, index: int) -> list[Event]:
         """Task ``index`` of the job's unit (-1: only load the model): a Loaded (or Failure) event if the model had to
@@ -184,7 +191,9 @@ class _Worker:
     model: Optional[_Model] = None
 
     def fits(self, need: Resources) -> bool:
-        return (self.need.num_cpus, self.need.num_gpus) == (need.num_cpus, need.num_gpus) and need.memory <= self.need.memory
+        """Same CPUs and GPUs, and memory enough (a worker started before sizing, memory 0, reserved none)."""
+        return ((self.need.num_cpus, self.need.num_gpus) == (need.num_cpus, need.num_gpus)
+                and (self.need.memory == 0 or need.memory <= self.need.memory))
 
 
 def replica_counts(units: Sequence[Unit], needs: Sequence[Resources], capacity: float, gpu: bool,
@@ -207,6 +216,7 @@ class RayExecutor:
     def __init__(self, settings: Optional[RaySettings] = None):
         self.settings = settings or RaySettings()
         self.started_here = False
+        self.warm: list[_Worker] = []  # workers started by `prepare`, for the pool
 
     def connect(self) -> Any:
         """Ray, connected: to ``address``, to the cluster this process already joined, or a new local one."""
@@ -230,20 +240,31 @@ class RayExecutor:
                                where="run.ray.address") from None
         return ray
 
-    def resolve_device(self, requested: str) -> str:
-        """``auto``: ``cuda`` when the cluster has GPUs, else ``cpu``. Ray places each worker on its GPUs, so a
-        numbered device (``cuda:1``) means nothing here."""
+    def prepare(self, device: str, n_models: int) -> str:
+        """Connect, and resolve the device: ``auto`` is ``cuda`` when the cluster has GPUs, else ``cpu`` (Ray places
+        each worker on its GPUs, so a numbered device such as ``cuda:1`` means nothing here). On CPUs the pool's
+        first workers (one per model, as many as the cluster holds) start now, so that their imports overlap the
+        driver's planning."""
         ray = self.connect()
         gpus = ray.cluster_resources().get("GPU", 0)
-        if requested == "auto":
-            return "cuda" if gpus else "cpu"
-        if requested == "cuda" and not gpus:
+        if device == "auto":
+            device = "cuda" if gpus else "cpu"
+        elif device == "cuda" and not gpus:
             raise HarnessError("device 'cuda': the Ray cluster has no GPUs (use auto or cpu, or add GPU nodes)",
                                where="run.device")
-        if requested != "cpu" and requested != "cuda":
-            raise HarnessError(f"device {requested!r}: with the Ray executor use auto, cpu or cuda (Ray chooses each "
+        elif device not in ("cpu", "cuda"):
+            raise HarnessError(f"device {device!r}: with the Ray executor use auto, cpu or cuda (Ray chooses each "
                                "worker's GPUs)", where="run.device")
-        return requested
+        if device == "cpu" and not self.warm:
+            cpus = self.settings.cpus_per_worker
+            n = min(n_models, int(ray.cluster_resources().get("CPU", 0) // cpus))
+            cls = ray.remote(ScoreWorker)
+            for _ in range(n):
+                actor = cls.options(num_cpus=cpus, max_restarts=self.settings.max_restarts,
+                                    max_task_retries=self.settings.max_restarts).remote()
+                actor.warm_up.remote()
+                self.warm.append(_Worker(actor, Resources(cpus, 0.0, 0)))
+        return device
 
     def resources(self, units: Sequence[Unit]) -> tuple[list[Resources], list[int]]:
         """Each unit's worker, checked against the cluster's nodes (one line naming the model if none fits), and
@@ -285,7 +306,9 @@ class RayExecutor:
         total = ray.cluster_resources()
         free = {"CPU": total.get("CPU", 0.0), "GPU": total.get("GPU", 0.0)}
         calls: dict[Any, tuple[_Worker, int]] = {}  # in flight: (worker, task index; -1: loading)
-        pool: list[_Worker] = []
+        pool, self.warm = self.warm, []
+        for w in pool:
+            free["CPU"] -= w.need.num_cpus
         slots: deque[_Model] = deque()  # one per replica to start
         stored: dict[int, Any] = {}  # each prepared task in the object store once
         needs, replicas = self.resources(units)
@@ -299,7 +322,7 @@ class RayExecutor:
             order = sorted(range(len(unit.tasks)), key=lambda i: -len(unit.tasks[i].instances))
             refs = [stored.setdefault(id(p), ray.put(p)) for p in unit.tasks]
             spec = unit.spec.model_copy(update={"gpus": need.num_gpus}) if need.num_gpus > 1 else unit.spec
-            job = Job([ray.put(replace(unit, spec=spec, tasks=()))], refs, unit_settings, need.num_cpus, share)
+            job = Job([ray.put(replace(unit, spec=spec, tasks=()))], refs, factory, unit_settings, need.num_cpus, share)
             m = _Model(unit, job, need, deque(order))
             slots.extend([m] * n)
 
@@ -340,7 +363,7 @@ class RayExecutor:
                     break  # wait for a worker to finish (Ray would queue it anyway)
                 slots.popleft()
                 actor = worker_cls.options(num_cpus=m.need.num_cpus, num_gpus=m.need.num_gpus, memory=m.need.memory,
-                                           max_restarts=retries, max_task_retries=retries).remote(factory)
+                                           max_restarts=retries, max_task_retries=retries).remote()
                 w = _Worker(actor, m.need, m)
                 pool.append(w)
                 free["CPU"] -= m.need.num_cpus

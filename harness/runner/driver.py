@@ -47,7 +47,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
         backend_factory = load_backend  # decoder-only or encoder-decoder, from each model's config
     if executor is None:
         executor = RayExecutor(config.run.ray) if config.run.executor == "ray" else LocalExecutor()
-    plans = plan(store, suite, prepared, config.run, executor.resolve_device(config.run.device))
+    plans = plan(store, suite, prepared, config.run, executor.prepare(config.run.device, len(suite)))
     result = RunResult(config.output_dir, [])
     duplicates = duplicate_weights(plans)
     for names in duplicates:

@@ -179,8 +179,9 @@ def _check_fits(p: PreparedTask, max_length: int) -> None:
 class Executor(Protocol):
     """Runs units and yields their events. Events of one unit come in order; units may interleave."""
 
-    def resolve_device(self, requested: str) -> str:
-        """The run's device (``auto``, ``cpu``, ``cuda``, ``cuda:N``) as the units will run on it."""
+    def prepare(self, device: str, n_models: int) -> str:
+        """Get ready for up to ``n_models`` units (start workers, say); the run's device (``auto``, ``cpu``,
+        ``cuda``, ``cuda:N``) as the units will run on it."""
         ...
 
     def execute(self, units: Sequence[Unit], settings: RunSettings, factory: BackendFactory) -> Iterator[Event]: ...
@@ -189,8 +190,8 @@ class Executor(Protocol):
 class LocalExecutor:
     """Every unit in this process, one after another, in suite order."""
 
-    def resolve_device(self, requested: str) -> str:
-        return resolve_device(requested)
+    def prepare(self, device: str, n_models: int) -> str:
+        return resolve_device(device)
 
     def execute(self, units: Sequence[Unit], settings: RunSettings, factory: BackendFactory) -> Iterator[Event]:
         for unit in units:

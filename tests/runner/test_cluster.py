@@ -162,7 +162,7 @@ def test_a_gpu_run_on_a_cluster_without_gpus_is_refused_in_one_line(cluster, wor
         run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray", "device": "cuda"}))
     assert not (workdir / "ray").exists()
     with pytest.raises(HarnessError, match="cuda:1.*Ray chooses"):
-        RayExecutor().resolve_device("cuda:1")
+        RayExecutor().prepare("cuda:1", 1)
 
 
 # ---------------------------------------------------------------- sizing workers (no cluster needed)
