@@ -171,7 +171,7 @@ class ScoreWorker:
                          if not isinstance(e, TaskStarted)]
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: a unit's replicas share one _Model
 class _Model:
     """A unit in flight on the driver: its job, the tasks not yet handed out, whether it failed."""
 
@@ -182,7 +182,7 @@ class _Model:
     failed: bool = False
 
 
-@dataclass
+@dataclass(eq=False)
 class _Worker:
     """An actor of the pool, with the resources it holds and the model it serves (None: idle)."""
 
@@ -320,7 +320,10 @@ class RayExecutor:
 
                 unit_settings = inner.model_copy(update={"token_budget": int(GPU_TOKEN_BUDGET * share)})
             order = sorted(range(len(unit.tasks)), key=lambda i: -len(unit.tasks[i].instances))
-            refs = [stored.setdefault(id(p), ray.put(p)) for p in unit.tasks]
+            for p in unit.tasks:
+                if id(p) not in stored:
+                    stored[id(p)] = ray.put(p)
+            refs = [stored[id(p)] for p in unit.tasks]
             spec = unit.spec.model_copy(update={"gpus": need.num_gpus}) if need.num_gpus > 1 else unit.spec
             job = Job([ray.put(replace(unit, spec=spec, tasks=()))], refs, factory, unit_settings, need.num_cpus, share)
             m = _Model(unit, job, need, deque(order))

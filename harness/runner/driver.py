@@ -69,7 +69,8 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
             rep.model_done(mp.unit.spec.name)
     left = {u.spec.name: len(u.tasks) for u in units}  # tasks not yet answered, per model
     n_done = {mp.unit.spec.name: len(mp.done) for mp in plans}
-    shown: set[str] = set()
+    shown: set[str] = set()  # models whose progress bar is open
+    finished: set[str] = set()
     for event in executor.execute(units, config.run, backend_factory):
         name = event.model
         if isinstance(event, Loaded):
@@ -95,8 +96,8 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
             result.failures.append(event)
             left[name] = 0 if event.task is None else left[name] - 1
             rep.log(f"failed {name}" + (f" / {event.task}" if event.task else "") + f": {event.error}")
-        if left[name] == 0:
-            left[name] = -1  # reported once
+        if left[name] == 0 and name not in finished:
+            finished.add(name)
             rep.model_done(name)
     result.rows = score_rows(store, suite, prepared, summaries)
     if summaries:  # nothing at all is written for a run that produced nothing
