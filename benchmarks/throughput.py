@@ -3,6 +3,7 @@
     python benchmarks/throughput.py                      # the ~7M-parameter model, CPU, float32
     python benchmarks/throughput.py --models small,base  # also the ~110M model
     python benchmarks/throughput.py --device cuda --dtype bfloat16
+    python benchmarks/throughput.py --models 1b --device cuda --dtype bfloat16 --peak-tflops 989 --cases mc5 --docs 3000 --no-lm-eval
     python benchmarks/throughput.py --cases mc,single --lm-eval-yaml   # also: lm-eval's YAML run by this harness
 
 Cases, each as whole processes (``harness run`` vs ``lm_eval --model hf``), one after the other:
@@ -16,7 +17,9 @@ Cases, each as whole processes (``harness run`` vs ``lm_eval --model hf``), one 
 For the shot cases the in-process line also times this harness with the shared-prefix reuse turned off.
 Printed per case: both wall times, their ratio, the max |Δ| of per-choice log-likelihoods and whether acc /
 acc_norm (or the generations) are identical; and, in-process, our evaluation time against a plain batched
-forward pass over the same unique tokens (the floor). Models are built and briefly trained here (BPE
+forward pass over the same unique tokens (the floor), and the time and TFLOP/s of our forward passes alone
+(``--peak-tflops``: their share of the device's peak). ``--no-lm-eval`` keeps to the in-process lines (thousands of
+documents, where the forward passes dominate: ``--docs 3000``). Models are built and briefly trained here (BPE
 tokenizer trained offline, Llama architecture), so nothing comes from the hub. Not part of the test suite.
 """
 
@@ -279,6 +282,20 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> dict[
     evaluate(backend, prepared)
     sync()
     ours = time.perf_counter() - t0
+    forward_s = [0.0]
+    logits_at = backend._logits_at
+
+    def timed_forward(*a: Any, **k: Any) -> Any:  # the model's forward passes alone (synchronised around each)
+        sync()
+        t = time.perf_counter()
+        out = logits_at(*a, **k)
+        sync()
+        forward_s[0] += time.perf_counter() - t
+        return out
+
+    backend._logits_at = timed_forward  # type: ignore[method-assign]
+    evaluate(backend, prepared)  # a second timed evaluation, for the forward passes' share
+    backend._logits_at = logits_at  # type: ignore[method-assign]
     backend._batches = batches  # type: ignore[method-assign]
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     without = None
@@ -322,7 +339,7 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> dict[
     cfg = backend.model.config
     flops = 2 * non_embedding * tokens + 2 * cfg.hidden_size * cfg.vocab_size * sum(scored)  # weight matmuls only
     info = {"ours": ours, "plain": plain, "tokens": tokens, "without": without, "peak_gib": peak,
-            "tflops": flops / ours / 1e12, "rows_per_batch": max(rows_per_batch, default=0),
+            "tflops": flops / ours / 1e12, "forward_s": forward_s[0], "forward_tflops": flops / forward_s[0] / 1e12, "rows_per_batch": max(rows_per_batch, default=0),
             "budget": backend.token_budget, "how": backend.describe()}
     backend.close()
     return info
@@ -330,7 +347,7 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> dict[
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default="small", help="comma-separated: small (~7M), base (~110M)")
+    ap.add_argument("--models", default="small", help="comma-separated: small (~7M), base (~110M), 1b (~1.2B, TinyLlama's shape; random weights, built on the GPU)")
     ap.add_argument("--cases", default="mc,single,gen,mc5,single5,gen3")
     ap.add_argument("--docs", type=int, default=300)
     ap.add_argument("--device", default="cpu")
@@ -339,6 +356,8 @@ def main() -> None:
     ap.add_argument("--peak-tflops", type=float, default=0.0,
                     help="the device's dense peak for --dtype (H100/H200 bf16: 989), to print the share reached")
     ap.add_argument("--work", type=Path, default=None, help="keep models and results here (default: a temp dir)")
+    ap.add_argument("--no-lm-eval", action="store_true",
+                    help="in-process measurements only (no whole-process runs of either harness): for many documents")
     ap.add_argument("--lm-eval-yaml", action="store_true",
                     help="also run each case from its lm-eval YAML (lm_eval:lme_CASE) and compare with the native task")
     args = ap.parse_args()
@@ -355,11 +374,16 @@ def main() -> None:
         model = build_model(work / name, data["corpus"], MODELS[name])
         n_params = sum(p.numel() for p in __import__("transformers").AutoModelForCausalLM.from_pretrained(model).parameters())
         for case in args.cases.split(","):
-            ours_wall, ours = run_ours(work, model, case, data[case], args, env)
-            lme_wall, theirs = run_lm_eval(work, model, case, data[case], args, env)
-            line = (f"{name} ({n_params / 1e6:.1f}M) {case}: harness {ours_wall:.1f}s, lm-eval {lme_wall:.1f}s, "
-                    f"speed-up {lme_wall / ours_wall:.2f}x; {agreement(case, ours, theirs)}")
-            if args.lm_eval_yaml:
+            line = f"{name} ({n_params / 1e6:.1f}M) {case}"
+            if args.no_lm_eval:
+                (work / "ours").mkdir(exist_ok=True)
+                (work / "ours" / f"{case}.yaml").write_text(OURS[case].format(data=data[case]))
+            else:
+                ours_wall, ours = run_ours(work, model, case, data[case], args, env)
+                lme_wall, theirs = run_lm_eval(work, model, case, data[case], args, env)
+                line += (f": harness {ours_wall:.1f}s, lm-eval {lme_wall:.1f}s, "
+                         f"speed-up {lme_wall / ours_wall:.2f}x; {agreement(case, ours, theirs)}")
+            if args.lm_eval_yaml and not args.no_lm_eval:
                 yaml_wall, from_yaml = run_ours(work, model, case, data[case], args, env, from_lm_eval=True)
                 same = ([{k: r["metrics"][k] for k in o["metrics"]} for r, o in zip(from_yaml, ours)]
                         == [o["metrics"] for o in ours]  # the lm-eval task adds continuous partners
@@ -373,8 +397,10 @@ def main() -> None:
                 f = floor(model, case, work, args)
                 line += (f"; in-process {f['ours']:.2f}s vs plain forward {f['plain']:.2f}s over {f['tokens']:,} unique "
                          f"tokens = {f['ours'] / f['plain']:.2f}x the floor ({f['tokens'] / f['ours']:,.0f} tokens/s, "
-                         f"{f['tflops']:.1f} TFLOP/s in weight matmuls")
+                         f"{f['tflops']:.3g} TFLOP/s in weight matmuls")
                 line += f" = {f['tflops'] / args.peak_tflops:.0%} of {args.peak_tflops:g} peak)" if args.peak_tflops else ")"
+                line += f"; its forward passes alone {f['forward_s']:.2f}s, {f['forward_tflops']:.3g} TFLOP/s"
+                line += f" = {f['forward_tflops'] / args.peak_tflops:.0%} of peak" if args.peak_tflops else ""
                 if f["without"] is not None:
                     line += f"; without shared-prefix reuse {f['without']:.2f}s ({f['without'] / f['ours']:.2f}x slower)"
                 if f["peak_gib"] is not None:

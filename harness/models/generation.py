@@ -11,6 +11,7 @@ from typing import Any, Optional
 import torch
 
 from harness.models.backend import GenerationRequest
+from harness.models.encoding import encode_texts
 
 HFBackend = Any  # the loaded harness.models.hf.HFBackend (not imported: it imports this module)
 MIN_SHARED_PREFIX = 32  # tokens every context of a task must share before its cache is computed once and reused
@@ -24,7 +25,8 @@ def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[
         groups.setdefault((tuple(r.until), r.max_new_tokens), []).append(i)
     for (until, max_new), members in groups.items():
         keep = max(1, backend.max_length - max_new)
-        encoded = {i: backend._encode(requests[i].context)[-keep:] for i in members}
+        texts = encode_texts(backend.tokenizer, [requests[i].context for i in members])
+        encoded = {i: ids[-keep:] for i, ids in zip(members, texts)}
         n_shared = shared_prefix(list(encoded.values()), MIN_SHARED_PREFIX) if backend.prefix_reuse else 0
         prefix = encoded[members[0]][:n_shared]
         lengths = {i: len(e) + max_new for i, e in encoded.items()}

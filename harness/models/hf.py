@@ -7,6 +7,7 @@ scored positions go through the output layer, and log-softmax runs in float32 wh
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -15,7 +16,9 @@ from typing import Any, Optional, TypeVar, Union
 import torch
 import torch.nn.functional as F
 
+from harness.models import prefix as prefix_attention
 from harness.models.backend import GenerationRequest, LogLikelihood
+from harness.models.encoding import encode_texts
 from harness.models.generation import MIN_SHARED_PREFIX, generate, shared_prefix
 from harness.models.hub import load_pretrained, max_length
 from harness.models.suite import ModelSpec, count_parameters
@@ -51,7 +54,11 @@ class HFBackend:
         # transformers >= 5.25 names the KV cache argument `cache` (`past_key_values` goes in 5.40)
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self._prefix: tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = ((), [])
-        self.prefix_reuse = prefix_reuse and self.packing and self._prefix_works()
+        # the prefix attended as one shared copy (see models.prefix) where the model allows, else repeated per row
+        self.shared_attention = self.prefix_reuse = prefix_reuse and self.packing
+        if self.prefix_reuse and not self._prefix_works():
+            self.shared_attention, self._prefix = False, ((), [])
+            self.prefix_reuse = self._prefix_works()
 
     # ------------------------------------------------------------------ setup
 
@@ -121,7 +128,7 @@ class HFBackend:
         unique = list(dict.fromkeys(texts))
         if not bad or not unique:
             return [False] * len(texts)
-        flagged = {t for t, ids in zip(unique, tok(unique, add_special_tokens=False)["input_ids"]) if bad & set(ids)}
+        flagged = {t for t, ids in zip(unique, encode_texts(tok, unique, special=False)) if bad & set(ids)}
         return [t in flagged for t in texts]
 
     def parameter_counts(self) -> tuple[int, int]:
@@ -135,7 +142,8 @@ class HFBackend:
         groups: list[tuple[tuple[int, ...], list[tuple[int, ...]]]] = [((3, 4), [(5, 6), (7,)]), ((8,), [(9, 10, 11)])]
         try:
             packed = self._score_packed_batch(groups, shared)
-        except Exception:  # a model whose cache cannot be built, expanded or attended this way
+        except Exception:  # a model whose cache cannot be built, expanded or attended this way (or whose attention
+            # does not take transformers' attention functions, or kernels without the log-sum-exp)
             return False
         plain = self._score_batch([(shared + ctx + c[:-1], c) for ctx, conts in groups for c in conts])
         flat = [r for res in packed for r in res]
@@ -163,8 +171,9 @@ class HFBackend:
         if self.spec.quantization is not None:
             how = f"{self.spec.quantization.name} weights ({self.weight_bytes:,} bytes); " + how
         if self.packing:
-            how += ("; a prefix shared by a task's contexts computed once" if self.prefix_reuse
-                    else "; no shared-prefix reuse (this model's cache failed the probe)")
+            how += ("; no shared-prefix reuse (this model's cache failed the probe)" if not self.prefix_reuse else
+                    "; a prefix shared by a task's contexts computed once" +
+                    (", attended as one copy" if self.shared_attention else ", its cache repeated per row"))
         return how
 
     def close(self) -> None:
@@ -197,8 +206,9 @@ class HFBackend:
                 n_spaces = len(context) - len(context.rstrip())
                 split[i] = (context[:-n_spaces], context[-n_spaces:] + continuation) if n_spaces else (context, continuation)
         contexts = list(dict.fromkeys(c for c, _ in split.values()))
-        ctx_ids = dict(zip(contexts, self.tokenizer(contexts)["input_ids"])) if contexts else {}
-        whole = dict(zip(split, self.tokenizer([c + x for c, x in split.values()])["input_ids"])) if split else {}
+        encoded = encode_texts(self.tokenizer, contexts + [c + x for c, x in split.values()])  # one call: see encoding
+        ctx_ids = dict(zip(contexts, encoded))
+        whole = dict(zip(split, encoded[len(contexts):]))
         out = []
         for i, (_, continuation) in enumerate(requests):
             if i in split:
@@ -260,7 +270,8 @@ class HFBackend:
         for (shared, c), res in zip(keys, self.score_tokens([(list(s), list(c)) for s, c in keys])):
             for i in groups[shared][c]:
                 out[i] = res
-        lengths = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in packed]  # a row's keys, prefix included
+        repeated = 0 if self.shared_attention else n_shared  # a repeated prefix cache costs memory in every row
+        lengths = [len(ctx) - n_shared + repeated + sum(len(c) - 1 for c in conts) for ctx, conts in packed]
         order = sorted(range(len(packed)), key=lambda g: -lengths[g])
         for batch in self._batches(lengths, order):
             results = self._run(lambda b: self._score_packed_batch(
@@ -333,51 +344,57 @@ class HFBackend:
         """Each row holds one context followed by every choice but its last token. Choice k's tokens see
         the context and their own earlier tokens only, at positions continuing the context's, so each
         choice is scored exactly as if alone, while the context is computed once. With ``prefix``, every
-        row's context continues it: its cache (computed once) is repeated for every row and attended by all."""
-        rows_len = [len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in groups]
-        width = max(rows_len)
-        ids = torch.full((len(groups), width), self.pad_id, dtype=torch.long)
-        position = torch.zeros((len(groups), width), dtype=torch.long)
-        segment = torch.full((len(groups), width), -1, dtype=torch.long)  # -1 padding, 0 context, k+1 choice k
+        row's context continues it: its keys and values (computed once) are attended by all, as one shared copy
+        (``models.prefix``) or repeated for every row as a key/value cache."""
+        width = max(len(ctx) + sum(len(c) - 1 for c in conts) for ctx, conts in groups)
+        id_rows: list[list[int]] = []
+        pos_rows: list[list[int]] = []
+        seg_rows: list[list[int]] = []  # -1 padding, 0 context, k+1 choice k
         rows: list[int] = []
         pos: list[int] = []
         targets: list[int] = []
         sizes: list[int] = []
-        for r, (ctx, conts) in enumerate(groups):
+        for r, (ctx, conts) in enumerate(groups):  # built as lists, one tensor each: thousands of rows on a GPU
             n = len(ctx)
-            ids[r, :n] = torch.tensor(ctx)
-            position[r, :n] = torch.arange(n)  # the prefix's length is added below
-            segment[r, :n] = 0
-            start = n
+            ids, position, segment = list(ctx), list(range(n)), [0] * n  # the prefix's length is added below
             for k, cont in enumerate(conts):
-                body = cont[:-1]
-                ids[r, start:start + len(body)] = torch.tensor(body, dtype=torch.long)
-                position[r, start:start + len(body)] = torch.arange(n, n + len(body))
-                segment[r, start:start + len(body)] = k + 1
+                body, start = cont[:-1], len(ids)
+                ids += body
+                position += range(n, n + len(body))
+                segment += [k + 1] * len(body)
                 rows += [r] * len(cont)
                 pos += [n - 1] + list(range(start, start + len(body)))  # where each of its tokens is predicted
                 targets += cont
                 sizes.append(len(cont))
-                start += len(body)
-        segment = segment.to(self.device)  # the (batch × width²) mask is built where it is used
+            pad = width - len(ids)
+            id_rows.append(ids + [self.pad_id] * pad)
+            pos_rows.append(position + [0] * pad)
+            seg_rows.append(segment + [-1] * pad)
+        seg = torch.tensor(seg_rows, device=self.device)  # the (batch × width²) mask is built where it is used
         causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
-        seg_q, seg_k = segment[:, :, None], segment[:, None, :]
+        seg_q, seg_k = seg[:, :, None], seg[:, None, :]
         allowed = causal & (seg_k >= 0) & ((seg_k == 0) | (seg_k == seg_q))
         allowed |= torch.eye(width, dtype=torch.bool, device=self.device)  # padding attends to itself: no empty softmax
-        if prefix:  # every row sees the whole prefix
+        if prefix and not self.shared_attention:  # every row sees the whole prefix
             allowed = torch.cat([allowed.new_ones((len(groups), width, len(prefix))), allowed], dim=2)
         dtype = DTYPES[self.dtype]
         mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(~allowed, torch.finfo(dtype).min)
         at = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
         extra: dict[str, Any] = {}
-        if prefix:
+        attention: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        if prefix and self.shared_attention:
+            extra = {prefix_attention.KWARG: self.prefix_cache(list(prefix))}
+            attention = prefix_attention.attention_to_prefix(self.model)
+        elif prefix:
             from transformers import DynamicCache
 
             b = len(groups)
             layers = [(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in self.prefix_cache(list(prefix))]
             extra = {"use_cache": True, self._cache_arg: DynamicCache(ddp_cache_data=layers, config=self.model.config)}
-        logits = self._logits_at(at, input_ids=ids.to(self.device), attention_mask=mask[:, None],
-                                 position_ids=(position + len(prefix)).to(self.device), **extra)
+        with attention:
+            logits = self._logits_at(at, input_ids=torch.tensor(id_rows, device=self.device),
+                                     attention_mask=mask[:, None], **extra,
+                                     position_ids=torch.tensor(pos_rows, device=self.device) + len(prefix))
         flat = self._gather(logits, targets, sizes)
         out, i = [], 0
         for _, conts in groups:

@@ -13,6 +13,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.models.backend import GenerationRequest, LogLikelihood
+from harness.models.encoding import encode_texts
 from harness.models.generation import cut_at_stop
 from harness.models.hf import HFBackend
 from harness.models.suite import ModelSpec
@@ -95,7 +96,7 @@ class Seq2SeqBackend(HFBackend):
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         """Greedy ``model.generate`` (one beam, no sampling), batched; each text cut at its first stop sequence."""
         out: list[Optional[str]] = [None] * len(requests)
-        encoded = [self._encode(r.context)[-self.max_length:] for r in requests]
+        encoded = [e[-self.max_length:] for e in encode_texts(self.tokenizer, [r.context for r in requests])]
         lengths = [len(e) + r.max_new_tokens for e, r in zip(encoded, requests)]
         groups: dict[int, list[int]] = {}
         for i, r in enumerate(requests):

@@ -1,5 +1,8 @@
-"""The HF backend against a naive one-sequence-at-a-time float32 reference, on three architectures."""
+"""The HF backend against a naive one-sequence-at-a-time float32 reference, on three architectures.
 
+``HARNESS_TEST_DEVICE=cuda`` runs these on a GPU (CI runs them on CPU)."""
+
+import os
 import random
 
 import pytest
@@ -11,6 +14,7 @@ from harness.models.generation import cut_at_stop
 from harness.models.hf import HFBackend
 from harness.models.suite import ModelSpec, count_parameters
 
+DEVICE = os.environ.get("HARNESS_TEST_DEVICE", "cpu")
 REQUESTS = [
     ("Question: What is 2 + 2?\nAnswer:", " 4"),
     ("Question: What is 2 + 2?\nAnswer:", " banana split with extra words"),
@@ -23,7 +27,7 @@ REQUESTS = [
 
 def naive(backend: HFBackend, context: str, continuation: str) -> tuple[float, bool]:
     ctx, cont = backend.encode_pair(context, continuation)
-    ids = torch.tensor([ctx + cont])
+    ids = torch.tensor([ctx + cont], device=backend.device)
     with torch.no_grad():
         logp = F.log_softmax(backend.model(input_ids=ids).logits[0].float(), -1)
     pos = range(len(ctx) - 1, len(ctx) + len(cont) - 1)
@@ -34,7 +38,7 @@ def naive(backend: HFBackend, context: str, continuation: str) -> tuple[float, b
 
 @pytest.fixture(scope="module", params=["gpt2", "neox", "llama"])
 def backend(request, tiny_models):
-    b = HFBackend(ModelSpec(model=str(tiny_models[request.param])), device="cpu", batch_size=64)
+    b = HFBackend(ModelSpec(model=str(tiny_models[request.param])), device=DEVICE, batch_size=64)
     yield b
     b.close()
 
@@ -65,7 +69,7 @@ def test_rolling_loglikelihood_equals_full_sequence(backend):
     text = "the cat sat on the mat and the dog sat on the red mat"
     ids = [backend.prefix_id] + backend.tokenize(text)
     with torch.no_grad():
-        logp = F.log_softmax(backend.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+        logp = F.log_softmax(backend.model(input_ids=torch.tensor([ids], device=backend.device)).logits[0].float(), -1)
     full = sum(logp[i, ids[i + 1]].item() for i in range(len(ids) - 1))
     (one,) = backend.loglikelihood_rolling([text])
     assert one.n_tokens == len(ids) - 1 and abs(one.logprob - full) <= 1e-4
@@ -84,7 +88,7 @@ def test_generation_greedy_and_batch_invariant(backend):
     # greedy: the first generated token is the argmax of the next-token distribution
     ctx = backend._encode(reqs[0].context)
     with torch.no_grad():
-        nxt = backend.model(input_ids=torch.tensor([ctx])).logits[0, -1].argmax().item()
+        nxt = backend.model(input_ids=torch.tensor([ctx], device=backend.device)).logits[0, -1].argmax().item()
     full = backend.tokenizer.decode([nxt], skip_special_tokens=True)
     assert many[0].startswith(full.split("\n")[0]) or full.startswith("\n")
     assert all("\n" not in g for g in many)
@@ -98,7 +102,7 @@ def test_generation_equals_hf_generate_and_drops_finished_rows(backend, monkeypa
     until = ("\n", " is")
     ref = []
     for p in prompts:  # one prompt at a time, no stop criteria, cut afterwards
-        ids = torch.tensor([backend._encode(p)])
+        ids = torch.tensor([backend._encode(p)], device=backend.device)
         config = GenerationConfig(max_new_tokens=10, do_sample=False, pad_token_id=backend.pad_id,
                                   eos_token_id=backend.tokenizer.eos_token_id)
         gen = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
@@ -119,7 +123,7 @@ def test_stop_sequences_cut_each_row():
 
 
 def test_generation_stops_at_stop_string(tiny_llama):
-    b = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
+    b = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE)
     free = b.generate([GenerationRequest("the cat", (), 12)])[0]
     assert len(free) > 2
     stop = free[1:3]  # a stop string the model will produce
@@ -135,7 +139,7 @@ MC = [(f"Question: what is {a} plus {b}? Think of the numbers {a} and {b}.\nAnsw
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatch, packing):
-    b = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=16)
+    b = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE, batch_size=16)
     assert b.packing  # the probe accepts llama
     b.packing = packing
     requests = REQUESTS * 2 + MC
@@ -156,7 +160,7 @@ def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatc
     assert [g.logprob for g in got] == [r.logprob for r in ref]
     assert tried[0] > 3 and max(ran) <= 3 and b.max_rows <= 3
     b.close()
-    small = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=3)  # smaller from the start
+    small = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE, batch_size=3)  # smaller from the start
     small.packing = packing
     assert [g.logprob for g in got] == [r.logprob for r in small.loglikelihood(requests)]
     small.close()
@@ -164,7 +168,7 @@ def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatc
 
 @pytest.mark.parametrize("arch", ["gpt2", "neox", "llama"])
 def test_shared_context_packing_matches_one_sequence_per_choice(tiny_models, arch):
-    b = HFBackend(ModelSpec(model=str(tiny_models[arch])), device="cpu")
+    b = HFBackend(ModelSpec(model=str(tiny_models[arch])), device=DEVICE)
     assert b.packing, f"{arch}: packed scoring should pass the probe"
     packed = b.loglikelihood(MC + REQUESTS)
     b.packing = False
@@ -189,11 +193,11 @@ def test_missing_model_path_is_a_clear_error(tmp_path):
     from harness.errors import HarnessError
 
     with pytest.raises(HarnessError, match="does not exist"):
-        HFBackend(ModelSpec(model=str(tmp_path / "nope")), device="cpu")
+        HFBackend(ModelSpec(model=str(tmp_path / "nope")), device=DEVICE)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json")
     with pytest.raises(HarnessError, match="could not load model"):
-        HFBackend(ModelSpec(model=str(tmp_path / "broken")), device="cpu")
+        HFBackend(ModelSpec(model=str(tmp_path / "broken")), device=DEVICE)
 
 
 SHOTS = "".join(f"Question: What is {a} plus {b}?\nAnswer: the red cat sat on {a + b} mats\n\n"
@@ -206,28 +210,69 @@ def shot_requests(n_docs: int = 7) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 64])
-def test_shared_prefix_reuse_scores_as_each_document_alone(backend, batch_size):
-    """Contexts sharing a few-shot block: the block's cache is computed once and reused, and every score equals
-    scoring without reuse and the naive reference (|Δ| ≤ 1e-4), with the same greedy flags, at any batch size."""
+@pytest.mark.parametrize("shared_attention", [True, False], ids=["one-copy", "repeated-cache"])
+def test_shared_prefix_reuse_scores_as_each_document_alone(backend, batch_size, shared_attention):
+    """Contexts sharing a few-shot block: the block's keys and values are computed once and reused (attended as
+    one copy, or repeated per row as a cache), and every score equals scoring without reuse and the naive
+    reference (|Δ| ≤ 1e-4), with the same greedy flags, at any batch size."""
     from harness.models.hf import MIN_SHARED_PREFIX, shared_prefix
 
     reqs = shot_requests()
-    assert backend.prefix_reuse and "computed once" in backend.describe()
+    assert backend.prefix_reuse and backend.shared_attention and "attended as one copy" in backend.describe()
     assert shared_prefix([backend.encode_pair(c, x)[0] for c, x in reqs], MIN_SHARED_PREFIX) >= MIN_SHARED_PREFIX
     old = backend.max_rows
-    backend.max_rows = batch_size
+    backend.max_rows, backend.shared_attention = batch_size, shared_attention
     try:
         reused = backend.loglikelihood(reqs)
         backend.prefix_reuse = False
         plain = backend.loglikelihood(reqs)
     finally:
-        backend.max_rows, backend.prefix_reuse = old, True
+        backend.max_rows, backend.prefix_reuse, backend.shared_attention = old, True, True
     assert backend._prefix[0], "the prefix cache was built"
     for a, b in zip(reused, plain):
         assert abs(a.logprob - b.logprob) <= 1e-4 and a.is_greedy == b.is_greedy and a.token_greedy == b.token_greedy
     for (c, x), a in list(zip(reqs, reused))[::5]:
         lp, greedy = naive(backend, c, x)
         assert abs(a.logprob - lp) <= 1e-4 and a.is_greedy == greedy
+
+
+def test_grouped_query_attention_shares_the_prefix_exactly(tiny_llama, tmp_path):
+    """Heads that share a key/value head (Llama-2-70B, Llama-3, Mistral) attend the prefix's single copy too."""
+    import shutil
+
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=8,
+                                 num_key_value_heads=2, vocab_size=len(tok), pad_token_id=tok.pad_token_id,
+                                 bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_llama / name, tmp_path / name)
+    b = HFBackend(ModelSpec(model=str(tmp_path)), device=DEVICE, batch_size=5)
+    assert b.shared_attention, b.describe()
+    reqs = shot_requests(4)
+    for (c, x), got in zip(reqs, b.loglikelihood(reqs)):
+        lp, greedy = naive(b, c, x)
+        assert abs(got.logprob - lp) <= 1e-4 and got.is_greedy == greedy
+    b.close()
+
+
+def test_a_model_whose_attention_cannot_share_the_prefix_repeats_it(tiny_llama, monkeypatch):
+    """Where the one-copy attention fails its probe (here: no kernel returns the log-sum-exp), the prefix's cache
+    is repeated per row instead, the log says so, and scores are unchanged."""
+    from harness.models import prefix
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no such kernel")
+
+    monkeypatch.setattr(prefix, "attend", broken)
+    b = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE)
+    assert b.prefix_reuse and not b.shared_attention and "repeated per row" in b.describe()
+    reqs = shot_requests(3)
+    for (c, x), got in zip(reqs, b.loglikelihood(reqs)):
+        assert abs(got.logprob - naive(b, c, x)[0]) <= 1e-4
+    b.close()
 
 
 def test_shared_prefix_generation_equals_generation_without_reuse(backend):
@@ -273,5 +318,22 @@ def test_encoder_decoder_models_are_refused_not_scored_as_a_decoder(arch, tmp_pa
         if "token" in f.name:
             shutil.copy(f, folder / f.name)
     with pytest.raises(HarnessError, match=f"encoder-decoder model \\({arch}\\).*Seq2SeqBackend") as err:
-        HFBackend(ModelSpec(model=str(folder)), device="cpu")
+        HFBackend(ModelSpec(model=str(folder)), device=DEVICE)
     assert str(folder) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_shared_prefix_in_bfloat16_agrees_with_the_repeated_cache(tiny_llama):
+    """In a 16-bit dtype the one-copy attention (its two parts merged by their log-sum-exps) and the repeated cache agree to
+    16-bit rounding."""
+    b = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE, dtype="bfloat16", batch_size=8)
+    assert b.shared_attention, b.describe()
+    reqs = shot_requests(4)
+    shared = b.loglikelihood(reqs)
+    b.shared_attention = False
+    repeated = b.loglikelihood(reqs)
+    b.prefix_reuse = False
+    plain = b.loglikelihood(reqs)
+    for s, r, p in zip(shared, repeated, plain):
+        assert abs(s.logprob - r.logprob) <= 2e-2 * max(1.0, abs(r.logprob))
+        assert abs(s.logprob - p.logprob) <= 2e-2 * max(1.0, abs(p.logprob))
+    b.close()
