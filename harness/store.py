@@ -77,6 +77,11 @@ class ScoreRow(TypedDict):
 SCORE_COLUMNS = list(ScoreRow.__annotations__)  # scores.csv's columns, in this order
 
 
+def display_name(task: str, aggregate: str) -> str:
+    """A task, or a group's aggregate, as tables and plots name it."""
+    return f"{task} ({aggregate})" if aggregate else task
+
+
 def dumps_records(records: Iterable[Mapping[str, Any]]) -> bytes:
     return "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records).encode()
 

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from harness.cli.console import add_lm_eval_options, console, out, positive_int
 from harness.runner.progress import Reporter
-from harness.store import PairSummary, ScoreRow
+from harness.store import PairSummary, ScoreRow, display_name
 
 
 class RichReporter(Reporter):
@@ -96,7 +96,6 @@ class RichReporter(Reporter):
 def summary_table(rows: list[ScoreRow]) -> Table:
     """Each task x metric is one curve: columns are model sizes, small to large. Models of the same size
     (seeds, replicates) are pooled: mean [min, max]; a single model shows value ± stderr."""
-    from harness.analysis.scaling import display_name  # the analysis stage loads only when a run has rows
 
     sizes = sorted({int(r["params"]) for r in rows})
     counts = {p: len({r["model"] for r in rows if int(r["params"]) == p}) for p in sizes}

@@ -43,6 +43,9 @@ def shared_prefix_attention(module: Any, query: torch.Tensor, key: torch.Tensor,
                             dropout: float = 0.0, **kwargs: Any) -> tuple[torch.Tensor, None]:
     """An attention function of transformers' interface: ``key``/``value`` are the rows' own, the prefix's come
     in ``kwargs[KWARG]`` (one row, indexed by the module's layer)."""
+    unsupported = [k for k in ("softcap", "s_aux", "position_bias") if kwargs.get(k) is not None]
+    if unsupported:  # soft-capped logits (Gemma-2), attention sinks (gpt-oss), additive position biases
+        raise NotImplementedError(f"attention with {', '.join(unsupported)}")  # the probe then repeats the cache
     prefix_k, prefix_v = kwargs[KWARG][module.layer_idx]
     b, h, w, d = query.shape
     h_kv = key.shape[1]

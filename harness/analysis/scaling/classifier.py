@@ -50,6 +50,7 @@ from scipy.stats import chi2
 
 from harness.analysis.scaling import fits
 from harness.errors import HarnessError
+from harness.store import display_name
 
 LABELS = ("smooth", "inverse", "flat", "emergent", "u_shaped", "inverted_u", "not_correlated")
 SHAPED = ("emergent", "u_shaped", "inverted_u")
@@ -128,10 +129,6 @@ class Classification(_Keyed):
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def display_name(task: str, aggregate: str) -> str:
-    return f"{task} ({aggregate})" if aggregate else task
 
 
 def _floats(seq: Optional[Sequence], k: int) -> np.ndarray:
