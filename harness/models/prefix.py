@@ -10,7 +10,7 @@ that also return the log-sum-exp (flash on CPU and for 16-bit CUDA, memory-effic
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Optional
 
@@ -83,7 +83,3 @@ def attention_to_prefix(model: Any) -> Iterator[None]:
     finally:
         config._attn_implementation = before
 
-
-def prefix_layers(cache_layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Each layer's prefix keys/values as the kernels take them (contiguous, one row)."""
-    return [(k.contiguous(), v.contiguous()) for k, v in cache_layers]
