@@ -17,15 +17,21 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
-        job = bar.add_task("bigbench-1.0.0.tar.gz", total=None)
-        path = bigbench.fetch(progress=lambda done, total: bar.update(job, completed=done, total=total or None))
+        source = args.source or bigbench.SDIST_URL
+        job = bar.add_task(source.rsplit("/", 1)[-1], total=None)
+        path, sha = bigbench.fetch(progress=lambda done, total: bar.update(job, completed=done, total=total or None),
+                                   url=source, sha256=args.sha256 or (None if args.source else bigbench.SDIST_SHA256))
     tasks = bigbench.index()
-    out.print(escape(f"BIG-bench: {len(tasks)} JSON tasks in {path}"))
+    out.print(escape(f"BIG-bench: {len(tasks)} JSON tasks in {path} (archive sha256 {sha})"))
     return 0
 
 
 def add_parsers(sub: Any) -> None:
     b = sub.add_parser("bigbench", help="fetch BIG-bench's JSON tasks (run them as bigbench:TASK)")
     bsub = b.add_subparsers(dest="action", required=True)
-    bsub.add_parser("fetch", help="download the bigbench 1.0.0 sdist once (358 MB) and keep its task.json files"
-                    ).set_defaults(func=cmd_fetch)
+    f = bsub.add_parser("fetch", help="download the bigbench 1.0.0 sdist once (358 MB) and keep its task.json files")
+    f.add_argument("--source", default=None, metavar="PATH_OR_URL",
+                   help="another .tar.gz holding bigbench/benchmark_tasks (a local file or URL; e.g. GitHub's archive "
+                        "of google/BIG-bench); default: the bigbench 1.0.0 sdist on PyPI")
+    f.add_argument("--sha256", default=None, help="the archive's expected sha256 (checked by default for the sdist)")
+    f.set_defaults(func=cmd_fetch)

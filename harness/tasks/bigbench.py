@@ -46,10 +46,15 @@ def require_root() -> Path:
 
 
 def fetch(progress: Optional[Callable[[int, int], None]] = None, url: str = SDIST_URL,
-          sha256: str = SDIST_SHA256) -> Path:
-    """Download the sdist, check its sha256, and keep only its ``task.json`` files under the cache. Streams: the
-    archive is never written to disk whole. ``progress(done_bytes, total_bytes)`` is called as it arrives."""
+          sha256: Optional[str] = SDIST_SHA256) -> tuple[Path, str]:
+    """Download the sdist (or any .tar.gz holding ``bigbench/benchmark_tasks``: a local path or URL), check its
+    sha256 (``None``: any), and keep only its ``task.json`` files under the cache. Streams: the archive is never
+    written to disk whole. ``progress(done_bytes, total_bytes)`` is called as it arrives. Returns the tasks folder
+    and the archive's sha256."""
     import urllib.request
+
+    if "://" not in url:  # a local file
+        url = Path(url).expanduser().resolve().as_uri()
 
     dest = cache_dir() / "bigbench"
     staging = dest / ".tmp-fetch"
@@ -74,14 +79,19 @@ def fetch(progress: Optional[Callable[[int, int], None]] = None, url: str = SDIS
             reader.drain()
     except (OSError, tarfile.TarError, EOFError) as exc:  # network, disk, or a truncated/corrupt archive
         shutil.rmtree(staging, ignore_errors=True)
-        raise HarnessError(f"could not download BIG-bench: {exc}", source=url) from None
-    if digest.hexdigest() != sha256:
+        hint = ("; PyPI may no longer serve it: pass another copy, e.g. 'harness bigbench fetch --source "
+                "BIG-bench-main.tar.gz' (GitHub's archive of google/BIG-bench)") if url == SDIST_URL else ""
+        raise HarnessError(f"could not download BIG-bench: {exc}{hint}", source=url) from None
+    if sha256 is not None and digest.hexdigest() != sha256:
         shutil.rmtree(staging, ignore_errors=True)
         raise HarnessError(f"sha256 mismatch (got {digest.hexdigest()}, expected {sha256})", source=url)
+    if not (staging / "benchmark_tasks").is_dir():
+        shutil.rmtree(staging, ignore_errors=True)
+        raise HarnessError(f"no {_TASKS_DIR}*/task.json in the archive", source=url)
     shutil.rmtree(dest / "benchmark_tasks", ignore_errors=True)
     os.replace(staging / "benchmark_tasks", dest / "benchmark_tasks")
     shutil.rmtree(staging, ignore_errors=True)
-    return dest / "benchmark_tasks"
+    return dest / "benchmark_tasks", digest.hexdigest()
 
 
 class _Hashing:

@@ -175,7 +175,8 @@ def test_fetch_keeps_only_task_json_and_checks_the_hash(tmp_path, monkeypatch):
     monkeypatch.delenv("BIGBENCH_ROOT", raising=False)
     url, sha = _sdist(tmp_path)
     seen: list[int] = []
-    root = bb.fetch(progress=lambda done, total: seen.append(done), url=url, sha256=sha)
+    root, got = bb.fetch(progress=lambda done, total: seen.append(done), url=url, sha256=sha)
+    assert got == sha
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == ["gen_task/task.json",
                                                                                          "mc_task/task.json"]
     assert seen and seen[-1] == (tmp_path / "bigbench-1.0.0.tar.gz").stat().st_size
@@ -190,6 +191,34 @@ def test_fetch_keeps_only_task_json_and_checks_the_hash(tmp_path, monkeypatch):
     with pytest.raises(HarnessError, match="could not download BIG-bench"):
         bb.fetch(url=broken.as_uri(), sha256=sha)
     assert (root / "mc_task" / "task.json").is_file()  # a failed fetch keeps what was there
+
+
+def test_fetch_from_another_archive_through_the_cli(tmp_path, monkeypatch, capsys):
+    """``--source``: a local archive laid out as GitHub's (BIG-bench-main/bigbench/benchmark_tasks/...), no hash
+    expected unless given; an archive without tasks is refused and leaves the cache as it was."""
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("BIGBENCH_ROOT", raising=False)
+    url, sha = _sdist(tmp_path)
+    github = tmp_path / "BIG-bench-main.tar.gz"
+    with tarfile.open(tmp_path / "bigbench-1.0.0.tar.gz") as src, tarfile.open(github, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            member.name = member.name.replace("bigbench-1.0.0/", "BIG-bench-main/")
+            dst.addfile(member, io.BytesIO(data))
+    assert main(["bigbench", "fetch", "--source", str(github)]) == 0
+    assert "2 JSON tasks" in capsys.readouterr().out
+    assert [e["name"] for e in bb.index()] == ["gen_task", "mc_task"]
+    assert main(["bigbench", "fetch", "--source", str(github), "--sha256", sha]) == 2  # the other archive's hash
+    assert "sha256 mismatch" in capsys.readouterr().err
+    empty = tmp_path / "empty.tar.gz"
+    with tarfile.open(empty, "w:gz") as tar:
+        info = tarfile.TarInfo("x/README.md")
+        tar.addfile(info, io.BytesIO(b""))
+    assert main(["bigbench", "fetch", "--source", str(empty)]) == 2
+    assert "no bigbench/benchmark_tasks/*/task.json" in capsys.readouterr().err
+    assert [e["name"] for e in bb.index()] == ["gen_task", "mc_task"]
 
 
 @pytest.mark.parametrize("logprobs", [[-1.0, -2.0, -3.0], [-3.0, -1.0, -1.0], [-2.0, -2.0, -0.5], [0.0, 0.0, 0.0],
