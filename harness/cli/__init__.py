@@ -46,5 +46,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``harness`` command: ``main``, then exit without the interpreter's final garbage collections.
+
+    Those walk every object torch and transformers created (about 0.9 s of a CPU run's 8 s, measured); frozen
+    objects are skipped, while exit handlers and files close as usual. Not in ``main``: tests call that in-process."""
+    import gc
+
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -7,7 +7,7 @@ import pytest
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
-from harness.models.encoding import MIN_SHARED_CHARS, encode_texts, head_cut
+from harness.models.encoding import LOOKAHEAD, MIN_SHARED_CHARS, encode_texts, head_cuts
 
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
                 r"\s*[\r\n]+|\s+(?!\S)|\s+")
@@ -96,13 +96,30 @@ def test_same_ids_as_encoding_each_text_whole(kind, special):
 
 
 def test_no_cut_without_a_long_shared_head():
-    assert head_cut(["x" * 1000, "x" * 1000 + "y", "x" * 1000 + "z"]) == 0  # no space starts a word
+    assert head_cuts(["x" * 1000, "x" * 1000 + "y", "x" * 1000 + "z"]) == [0, 0, 0]  # no space starts a word
     short = "a b " * (MIN_SHARED_CHARS // 8)
-    assert head_cut([short + "c", short + "d", short + "e"]) == 0
-    assert head_cut(["a b " * 100 + "c", "a b " * 100 + "d"]) == 0  # two texts: nothing to gain
+    assert head_cuts([short + "c", short + "d", short + "e"]) == [0, 0, 0]
     long = "a b " * 100
-    at = head_cut([long + "c", long + "d", long + "e"])
-    assert 0 < at <= len(long) - 16 and long[at] == " " and long[at + 1].isalpha()
+    cuts = head_cuts([long + "c", long + "d", "another text " * 30, long + "e"])
+    assert cuts[2] == 0  # it shares no head with the others
+    for at in cuts[:2] + cuts[3:]:
+        assert 0 < at <= len(long) - LOOKAHEAD and long[at] == " " and long[at + 1].isalpha()
+
+
+def test_heads_within_heads_are_encoded_once():
+    """A few-shot block, then each document's question, then its choices: the block is encoded once, and each
+    question about once (not once per choice), with the tokenizer's ids."""
+    tokenizer = build("bytelevel")
+    rng = random.Random(5)
+    block = " ".join(corpus(rng, 10))
+    questions = [" ".join(corpus(rng, 4))[:400] + " Answer:" for _ in range(30)]
+    choices = [[" " + c for c in corpus(rng, 4)] for _ in questions]
+    texts = [block + q for q in questions] + [block + q + c for q, cs in zip(questions, choices) for c in cs]
+    counting = Counting(tokenizer)
+    assert encode_texts(counting, texts) == [tokenizer(t)["input_ids"] for t in texts]
+    once = len(block) + sum(map(len, questions)) + sum(len(c) for cs in choices for c in cs)
+    probes = 3 * 3 * max(map(len, texts))  # three texts encoded whole at each of the three levels
+    assert counting.chars < 1.3 * once + probes < 0.3 * sum(map(len, texts))
 
 
 def test_empty_and_repeated_texts():
