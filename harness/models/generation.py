@@ -1,15 +1,18 @@
 """Greedy generation on the Hugging Face backend: batched, KV-cached, each row leaving the batch when it stops.
 
 Prompts of one batch that start with the same tokens (a shared few-shot block) have that prefix prefilled once:
-its key/value cache is computed on one row and repeated for every row, and only the rest of each prompt is run."""
+its key/value cache is computed on one row, and only the rest of each prompt is run; every step attends to the
+prefix's one copy (``models.prefix``) where the model allows, else to its cache repeated for every row."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Optional
 
 import torch
 
+from harness.models import prefix as prefix_attention
 from harness.models.backend import GenerationRequest
 from harness.models.encoding import encode_texts
 
@@ -29,7 +32,8 @@ def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[
         encoded = {i: ids[-keep:] for i, ids in zip(members, texts)}
         n_shared = shared_prefix(list(encoded.values()), MIN_SHARED_PREFIX) if backend.prefix_reuse else 0
         prefix = encoded[members[0]][:n_shared]
-        lengths = {i: len(e) + max_new for i, e in encoded.items()}
+        own = n_shared if backend.shared_attention else 0  # one copy of the prefix: rows hold their own tokens only
+        lengths = {i: len(e) - own + max_new for i, e in encoded.items()}
         order = sorted(members, key=lambda i: -lengths[i])
         for batch in backend._batches(lengths, order):
             def step(b: list[int], encoded: dict = encoded, until: tuple = until, max_new: int = max_new,
@@ -59,18 +63,33 @@ def generate_batch(backend: HFBackend, prompts: list[list[int]], until: tuple[st
     ids, mask = ids.to(device), mask.to(device)
     position = (mask.cumsum(-1) - 1).clamp(min=0) + len(prefix)
     cache = DynamicCache(config=backend.model.config)
-    if prefix:  # [prefix][left padding][own prompt]: the padding is masked out, positions continue the prefix
+    cached: dict[str, Any] = {"use_cache": True, backend._cache_arg: cache}
+    attention: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if prefix and backend.shared_attention:  # the rows' cache holds their own tokens; the prefix is one copy
+        cached[prefix_attention.KWARG] = backend.prefix_cache(list(prefix))
+        attention = prefix_attention.attention_to_prefix(backend.model)
+    elif prefix:  # [prefix][left padding][own prompt]: the padding is masked out, positions continue the prefix
         layers = backend.prefix_cache(list(prefix))
         cache = DynamicCache(ddp_cache_data=[(k.expand(len(prompts), -1, -1, -1), v.expand(len(prompts), -1, -1, -1))
                                              for k, v in layers], config=backend.model.config)
         mask = torch.cat([mask.new_ones((len(prompts), len(prefix))), mask], dim=1)
+        cached[backend._cache_arg] = cache
+    with attention:
+        generated = _decode(backend, ids, mask, position, cached, until, max_new)
+    texts = backend.tokenizer.batch_decode(generated, skip_special_tokens=True)
+    return [cut_at_stop(t, until) for t in texts]
+
+
+def _decode(backend: HFBackend, ids: torch.Tensor, mask: torch.Tensor, position: torch.Tensor, cached: dict[str, Any],
+            until: tuple[str, ...], max_new: int) -> list[list[int]]:
+    """The greedy loop: the prompts' forward pass, then one token per step for the rows still going."""
+    cache, device = cached[backend._cache_arg], ids.device
     stops = [u for u in until if u]
     window = max((len(u) for u in stops), default=0) + 2  # tokens: each yields >= 1 char or is special
     eos = backend.tokenizer.eos_token_id
-    generated: list[list[int]] = [[] for _ in prompts]
-    active = list(range(len(prompts)))
+    generated: list[list[int]] = [[] for _ in range(len(ids))]
+    active = list(range(len(ids)))
     last = (slice(None), slice(-1, None))  # the newest position of every row
-    cached: dict[str, Any] = {"use_cache": True, backend._cache_arg: cache}
     logits = backend._logits_at(last, input_ids=ids, attention_mask=mask, position_ids=position, **cached)[:, 0]
     for step in range(max_new):
         next_ids = logits.float().argmax(-1)
@@ -95,8 +114,7 @@ def generate_batch(backend: HFBackend, prompts: list[list[int]], until: tuple[st
         position = position[:, -1:] + 1
         logits = backend._logits_at(last, input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
                                     **cached)[:, 0]
-    texts = backend.tokenizer.batch_decode(generated, skip_special_tokens=True)
-    return [cut_at_stop(t, until) for t in texts]
+    return generated
 
 
 def may_stop(backend: HFBackend, token: int, stops: list[str]) -> bool:

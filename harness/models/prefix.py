@@ -56,10 +56,26 @@ def shared_prefix_attention(module: Any, query: torch.Tensor, key: torch.Tensor,
     out_p, lse_p = out_p.reshape(h, b, w, d).transpose(0, 1), lse_p.reshape(h, b, w).transpose(0, 1)
     if h_kv != h:  # the own keys are few: repeat them for the grouped heads
         key, value = key.repeat_interleave(h // h_kv, 1), value.repeat_interleave(h // h_kv, 1)
-    out_o, lse_o = attend(query, key, value, attention_mask, scale)
+    out_o, lse_o = attend(query, key, value, own_mask(attention_mask, query, key), scale)
     weight = torch.sigmoid(lse_p - lse_o)[..., None]  # the prefix's share of the merged softmax
     out = torch.lerp(out_o.to(query.dtype), out_p.to(query.dtype), weight.to(query.dtype))
     return out.transpose(1, 2).contiguous(), None
+
+
+def own_mask(mask: Optional[torch.Tensor], query: torch.Tensor, key: torch.Tensor) -> Optional[torch.Tensor]:
+    """The rows' own part's additive mask in the query's dtype. Scoring passes one; in generation transformers
+    builds a boolean one (left padding), whose blocked keys get the dtype's lowest value, so that a padding query
+    with no key of its own gets a log-sum-exp near that value and takes the prefix's attention alone (an all -inf
+    row would come back from the kernel with a log-sum-exp of 0). No mask for several queries (a prefill without
+    padding): causal, aligned to the last key."""
+    if mask is None:
+        n_q, n_k = query.shape[2], key.shape[2]
+        if n_q == 1:
+            return None
+        mask = torch.ones(n_q, n_k, dtype=torch.bool, device=query.device).tril(n_k - n_q)[None, None]
+    if mask.dtype == torch.bool:
+        mask = torch.zeros(mask.shape, dtype=query.dtype, device=query.device).masked_fill(~mask, torch.finfo(query.dtype).min)
+    return mask
 
 
 def register() -> None:

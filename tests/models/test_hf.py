@@ -275,15 +275,56 @@ def test_a_model_whose_attention_cannot_share_the_prefix_repeats_it(tiny_llama, 
     b.close()
 
 
-def test_shared_prefix_generation_equals_generation_without_reuse(backend):
-    reqs = [GenerationRequest(c, ("\n",), 6) for c, _ in shot_requests(5)[::4]]
-    with_reuse = backend.generate(reqs)
-    backend.prefix_reuse = False
+@pytest.mark.parametrize("shared_attention", [True, False], ids=["one-copy", "repeated-cache"])
+@pytest.mark.parametrize("questions", [range(5), (3, 10, 250, 7, 4000, 1)], ids=["same-length", "left-padded"])
+def test_shared_prefix_generation_equals_generation_without_reuse(backend, shared_attention, questions, monkeypatch):
+    """The block prefilled once, attended as one copy or as a repeated cache: the same generations as without
+    reuse, and the same next-token logits at every step (≤ 1e-4), with prompts of one length (no padding: a causal
+    prefill) and of several (left padding: padding queries have no key of their own)."""
+    reqs = [GenerationRequest(SHOTS + f"Question: What is {i} plus {i + 2}?\nAnswer:", ("\n",), 8) for i in questions]
+    steps: list[torch.Tensor] = []
+    logits_at = backend._logits_at
+
+    def recorded(*args, **kwargs):
+        out = logits_at(*args, **kwargs)
+        steps.append(out.float().cpu())
+        return out
+
+    monkeypatch.setattr(backend, "_logits_at", recorded)
+    assert backend.shared_attention
+    backend.shared_attention = shared_attention
     try:
+        backend.generate(reqs[:2])  # the block's cache is computed (and kept) here
+        steps.clear()
+        with_reuse = backend.generate(reqs)
+        reused_steps, steps[:] = list(steps), []
+        backend.prefix_reuse = False
         without = backend.generate(reqs)
     finally:
-        backend.prefix_reuse = True
+        backend.prefix_reuse = backend.shared_attention = True
     assert with_reuse == without
+    assert len(reused_steps) == len(steps) == 8  # the prompts' pass and 7 decoding steps: nothing stopped early
+    for a, b in zip(reused_steps, steps):  # float32 rounding is ~1e-7 here; a non-causal prefill moves them ~6e-5
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5, rtol=0), float((a - b).abs().max())
+
+
+def test_own_part_masks():
+    """Generation's masks for the rows' own keys: transformers' boolean ones become additive with the dtype's lowest
+    value (not -inf: a padding query with no key of its own must get a log-sum-exp near it, not the kernel's 0);
+    none for several queries is causal, aligned to the last key; none for one query stays none."""
+    from harness.models.prefix import attend, own_mask
+
+    q, k = torch.randn(2, 2, 3, 8), torch.randn(2, 2, 5, 8)
+    causal = own_mask(None, q, k)
+    assert causal is not None and causal.dtype == q.dtype
+    assert ((causal[0, 0] == 0) == torch.ones(3, 5, dtype=torch.bool).tril(2)).all()
+    assert own_mask(None, q[:, :, :1], k) is None
+    allowed = torch.ones(2, 1, 3, 5, dtype=torch.bool)
+    allowed[1, :, 0] = False  # a padding query: no key of its own
+    mask = own_mask(allowed, q, k)
+    assert mask is not None and mask.dtype == q.dtype and (mask[1, 0, 0] == torch.finfo(q.dtype).min).all()
+    _, lse = attend(q, k, k, mask, 0.3)
+    assert lse[1, :, 0].max() < -1e37 and torch.isfinite(lse[0]).all()  # its prefix part then gets all the weight
 
 
 def test_shared_prefix_needs_a_long_common_start_and_a_token_of_each_own():
