@@ -1,7 +1,8 @@
-"""Against the real BIG-bench data (``harness bigbench fetch``; CI fetches it in ``.ci/run``): for ten tasks that
-together use every formatting field (example and choice prefixes, choices appended or not, separators, task
-prefixes, output regexes, stop strings, subtasks, fractional target_scores), the prompts equal BIG-bench's own
-functions' and the golden hashes in ``bigbench_golden.json`` (hashes only: no BIG-bench text is committed)."""
+"""Against the real BIG-bench data (``harness bigbench fetch``; CI fetches it in ``.ci/run`` where it can, else these
+are skipped and say why): for ten tasks that together use every formatting field (example and choice prefixes,
+choices appended or not, separators, task prefixes, output regexes, stop strings, subtasks, fractional
+target_scores), the prompts equal BIG-bench's own functions' and the golden hashes in ``bigbench_golden.json``
+(hashes only: no BIG-bench text is committed)."""
 
 from __future__ import annotations
 
