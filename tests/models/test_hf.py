@@ -279,7 +279,7 @@ def test_a_model_whose_attention_cannot_share_the_prefix_repeats_it(tiny_llama, 
 @pytest.mark.parametrize("questions", [range(5), (3, 10, 250, 7, 4000, 1)], ids=["same-length", "left-padded"])
 def test_shared_prefix_generation_equals_generation_without_reuse(backend, shared_attention, questions, monkeypatch):
     """The block prefilled once, attended as one copy or as a repeated cache: the same generations as without
-    reuse, and the same next-token logits at every step (≤ 1e-4), with prompts of one length (no padding: a causal
+    reuse, and the same next-token logits at every step (≤ 1e-5), with prompts of one length (no padding: a causal
     prefill) and of several (left padding: padding queries have no key of their own)."""
     reqs = [GenerationRequest(SHOTS + f"Question: What is {i} plus {i + 2}?\nAnswer:", ("\n",), 8) for i in questions]
     steps: list[torch.Tensor] = []
@@ -303,7 +303,7 @@ def test_shared_prefix_generation_equals_generation_without_reuse(backend, share
     finally:
         backend.prefix_reuse = backend.shared_attention = True
     assert with_reuse == without
-    assert len(reused_steps) == len(steps) == 8  # the prompts' pass and 7 decoding steps: nothing stopped early
+    assert len(reused_steps) == len(steps) >= 2  # the prompts' pass and decoding steps (8 here: no row stops early)
     for a, b in zip(reused_steps, steps):  # float32 rounding is ~1e-7 here; a non-causal prefill moves them ~6e-5
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5, rtol=0), float((a - b).abs().max())
 
