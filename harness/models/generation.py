@@ -6,13 +6,12 @@ prefix's one copy (``models.prefix``) where the model allows, else to its cache 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any, Optional
 
 import torch
 
-from harness.models import prefix as prefix_attention
 from harness.models.backend import GenerationRequest
 from harness.models.encoding import encode_texts
 
@@ -62,18 +61,12 @@ def generate_batch(backend: HFBackend, prompts: list[list[int]], until: tuple[st
         mask[r, width - len(p):] = 1
     ids, mask = ids.to(device), mask.to(device)
     position = (mask.cumsum(-1) - 1).clamp(min=0) + len(prefix)
-    cache = DynamicCache(config=backend.model.config)
-    cached: dict[str, Any] = {"use_cache": True, backend._cache_arg: cache}
-    attention: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if prefix and backend.shared_attention:  # the rows' cache holds their own tokens; the prefix is one copy
-        cached[prefix_attention.KWARG] = backend.prefix_cache(list(prefix))
-        attention = prefix_attention.attention_to_prefix(backend.model)
-    elif prefix:  # [prefix][left padding][own prompt]: the padding is masked out, positions continue the prefix
-        layers = backend.prefix_cache(list(prefix))
-        cache = DynamicCache(ddp_cache_data=[(k.expand(len(prompts), -1, -1, -1), v.expand(len(prompts), -1, -1, -1))
-                                             for k, v in layers], config=backend.model.config)
-        mask = torch.cat([mask.new_ones((len(prompts), len(prefix))), mask], dim=1)
-        cached[backend._cache_arg] = cache
+    if prefix:  # [prefix][left padding][own prompt]: the padding is masked out, positions continue the prefix
+        cached, attention = backend.prefix_inputs(prefix, len(prompts), own_cache=True)
+        if not backend.shared_attention:  # the rows' cache starts with the prefix's: the mask covers it
+            mask = torch.cat([mask.new_ones((len(prompts), len(prefix))), mask], dim=1)
+    else:
+        cached, attention = {"use_cache": True, backend._cache_arg: DynamicCache(config=backend.model.config)}, nullcontext()
     with attention:
         generated = _decode(backend, ids, mask, position, cached, until, max_new)
     texts = backend.tokenizer.batch_decode(generated, skip_special_tokens=True)

@@ -166,6 +166,22 @@ class HFBackend:
             self._prefix = (tuple(prefix), [(layer.keys, layer.values) for layer in cache.layers])  # type: ignore[union-attr,misc]
         return self._prefix[1]
 
+    def prefix_inputs(self, prefix: Sequence[int], rows: int, own_cache: bool = False
+                      ) -> tuple[dict[str, Any], contextlib.AbstractContextManager[None]]:
+        """Forward inputs that put ``prefix`` (its keys and values computed once) before each of ``rows`` rows, and
+        the context to run the forward in: the prefix's one copy with the attention function that reads it (and,
+        with ``own_cache``, an empty cache for the rows' own tokens: generation), or its cache repeated per row."""
+        from transformers import DynamicCache
+
+        config = self.model.config
+        if self.shared_attention:
+            extra: dict[str, Any] = {prefix_attention.KWARG: self.prefix_cache(list(prefix))}
+            if own_cache:
+                extra.update({"use_cache": True, self._cache_arg: DynamicCache(config=config)})
+            return extra, prefix_attention.attention_to_prefix(self.model)
+        layers = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.prefix_cache(list(prefix))]
+        return {"use_cache": True, self._cache_arg: DynamicCache(ddp_cache_data=layers, config=config)}, contextlib.nullcontext()
+
     def describe(self) -> str:
         how = "choices packed behind a shared context" if self.packing else "one sequence per choice"
         if self.spec.quantization is not None:
@@ -380,17 +396,7 @@ class HFBackend:
         dtype = DTYPES[self.dtype]
         mask = torch.zeros(allowed.shape, dtype=dtype, device=self.device).masked_fill(~allowed, torch.finfo(dtype).min)
         at = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
-        extra: dict[str, Any] = {}
-        attention: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-        if prefix and self.shared_attention:
-            extra = {prefix_attention.KWARG: self.prefix_cache(list(prefix))}
-            attention = prefix_attention.attention_to_prefix(self.model)
-        elif prefix:
-            from transformers import DynamicCache
-
-            b = len(groups)
-            layers = [(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)) for k, v in self.prefix_cache(list(prefix))]
-            extra = {"use_cache": True, self._cache_arg: DynamicCache(ddp_cache_data=layers, config=self.model.config)}
+        extra, attention = self.prefix_inputs(prefix, len(groups)) if prefix else ({}, contextlib.nullcontext())
         with attention:
             logits = self._logits_at(at, input_ids=torch.tensor(id_rows, device=self.device),
                                      attention_mask=mask[:, None], **extra,
