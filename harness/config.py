@@ -57,7 +57,7 @@ class RunSettings(_Strict):
     batch_size: Union[Annotated[int, Field(ge=1)], Literal["auto"]] = "auto"  # auto: rows sized by a token budget, halved on OOM
     token_budget: Optional[int] = Field(default=None, ge=64)  # max padded tokens per batch
     limit: Optional[int] = Field(default=None, ge=1)  # first N documents of each task
-    seed: int = 1234
+    seed: int = Field(default=1234, ge=0, lt=2**32)  # numpy and torch seeds are 32-bit
     num_fewshot: Optional[int] = Field(default=None, ge=0, le=64)  # lm-eval tasks: shots (None: each task's own)
     # weight-only quantization of every entry without its own; a list of variants (null: none) runs the whole
     # config once per variant, into OUTPUT/<float32|int8|int4> (`harness compare` those folders)
@@ -126,6 +126,14 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise pydantic_error(exc, path, ExperimentConfig) from None
+    lm_eval_tasks = {t.partition(":")[2] for t in config.tasks if t.startswith("lm_eval:")}
+    if config.data and not lm_eval_tasks:
+        raise HarnessError("local splits (--data, data:) are read by lm-eval tasks only, and this config names none "
+                           "(tasks: lm_eval:NAME)", source=path, where="data")
+    for task in config.data:
+        if task != "*" and task not in lm_eval_tasks:
+            raise HarnessError(f"names {task!r}, which is not one of this config's lm-eval tasks "
+                               f"({', '.join(sorted(lm_eval_tasks))})", source=path, where=f"data.{task}")
     config.data_roots = [str((path.parent / root).resolve()) for root in config.data_roots]
     config.data = {task: {split: str((path.parent / f).resolve()) for split, f in splits.items()}
                    for task, splits in config.data.items()}

@@ -49,7 +49,9 @@ def _union_tag(part: str) -> bool:
 def pydantic_error(exc: Exception, source: object, model: Optional[Any] = None) -> HarnessError:
     """Turn the first error of a pydantic ValidationError into a HarnessError naming the field; an unknown
     field of ``model`` gets the closest known names as a suggestion."""
-    first = exc.errors()[0]  # type: ignore[attr-defined]
+    errors = exc.errors()  # type: ignore[attr-defined]
+    # an unknown key first: a typo ("sutie") also makes its field missing, and the typo is what to fix
+    first = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     # pydantic puts the union member it tried into the path ("suite.list[ModelSpec].0"): leave it out
     loc = tuple(p for p in first.get("loc", ()) if isinstance(p, int) or not _union_tag(p))
     msg = first.get("msg", "invalid value")

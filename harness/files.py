@@ -16,6 +16,7 @@ import yaml
 from harness.errors import HarnessError
 
 TMP_PREFIX = ".tmp-"  # every temporary file this package writes starts with it
+TOO_DEEP = "invalid JSON: nested too deep to read"  # json.loads raises RecursionError past ~1,000 levels
 
 
 def cache_dir() -> Path:
@@ -127,6 +128,8 @@ def read_file(path: Path) -> list[dict[str, Any]]:
                 rows = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {exc.lineno}") from None
+            except RecursionError:
+                raise HarnessError(TOO_DEEP, source=path) from None
             if not isinstance(rows, list):
                 raise HarnessError("a .json data file must hold a list of objects", source=path)
             numbered = list(enumerate(rows, 1))
@@ -138,6 +141,8 @@ def read_file(path: Path) -> list[dict[str, Any]]:
                         numbered.append((i, json.loads(line_text)))
                     except json.JSONDecodeError as exc:
                         raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {i}") from None
+                    except RecursionError:
+                        raise HarnessError(TOO_DEEP, source=path, where=f"line {i}") from None
         for i, row in numbered:
             if not isinstance(row, dict):
                 raise HarnessError(f"each row must be a JSON object (got {type(row).__name__})", source=path, where=f"row {i}")

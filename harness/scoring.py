@@ -14,6 +14,7 @@ from harness import metrics as M
 from harness.extraction import apply_filters, extract_answer
 from harness.models.backend import Backend, GenerationRequest
 from harness.tasks.prepared import PreparedTask
+from harness.tasks.prompts import Instance
 
 
 class ChoiceRecord(TypedDict):
@@ -127,6 +128,8 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
                                     n_bytes=len(i.context.encode("utf-8")), n_words=len(re.split(r"\s+", i.context)),
                                     metrics={}) for i, r in zip(insts, lls)]
     for rec, inst in zip(records, insts):
+        if _truncated(backend, inst, spec.output, spec.generation.max_new_tokens):
+            rec["truncated"] = True
         if inst.slices:
             rec["slices"] = dict(inst.slices)
         rec["metrics"] = {m.name: M.compute(m.name, rec, m.options) for m in spec.metrics}
@@ -152,6 +155,17 @@ def _generate(backend: Backend, prepared: PreparedTask, scored: list[TargetRecor
             out["reference_ids"] = [backend.tokenize(i.delimiter + ref) for ref in refs]
         records.append(out)
     return records
+
+
+def _truncated(backend: Backend, inst: Instance, output: str, new_tokens: int) -> bool:
+    """Whether a scored text is longer than the model's context, so its prompt was cut to the last tokens.
+    Every token covers at least one UTF-8 byte, so only texts near the limit in bytes are tokenized to check."""
+    if output == "perplexity":
+        return False  # scored in windows, never cut
+    n = backend.max_length
+    scored = [c + k for c, k in inst.requests] if inst.choices is not None else [inst.context + inst.delimiter + (inst.target or "")]
+    limits = [(t, n) for t in scored] + ([(inst.context, n - new_tokens)] if output == "generate" else [])
+    return any(len(t.encode("utf-8")) + 4 > limit and len(backend.tokenize(t)) > limit for t, limit in limits)
 
 
 def unrepresentable_documents(backend: Backend, prepared: PreparedTask) -> int:

@@ -22,6 +22,20 @@ from harness.files import TMP_PREFIX, atomic_write, digest, safe_name
 from harness.models.suite import ModelMeta
 
 SCORING_VERSION = 4
+MARKER = ".scaling-harness"  # in every results folder: later runs may write there, nothing else may
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (its temporary file may be in use by a concurrent run)."""
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return pid != os.getpid()
 
 
 class ScoreDict(TypedDict):
@@ -96,6 +110,20 @@ class RunStore:
         d = self.root / "models" / safe_name(model)
         return d / f"{safe_name(task)}.jsonl", d / f"{safe_name(task)}.json"
 
+    def check_ours(self) -> None:
+        """Refuse an existing, non-empty folder this harness did not make (a project folder, ``.``, a task
+        folder): its ``scores.csv`` or ``manifest.json`` would be replaced. Ours: it holds the marker file (written
+        with the first result) or a manifest with this harness's ``scoring_version``."""
+        if not self.root.is_dir() or not any(self.root.iterdir()) or (self.root / MARKER).is_file():
+            return
+        try:
+            if "scoring_version" in json.loads((self.root / "manifest.json").read_text()):
+                return
+        except (OSError, ValueError, TypeError):
+            pass
+        raise HarnessError("is not empty and is not a results folder of this harness (its files would be "
+                           "overwritten): pick a new or empty folder", source=self.root, where="output")
+
     def check_writable(self) -> None:
         """Fail before any model runs if the output folder cannot be created or written (creates nothing)."""
         import tempfile
@@ -115,10 +143,14 @@ class RunStore:
     def clean_tmp(self) -> None:
         """Remove the temporary files a killed run of this harness left behind: only where it writes (the run
         folder and ``models/<model>/``), and only names its ``atomic_write`` makes (``.tmp-<file>.<pid>``)."""
-        ours = re.compile(re.escape(TMP_PREFIX) + r".+\.(jsonl|json|csv)\.\d+")
-        for folder in [self.root, *(self.root / "models").glob("*/")]:
+        top = "|".join(re.escape(n) for n in ("scores.csv", "manifest.json", MARKER))
+        patterns = [(self.root, re.compile(re.escape(TMP_PREFIX) + f"({top})" + r"\.\d+"))]
+        if (self.root / MARKER).is_file():  # models/<model>/ is ours only in a folder we marked
+            patterns += [(d, re.compile(re.escape(TMP_PREFIX) + r"[A-Za-z0-9._@-]+\.jsonl?\.\d+"))
+                         for d in (self.root / "models").glob("*/")]
+        for folder, ours in patterns:
             for tmp in folder.glob(f"{TMP_PREFIX}*") if folder.is_dir() else []:
-                if ours.fullmatch(tmp.name) and tmp.is_file():
+                if ours.fullmatch(tmp.name) and tmp.is_file() and not _alive(int(tmp.name.rsplit(".", 1)[1])):
                     tmp.unlink(missing_ok=True)
 
     def summary(self, model: str, task: str, key: Optional[str] = None) -> Optional[PairSummary]:
@@ -138,13 +170,29 @@ class RunStore:
         rec_path, _ = self._paths(model, task)
         return [json.loads(line) for line in rec_path.read_text(encoding="utf-8").splitlines() if line]
 
+    def mark(self) -> None:
+        """Mark the folder as this harness's (before its first result), so later runs may write into it."""
+        if not (self.root / MARKER).is_file():
+            atomic_write(self.root / MARKER, json.dumps({"scaling_harness": SCORING_VERSION}).encode())
+
     def write(self, model: str, task: str, records: Iterable[Mapping[str, Any]], summary: PairSummary) -> None:
+        self.mark()
         rec_path, sum_path = self._paths(model, task)
         data = dumps_records(records)
         atomic_write(rec_path, data)
         atomic_write(sum_path, json.dumps({**summary, "records_sha256": digest(data)}, indent=1, sort_keys=True).encode())
 
-    def write_scores(self, rows: Iterable[ScoreRow]) -> None:
+    def other_rows(self, models: set[str], tasks: set[str]) -> list[dict[str, str]]:
+        """Rows of the stored ``scores.csv`` that this run does not recompute (another config's models or tasks
+        written into the same folder), kept as they are."""
+        try:
+            text = (self.root / "scores.csv").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return []
+        rows = list(csv.DictReader(io.StringIO(text)))
+        return [r for r in rows if not (r.get("model") in models and r.get("task") in tasks)]
+
+    def write_scores(self, rows: Iterable[Mapping[str, Any]]) -> None:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=SCORE_COLUMNS, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
@@ -153,4 +201,17 @@ class RunStore:
         atomic_write(self.root / "scores.csv", buf.getvalue().encode())
 
     def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+        """Write the run's manifest; the manifests of other configs that wrote into this folder are kept under
+        ``other_runs`` (by config name), as their rows are kept in ``scores.csv``."""
+        try:
+            old = json.loads((self.root / "manifest.json").read_text())
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict):
+            others = {**old.pop("other_runs", {})}
+            if old.get("name") != manifest.get("name"):
+                others[str(old.get("name"))] = old
+            others.pop(str(manifest.get("name")), None)
+            if others:
+                manifest = {**manifest, "other_runs": others}
         atomic_write(self.root / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True, default=str).encode())

@@ -315,7 +315,7 @@ CASES = [
     Case("D-lm-eval-not-json", "D", ["classify", "lm"], {"lm/r.json": "{nope"}, expect="not valid JSON"),
     Case("D-lm-eval-no-results", "D", ["classify", "lm"], {"lm/a.json": "{}", "lm/b.json": "[]"},
          expect="2 .json file(s) read"),
-    Case("D-bootstrap-negative", "D", **classify(csv_text(CURVE), "--bootstrap", "-5"), expect="at least 1"),
+    Case("D-bootstrap-negative", "D", **classify(csv_text(CURVE), "--bootstrap", "-5"), expect="--bootstrap"),
     Case("D-size-negative", "D", **classify(csv_text(CURVE), "--size", "m0=-1"), expect="--size"),
     Case("D-size-garbage", "D", **classify(csv_text(CURVE), "--size", "m0"), expect="--size"),
     Case("D-size-unknown-model", "D", **classify(csv_text(CURVE), "--size", "zz=5"), expect="not in the results"),

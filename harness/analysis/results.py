@@ -8,6 +8,7 @@ model name (``pythia-1.4b``, ``bloom-1b1``, ``Qwen1.5-0.5B``, ``70m``), else fro
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import math
 import re
@@ -21,6 +22,7 @@ import pandas as pd
 
 from harness.analysis.scaling import Curve, known_chance, metric_info
 from harness.errors import HarnessError
+from harness.files import TOO_DEEP
 from harness.store import SCORE_COLUMNS, RunStore
 
 X_COLUMNS = ("params", "nonembedding_params", "tokens", "flops", "step")  # step: checkpoints of one run
@@ -84,6 +86,8 @@ def _read_samples(path: Path) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise HarnessError(f"invalid JSON: {exc.msg}", source=path, where=f"line {i}") from None
+        except RecursionError:
+            raise HarnessError(TOO_DEEP, source=path, where=f"line {i}") from None
         if not isinstance(row, dict) or not isinstance(row.get("doc_id"), int):
             raise HarnessError("each line must be an object with an integer doc_id", source=path, where=f"line {i}")
         rows.append(row)
@@ -148,7 +152,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
                                    where=f"row {row + 2}")
             df[col] = pd.to_numeric(df[col])
     if df["value"].isna().any():
-        raise HarnessError("empty value", source=path, where=f"row {int(np.flatnonzero(df['value'].isna())[0]) + 2}")
+        row = int(np.flatnonzero(df["value"].isna())[0])
+        raw = str(pd.read_csv(path, keep_default_na=False, dtype=str)["value"].iloc[row]).strip()
+        raise HarnessError("empty value" if not raw else f"column 'value' must be a finite number, got {raw!r}",
+                           source=path, where=f"row {row + 2}")
     for col, (what, ok) in _RANGES.items():
         if col in df.columns:
             wrong = ~np.asarray(ok(df[col].astype(float)), dtype=bool)
@@ -161,8 +168,32 @@ def _read_csv(path: Path) -> pd.DataFrame:
             df[col] = np.nan
     for col in ("group", "aggregate"):
         df[col] = ["" if pd.isna(v) else str(v) for v in df[col]]
+    _check_conflicts(df, path)
     df["source"] = str(path)
     return df
+
+
+def _check_conflicts(df: pd.DataFrame, path: Path) -> None:
+    """Rows that cannot all be true are refused, never pooled: one model at two sizes (or two values of any scale
+    column), or one model with two values for one task and metric."""
+    for col in X_COLUMNS:
+        sizes = df[["model", col]].dropna().drop_duplicates()
+        twice = sizes[sizes.duplicated("model", keep=False)]
+        if len(twice):
+            model = twice["model"].iloc[0]
+            values = sorted(twice.loc[twice["model"] == model, col])
+            rows = [int(i) + 2 for i in np.flatnonzero((df["model"] == model).to_numpy())][:4]
+            raise HarnessError(f"model {model!r} has two values of {col} ({values[0]:g} and {values[1]:g}; rows "
+                               f"{', '.join(map(str, rows))}): one model is one size", source=path, where=col)
+    keys = ["model", "task", "aggregate", "metric"]
+    repeated = df[df.duplicated(keys, keep=False)]
+    if len(repeated):
+        first = repeated.iloc[0]
+        same = (df[keys] == first[keys]).all(axis=1).to_numpy()
+        rows = [int(i) + 2 for i in np.flatnonzero(same)]
+        raise HarnessError(f"model {first['model']!r} has {len(rows)} rows for {first['task']} / {first['metric']} "
+                           f"(rows {', '.join(map(str, rows[:5]))}): give each model one value per task and metric "
+                           "(a replicate is a model of its own name)", source=path, where="row " + str(rows[1]))
 
 
 def _lm_eval_model(data: dict, file: Path) -> tuple[str, Optional[float]]:
@@ -211,6 +242,8 @@ def _read_lm_eval(root: Path) -> Results:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise HarnessError(f"not valid JSON ({exc})", source=file) from None
+        except RecursionError:
+            raise HarnessError(TOO_DEEP, source=file) from None
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             continue  # not an lm-eval results file
         model, params = _lm_eval_model(data, file)
@@ -234,7 +267,11 @@ def _read_lm_eval(root: Path) -> Results:
                     raise HarnessError(f"a standard error cannot be negative: {se}", source=file,
                                        where=f"results.{task}.{se_key}")
                 info = metric_info(metric)
-                rows[(model, task, metric)] = {  # a later file for the same model and task replaces an earlier one
+                if (model, task, metric) in rows and rows[(model, task, metric)]["source"] != str(file):
+                    raise HarnessError(f"model {model!r} has {task} / {metric} in two results files (also "
+                                       f"{rows[(model, task, metric)]['source']}): keep one of them in the folder",
+                                       source=file, where=f"results.{task}.{key}")
+                rows[(model, task, metric)] = {
                     "model": model, "params": params, "task": task, "group": "", "aggregate": "", "metric": metric,
                     "value": value, "stderr": np.nan if se is None else se,
                     "n": n, "kind": info.kind, "higher_is_better": info.higher_is_better,
@@ -279,6 +316,14 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
     decoder-only and encoder-decoder models gets a curve per architecture (task named ``TASK@causal``,
     ``TASK@seq2seq``): one family's scaling is not the other's."""
     df = res.scores
+    for flag, names, column in (("--metric", metrics, "metric"), ("--task", tasks, "task"),
+                                ("--chance", list(chance or {}), "task")):
+        known = set(df[column].astype(str))
+        for name in names or []:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=2)
+                hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"have: {', '.join(sorted(known)[:8])}"
+                raise HarnessError(f"no {column} {name!r} in the results; {hint}", source=res.source, where=flag)
     if metrics:
         df = df[df["metric"].isin(metrics)]
     if tasks:

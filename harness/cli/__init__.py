@@ -10,7 +10,7 @@ from typing import NoReturn, Optional
 
 from harness._version import __version__
 from harness.cli import analysis, bigbench, ladder, run, tasks
-from harness.cli.console import console
+from harness.cli.console import console, visible
 from harness.errors import HarnessError
 
 
@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
     """A usage error is one line (which argument, what is wrong, where help is), exit 2, like every bad input."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"{self.prog}: error: {visible(message)} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,11 +35,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return args.func(args)
     except HarnessError as err:
-        console.print(f"error: {err}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"error: {visible(err)}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except OSError as exc:  # disk full, permissions: earlier results stay as they were (atomic writes)
         where = f"{exc.filename}: " if exc.filename else ""
-        console.print(f"error: {where}{exc.strerror or exc}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"error: {visible(where)}{visible(exc.strerror or exc)}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("interrupted; completed (model, task) pairs are saved and will be reused")

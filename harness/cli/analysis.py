@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.console import console, out, positive_int
+from harness.cli.console import console, out, positive_int, safe, whole
 from harness.errors import HarnessError
 
 
@@ -42,17 +41,17 @@ def _load(path: str, args: argparse.Namespace) -> Any:
 
 def labels_table(classifications: Sequence[Any], x: str) -> Table:
     """One row per curve: label, confidence and the key diagnostics."""
-    table = Table(title=escape(f"scaling labels (x = {x}; confidence = share of resampled curves)"))
+    table = Table(title=safe(f"scaling labels (x = {x}; confidence = share of resampled curves)"))
     for col in ("task", "metric", "label", "conf.", "sizes", "gain", "slope/decade", "break", "linearity",
                 "breakthr.", "notes"):
         table.add_column(col, overflow="fold")
     for c in classifications:
         d = c.diagnostics
         brk = "-" if "break_between" not in d else "{:.3g}–{:.3g}".format(*d["break_between"])
-        table.add_row(escape(c.name), escape(c.metric), c.label, f"{c.confidence:.2f}",
+        table.add_row(safe(c.name), safe(c.metric), c.label, f"{c.confidence:.2f}",
                       str(len(d["sizes"])) + ("*" if d["few_points"] else ""), f"{d['gain']:+.3g}",
                       f"{d['slope_per_decade']:+.3g}", brk, f"{d['linearity']:.2f}", f"{d['breakthroughness']:.2f}",
-                      escape("; ".join(c.notes)))
+                      safe("; ".join(c.notes)))
     return table
 
 
@@ -62,7 +61,7 @@ def print_artifacts(classifications: Sequence[Any]) -> None:
 
     messages = {(a.task, a.discontinuous[0]): a.message for a in metric_artifacts(classifications)}
     for (key, _), msg in messages.items():
-        out.print(escape(f"metric artifact? {key[0] + (f' ({key[1]})' if key[1] else '')}: {msg}"))
+        out.print(safe(f"metric artifact? {key[0] + (f' ({key[1]})' if key[1] else '')}: {msg}"))
 
 
 def _print_skipped(skipped: list[str]) -> None:
@@ -84,7 +83,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     for metric in sorted({c.metric for c in classifications}):  # the share of tasks in each category, per metric
         cs = [c for c in classifications if c.metric == metric]
         share = {lab: sum(c.label == lab for c in cs) for lab in LABELS}
-        out.print(escape(f"{metric}: {len(cs)} task(s): ") + ", ".join(f"{lab} {n} ({n / len(cs):.0%})"
+        out.print(safe(f"{metric}: {len(cs)} task(s): ") + ", ".join(f"{lab} {n} ({n / len(cs):.0%})"
                                                                       for lab, n in share.items() if n))
     print_artifacts(classifications)
     if args.by == "keyword":
@@ -103,7 +102,7 @@ def keyword_table(classified: Any) -> Table:
         table.add_column(col, justify="left" if col in ("keyword", "metric") else "right")
     for (kw, metric), c in sorted(counts.items()):
         n = sum(c.values())
-        table.add_row(escape(kw), escape(metric), str(n), *[f"{c[lab] / n:.0%}" if c[lab] else "" for lab in LABELS])
+        table.add_row(safe(kw), safe(metric), str(n), *[f"{c[lab] / n:.0%}" if c[lab] else "" for lab in LABELS])
     return table
 
 
@@ -113,7 +112,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     classified = _load(args.results, args)
     path = build_report(classified, Path(args.out))
     _print_skipped(classified.skipped)
-    out.print(escape(f"report: {path}  ({len(classified.curves)} curves; figures in {path.parent / 'figures'})"))
+    out.print(safe(f"report: {path}  ({len(classified.curves)} curves; figures in {path.parent / 'figures'})"))
     return 0
 
 
@@ -122,12 +121,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.analysis.comparison import SUITE
 
     cmp = compare(_load(args.run_a, args), _load(args.results, args))
-    table = Table(title=escape(f"B − A  (A = {args.run_a}, B = {args.results}); q = Benjamini-Hochberg over the table"))
+    table = Table(title=safe(f"B − A  (A = {args.run_a}, B = {args.results}); q = Benjamini-Hochberg over the table"))
     for col in ("task", "metric", "scope", "A", "B", "B − A", "95% CI", "p", "q", "test", "items", "verdict"):
         table.add_column(col, overflow="fold")
     shown = [d for d in cmp.differences if args.per_model or d.scope == SUITE or d.verdict != "no significant change"]
     for d in shown:
-        table.add_row(escape(d.name), escape(d.metric), escape(d.scope), f"{d.a:.4g}", f"{d.b:.4g}", f"{d.delta:+.4g}",
+        table.add_row(safe(d.name), safe(d.metric), safe(d.scope), f"{d.a:.4g}", f"{d.b:.4g}", f"{d.delta:+.4g}",
                       f"[{d.ci[0]:+.3g}, {d.ci[1]:+.3g}]", f"{d.p:.3g}", f"{d.q:.3g}", d.test, str(d.n or "-"),
                       d.verdict)
     out.print(table)
@@ -139,7 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for col in ("task", "metric", "A", "B"):
             lt.add_column(col)
         for row in cmp.changed_labels:
-            lt.add_row(escape(row.name), escape(row.metric), row.a, row.b)
+            lt.add_row(safe(row.name), safe(row.metric), row.a, row.b)
         out.print(lt)
     verdicts = [d.verdict for d in cmp.differences]
     out.print(f"summary: {len(cmp.labels)} task×metric curves in both; {len(cmp.changed_labels)} label(s) changed; "
@@ -147,9 +146,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
               f"(q < 0.05), {verdicts.count('no significant change')} not significant")
     for which, keys in (("A", cmp.only_a), ("B", cmp.only_b)):
         if keys:
-            out.print(escape(f"only in {which}: " + ", ".join(f"{t}{f' ({a})' if a else ''}/{m}" for t, a, m in keys)))
+            out.print(safe(f"only in {which}: " + ", ".join(f"{t}{f' ({a})' if a else ''}/{m}" for t, a, m in keys)))
     for (task, model), count in sorted(cmp.mismatched.items()):
-        console.print("[yellow]WARNING[/] " + escape(f"{task} / {model}: {count} document id(s) name different rows in "
+        console.print("[yellow]WARNING[/] " + safe(f"{task} / {model}: {count} document id(s) name different rows in "
                       "A and B (the data changed or was reordered); only identical rows are paired"), soft_wrap=True)
     return 0
 
@@ -163,7 +162,7 @@ def cmd_decompose(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_decomposition_json(d), indent=1))
         return 0
-    table = Table(title=escape(f"{d.task}: {d.metric} against its {d.length} steps (teacher-forced token accuracy)"))
+    table = Table(title=safe(f"{d.task}: {d.metric} against its {d.length} steps (teacher-forced token accuracy)"))
     for col in (args.x, "models", "docs", d.metric, *[f"step {i + 1}" for i in range(d.length)], "product",
                 "all steps", "gap"):
         table.add_column(col, justify="right")
@@ -173,11 +172,11 @@ def cmd_decompose(args: argparse.Namespace) -> int:
                       *[f"{v:.3f}" for v in a.steps], f"{a.product:.3f}", f"{a.joint:.3f}", f"{a.gap:+.3f}")
     out.print(table)
     for name in dict.fromkeys(k for row in d.rows for k in row.slices):
-        st = Table(title=escape(f"slice '{name}': {d.metric} (product of steps) per value"))
+        st = Table(title=safe(f"slice '{name}': {d.metric} (product of steps) per value"))
         values = list(dict.fromkeys(v for row in d.rows for v in row.slices.get(name, {})))
         st.add_column(args.x, justify="right")
         for v in values:
-            st.add_column(escape(v), justify="right")
+            st.add_column(safe(v), justify="right")
         for row in d.rows:
             parts = row.slices.get(name, {})
             st.add_row(f"{row.x:,.0f}", *[f"{parts[v].composite:.3f} ({parts[v].product:.3f}) n={parts[v].n}"
@@ -210,13 +209,13 @@ def cmd_forecast(args: argparse.Namespace) -> int:
                           for f in rows], indent=1))
         return 0
     f0 = rows[0]
-    table = Table(title=escape(f"{f0.task}: where {f0.metric} crosses {f0.threshold:.3g} (p^{f0.length} from "
+    table = Table(title=safe(f"{f0.task}: where {f0.metric} crosses {f0.threshold:.3g} (p^{f0.length} from "
                                f"per-step accuracy fitted below the crossing; 90% interval)"))
     for col in ("curve", "fit sizes", "predicted", "interval", "observed", "between sizes", "error (decades)"):
         table.add_column(col, justify="right")
     for f in rows:
         err = f.error_log10
-        table.add_row(escape(f.which), ", ".join(f"{s:,.3g}" for s in f.fit_sizes),
+        table.add_row(safe(f.which), ", ".join(f"{s:,.3g}" for s in f.fit_sizes),
                       "none" if f.predicted is None else f"{f.predicted:,.3g}",
                       f"{f.interval[0]:,.3g}–{f.interval[1]:,.3g}",
                       "not crossed" if f.observed is None else f"{f.observed:,.3g}",
@@ -236,7 +235,7 @@ def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS") -> None:
     q.add_argument("--chance", action="append", metavar="TASK=VALUE", help="chance level of a task (repeatable)")
     q.add_argument("--size", action="append", metavar="MODEL=VALUE",
                    help="x value of a model whose size is in neither the file nor its name (repeatable)")
-    q.add_argument("--bootstrap", type=positive_int, default=400, help="resamples for the confidence (default 400)")
+    q.add_argument("--bootstrap", type=whole(1, 10_000), default=400, help="resamples for the confidence (default 400)")
 
 
 def add_parsers(sub: Any) -> None:
@@ -267,7 +266,7 @@ def add_parsers(sub: Any) -> None:
     fp.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops", "step"])
     fp.add_argument("--threshold", type=float, help="the crossing (default: halfway from chance to the ceiling)")
     fp.add_argument("--fit-below", type=float, help="fit on sizes below this x (default: sizes before the crossing)")
-    fp.add_argument("--bootstrap", type=positive_int, default=400, help="resamples for the interval (default 400)")
+    fp.add_argument("--bootstrap", type=whole(1, 10_000), default=400, help="resamples for the interval (default 400)")
     fp.add_argument("--json", action="store_true")
     fp.set_defaults(func=cmd_forecast)
 

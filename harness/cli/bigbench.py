@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-from harness.cli.console import console, out
+from harness.cli.console import console, out, safe
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -22,7 +21,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         path, sha = bigbench.fetch(progress=lambda done, total: bar.update(job, completed=done, total=total or None),
                                    url=source, sha256=args.sha256 or (None if args.source else bigbench.SDIST_SHA256))
     tasks = bigbench.index()
-    out.print(escape(f"BIG-bench: {len(tasks)} JSON tasks in {path} (archive sha256 {sha})"))
+    out.print(safe(f"BIG-bench: {len(tasks)} JSON tasks in {path} (archive sha256 {sha})"))
     return 0
 
 

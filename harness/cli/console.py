@@ -4,15 +4,62 @@ Neither interprets markup in what it prints unless a message asks for it; names 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import unicodedata
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-console = Console(stderr=True, highlight=False, log_path=False)  # progress, logs, errors
-out = Console(highlight=False, width=160)  # tables and results
+
+class _Console(Console):
+    """A console whose tables fold a cell that does not fit onto the next line instead of cutting it with '…'
+    (cut, ``toy_add_carry`` and ``toy_add_choice`` would both read ``toy_add_c…``)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        for obj in objects:
+            if isinstance(obj, Table):
+                for column in obj.columns:
+                    column.overflow = "fold"
+        super().print(*objects, **kwargs)
+
+
+console = _Console(stderr=True, highlight=False, log_path=False)  # progress, logs, errors
+# tables and results: the terminal's width; 160 columns into a file or pipe (COLUMNS wins where set)
+out = _Console(highlight=False, width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160)
+
+
+def visible(text: object) -> str:
+    """``text`` with control characters (escape sequences, newlines, NUL, bidirectional overrides) written out as
+    ``\\x1b``, ``\\n``, ``\\u202e``: a name from a file or the command line can neither drive the terminal nor
+    forge a line."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() or (c == " ") else
+                   (repr(c)[1:-1] if unicodedata.category(c) == "Cc" else f"\\u{ord(c):04x}") for c in s)
+
+
+def safe(text: object) -> str:
+    """A name as console output: control characters made visible, markup escaped."""
+    return escape(visible(text))
+
+
+def whole(low: int, high: int) -> Any:
+    """An argparse type: a whole number from ``low`` to ``high`` (bounded: a number asks for work or memory)."""
+
+    def parse(value: str) -> int:
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low:,} to {high:,}, got {value!r}")
+        return int(value)
+
+    return parse
 
 
 def positive_int(value: str) -> int:
-    """An argparse type: a whole number of at least 1 (``--limit``, ``--n``, ``--bootstrap``)."""
+    """An argparse type: a whole number of at least 1 (``--limit``, ``--n``)."""
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
     return int(value)

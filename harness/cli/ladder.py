@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.console import out
+from harness.cli.console import out, safe
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:
@@ -23,13 +22,13 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         finally:
             rep.finish()
         return 0
-    table = Table(title=escape(f"ladders in {ladder.ladder_root()}"))
+    table = Table(title=safe(f"ladders in {ladder.ladder_root()}"))
     for col in ("ladder", "model", "params", "nonembedding", "seed", "tokens", "train loss", "path"):
         table.add_column(col)
     for meta, path in ladder.list_built():
-        table.add_row(escape(meta["ladder"]), escape(meta["size"]), f"{meta['params']:,}",
+        table.add_row(safe(meta["ladder"]), safe(meta["size"]), f"{meta['params']:,}",
                       f"{meta['nonembedding_params']:,}", str(meta["seed"]), f"{meta['tokens']:,}",
-                      f"{meta['final_loss']:.3f}", escape(str(path)))
+                      f"{meta['final_loss']:.3f}", safe(str(path)))
     out.print(table)
     return 0
 

@@ -6,7 +6,6 @@ import argparse
 import time
 from typing import Any, Optional
 
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -18,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from harness.cli.console import add_lm_eval_options, console, out, positive_int
+from harness.cli.console import add_lm_eval_options, console, out, positive_int, safe, visible, whole
 from harness.runner.progress import Reporter
 from harness.store import PairSummary, ScoreRow, display_name
 
@@ -55,14 +54,14 @@ class RichReporter(Reporter):
         self.models = self.progress.add_task("models", total=n_models, docs="")
 
     def model(self, name: str, n_todo: int, n_done: int) -> None:
-        self.bars[name] = self.progress.add_task(escape(f"  {name}"[:36]), total=n_todo + n_done, completed=n_done,
+        self.bars[name] = self.progress.add_task(safe(f"  {name}"[:36]), total=n_todo + n_done, completed=n_done,
                                                  docs="")
         if n_todo == 0:
             self.log(f"{name}: all {n_done} task(s) already stored, skipped")
 
     def task(self, model: str, name: str, n: int) -> None:
         if model in self.bars:
-            self.progress.update(self.bars[model], description=escape(f"  {model}: {name} ({n} docs)"[:36]))
+            self.progress.update(self.bars[model], description=safe(f"  {model}: {name} ({n} docs)"[:36]))
 
     def task_done(self, model: str, name: str, summary: PairSummary) -> None:
         if model in self.bars:
@@ -81,7 +80,7 @@ class RichReporter(Reporter):
             self.progress.update(self.models, advance=1)
 
     def log(self, message: str) -> None:
-        self.progress.console.log(message, markup=False)
+        self.progress.console.log(visible(message), markup=False)
 
     def finish(self) -> None:
         for bar in self.bars.values():
@@ -99,7 +98,7 @@ def summary_table(rows: list[ScoreRow]) -> Table:
 
     sizes = sorted({int(r["params"]) for r in rows})
     counts = {p: len({r["model"] for r in rows if int(r["params"]) == p}) for p in sizes}
-    table = Table(title=escape("scores by model size (parameters); replicates: mean [min,max]"))
+    table = Table(title=safe("scores by model size (parameters); replicates: mean [min,max]"))
     table.add_column("task")
     table.add_column("metric")
     for p in sizes:
@@ -119,7 +118,7 @@ def summary_table(rows: list[ScoreRow]) -> Table:
                 shown.append(f"{vals[0]:.3f}" + (f"±{se:.3f}" if se is not None and se == se else ""))
             else:
                 shown.append(f"{sum(vals) / len(vals):.2f} [{min(vals):.2f},{max(vals):.2f}]")
-        table.add_row(escape(task), escape(metric), *[escape(c) for c in shown])
+        table.add_row(safe(task), safe(metric), *[safe(c) for c in shown])
     return table
 
 
@@ -135,7 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     variants = load_config(resolve_config(args.config), overrides).variants()
     for config in variants:
         if len(variants) > 1:
-            out.rule(escape(f"{config.name} → {config.output_dir}"))
+            out.rule(safe(f"{config.name} → {config.output_dir}"))
         failed |= _run_one(config)
     return 1 if failed else 0
 
@@ -154,12 +153,12 @@ def _run_one(config: Any) -> bool:
             classified = classify_results(load_results(result.output))
             out.print(labels_table(classified.classifications, "params"))
             print_artifacts(classified.classifications)
-    out.print(f"results: {escape(str(result.output))}  ({result.computed} computed, {result.skipped} reused from "
+    out.print(f"results: {safe(str(result.output))}  ({result.computed} computed, {result.skipped} reused from "
               "earlier runs)")
     for w in result.warnings:
-        console.print("[yellow]WARNING[/] " + escape(w), soft_wrap=True)
+        console.print("[yellow]WARNING[/] " + safe(w), soft_wrap=True)
     for f in result.failures:
-        console.print("[red]FAILED[/] " + escape(f"{f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}"),
+        console.print("[red]FAILED[/] " + safe(f"{f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}"),
                       soft_wrap=True)  # one line, never wrapped
     return bool(result.failures)
 
@@ -183,7 +182,7 @@ def add_parsers(sub: Any) -> None:
                    help="model weights' dtype (auto: bfloat16 on GPU, float32 on CPU)")
     r.add_argument("--batch-size", type=_batch_size,
                    help="rows per batch, or 'auto' (rows sized by a token budget, halved on out-of-memory)")
-    r.add_argument("--seed", type=int, help="the run's seed")
+    r.add_argument("--seed", type=whole(0, 2**32 - 1), help="the run's seed")
     add_lm_eval_options(r)
     r.add_argument("--executor", choices=["local", "ray"],
                    help="local: one model after another in this process (default); ray: models in parallel on Ray "

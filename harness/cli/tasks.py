@@ -9,10 +9,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
-from rich.markup import escape
 from rich.table import Table
 
-from harness.cli.console import add_lm_eval_options, console, out, positive_int
+from harness.cli.console import add_lm_eval_options, console, out, positive_int, safe
 from harness.errors import HarnessError
 
 
@@ -30,13 +29,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, e in sorted(index.entries.items()):
         try:
             tasks = {t.name: t for t in load_task_file(e.path)}
-            output = escape(tasks[name].spec.output) if name in tasks else "group"
+            output = safe(tasks[name].spec.output) if name in tasks else "group"
         except HarnessError:
             output = "[red]invalid[/]"
-        table.add_row(escape(name), escape(e.group if e.group and e.group != name else ""), output, escape(str(e.path)))
+        table.add_row(safe(name), safe(e.group if e.group and e.group != name else ""), output, safe(str(e.path)))
     out.print(table)
     for err in index.broken.values():
-        console.print("[red]unreadable[/] " + escape(err), soft_wrap=True)
+        console.print("[red]unreadable[/] " + safe(err), soft_wrap=True)
     return 0
 
 
@@ -45,16 +44,16 @@ def _list_bigbench() -> int:
     from harness.tasks import bigbench
 
     tasks = bigbench.index()
-    table = Table(title=escape(f"BIG-bench JSON tasks in {bigbench.root()} (run as bigbench:TASK)"))
+    table = Table(title=safe(f"BIG-bench JSON tasks in {bigbench.root()} (run as bigbench:TASK)"))
     for col in ("task", "subtasks", "examples", "preferred score", "metrics", "keywords"):
         table.add_column(col, overflow="fold")
     for t in tasks:
         if "error" in t:
-            table.add_row(escape(t["name"]), "-", "-", "[red]unreadable[/]", "", escape(t["error"]))
+            table.add_row(safe(t["name"]), "-", "-", "[red]unreadable[/]", "", safe(t["error"]))
             continue
-        table.add_row(escape(t["name"]), str(len(t["subtasks"]) or ""), f"{t['examples']:,}",
-                      escape(str(t["preferred_score"])), escape(", ".join(t["metrics"])),
-                      escape(", ".join(t["keywords"])))
+        table.add_row(safe(t["name"]), str(len(t["subtasks"]) or ""), f"{t['examples']:,}",
+                      safe(str(t["preferred_score"])), safe(", ".join(t["metrics"])),
+                      safe(", ".join(t["keywords"])))
     out.print(table)
     return 0
 
@@ -66,25 +65,25 @@ def _list_lm_eval(match: Optional[str]) -> int:
     console.print("reading lm-eval's task YAMLs (the first time about 30 s; cached after)", markup=False)
     rows = lm_eval.catalogue()
     ok = [r for r in rows if r["problem"] is None]
-    out.print(escape(f"{len(rows):,} lm-eval tasks in {', '.join(str(r) for r in lm_eval.roots())}: {len(ok):,} load "
+    out.print(safe(f"{len(rows):,} lm-eval tasks in {', '.join(str(r) for r in lm_eval.roots())}: {len(ok):,} load "
                      f"here, {len(rows) - len(ok):,} do not (run as lm_eval:TASK; groups and tags too)"))
     reasons = Counter(r["reason"] for r in rows if r["reason"])
     table = Table(title="why the others do not load")
     table.add_column("tasks", justify="right")
     table.add_column("reason", overflow="fold")
     for reason, n in reasons.most_common(25):
-        table.add_row(f"{n:,}", escape(reason))
+        table.add_row(f"{n:,}", safe(reason))
     if len(reasons) > 25:
         table.add_row(f"{sum(n for _, n in reasons.most_common()[25:]):,}", f"{len(reasons) - 25} other reasons")
     out.print(table)
     if match:
-        tasks = Table(title=escape(f"tasks matching {match}"))
+        tasks = Table(title=safe(f"tasks matching {match}"))
         for col in ("task", "output", "status", "file"):
             tasks.add_column(col, overflow="fold")
         for r in rows:
             if fnmatch.fnmatchcase(r["name"], match):
-                tasks.add_row(escape(r["name"]), escape(r["output"] or ""),
-                              "ok" if r["problem"] is None else "[red]" + escape(r["problem"]) + "[/]", escape(r["path"]))
+                tasks.add_row(safe(r["name"]), safe(r["output"] or ""),
+                              "ok" if r["problem"] is None else "[red]" + safe(r["problem"]) + "[/]", safe(r["path"]))
         out.print(tasks)
     return 0
 
@@ -99,10 +98,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             for task in load_task_file(path):
                 n = len(prepare(task, args.limit).instances)
-                out.print(escape(f"ok  {task.name}  ({n} documents)  {path}"))
+                out.print(safe(f"ok  {task.name}  ({n} documents)  {path}"))
         except HarnessError as err:
             failed += 1
-            console.print("[red]error[/] " + escape(str(err)), soft_wrap=True)
+            console.print("[red]error[/] " + safe(str(err)), soft_wrap=True)
+    chosen = {p.resolve() for p in paths}
+    for name, e in sorted(index.entries.items()):
+        if e.clash is not None and {e.path.resolve(), e.clash.resolve()} & chosen:
+            failed += 1
+            console.print("[red]error[/] " + safe(f"{e.path}: name: task name {name!r} is also defined in {e.clash}"),
+                          soft_wrap=True)
     return 1 if failed else 0
 
 
@@ -131,7 +136,7 @@ def cmd_show(args: argparse.Namespace) -> int:
             for inst in p.instances:
                 print(json.dumps(rendered(task.name, inst), ensure_ascii=False))
             continue
-        out.rule(escape(f"{task.name}  ({task.spec.output}, from {task.source})"))
+        out.rule(safe(f"{task.name}  ({task.spec.output}, from {task.source})"))
         for inst in p.instances:  # plain print: the text exactly as the model sees it, no markup
             print(f"--- doc {inst.doc_id}: context between the markers ---\n{inst.context}\n--- end of context ---")
             if inst.contexts is not None:

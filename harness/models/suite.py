@@ -39,8 +39,8 @@ class ModelSpec(BaseModel):
     dtype: Optional[DType] = None  # None: the run's dtype
     label: Optional[str] = None  # name in results; default derived from model and revision
     tokenizer: Optional[str] = None
-    tokens: Optional[float] = Field(default=None, ge=0)  # training tokens, if known
-    flops: Optional[float] = Field(default=None, ge=0)  # training FLOPs; default 6*N*D when tokens known
+    tokens: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False)  # training tokens, if known
+    flops: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False)  # training FLOPs; default 6*N*D when tokens known
     max_length: Optional[int] = Field(default=None, ge=8)
     trust_remote_code: bool = False
     arch: Optional[Literal["causal", "seq2seq"]] = None  # None: from the model's config (encoder-decoder or not)
@@ -48,11 +48,11 @@ class ModelSpec(BaseModel):
     # step143000); `step` for a local checkpoint folder; tokens = step × tokens_per_step unless `tokens` is given
     revisions: Optional[list[str]] = Field(default=None, min_length=1, max_length=1000)
     step: Optional[int] = Field(default=None, ge=0)
-    tokens_per_step: Optional[float] = Field(default=None, gt=0)
+    tokens_per_step: Optional[float] = Field(default=None, gt=0, allow_inf_nan=False)
     quantization: Optional[Quantization] = None  # None: the run's (none by default)
     # GPUs this model needs (a fraction shares one; N > 1 spreads it across N with a device map); None: sized from
     # its weights by the Ray executor, one GPU locally
-    gpus: Optional[float] = Field(default=None, gt=0, le=64)
+    gpus: Optional[float] = Field(default=None, gt=0, le=64, allow_inf_nan=False)
 
     @field_validator("gpus")
     @classmethod
@@ -189,3 +189,11 @@ def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str, arch: s
                      params=total,
                      nonembedding_params=nonemb, tokens=tokens, flops=flops,
                      ladder={k: local[k] for k in ("ladder", "size", "seed", "recipe_hash") if k in local} or None)
+
+
+def refresh_metadata(spec: ModelSpec, meta: ModelMeta) -> ModelMeta:
+    """A stored result's metadata with what the spec says now (tokens, FLOPs, step, label): none of it changes a
+    computation, so a reused result must not keep values the config has since corrected."""
+    counts = (meta["params"], meta["nonembedding_params"])
+    fresh = model_metadata(spec, counts, meta["dtype"], meta.get("arch", "causal"), meta.get("weight_bytes", 0))
+    return ModelMeta(**{**meta, **{k: fresh[k] for k in ("label", "step", "tokens", "flops", "ladder")}})  # type: ignore[typeddict-item]

@@ -14,7 +14,7 @@ from harness.analysis.classified import Classified, manifest_tasks
 from harness.analysis.results import Results
 from harness.analysis.scaling import Classification, Curve, display_name, metric_artifacts
 from harness.errors import HarnessError
-from harness.files import safe_name
+from harness.files import atomic_write, safe_name
 from harness.report.plots import COLORS, curve_png, decomposition_png, labels_png
 
 
@@ -72,8 +72,10 @@ def _decompositions(res: Results, figs: Path) -> list[dict]:
 def build_report(classified: Classified, out_dir: Path, title: Optional[str] = None) -> Path:
     """Write ``index.html`` (figures embedded, opens offline) and every figure as PNG under ``figures/``."""
     res = classified.results
+    check_report_folder(out_dir)
     figs = out_dir / "figures"
     figs.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / REPORT_MARKER, b"scaling-harness report\n")
     classifications = classified.classifications
     panels: dict[tuple[str, str], dict[str, list[Panel]]] = {}
     for curve, result in classified.curves:
@@ -107,5 +109,19 @@ def build_report(classified: Classified, out_dir: Path, title: Optional[str] = N
         names={key: display_name(*key) for key in panels},
         examples={key: _examples(res, curves, key) for key in panels}, x=classifications[0].diagnostics["x"])
     path = out_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
+    atomic_write(path, page.encode("utf-8"))
     return path
+
+
+REPORT_MARKER = ".scaling-harness-report"
+
+
+def check_report_folder(out_dir: Path) -> None:
+    """Refuse a non-empty folder this harness did not write a report into: its ``index.html`` and ``figures/``
+    would be replaced."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise HarnessError("is not a directory", source=out_dir, where="--out")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()) or (out_dir / REPORT_MARKER).is_file():
+        return
+    raise HarnessError("is not empty and holds no report of this harness (its files would be overwritten): pick a "
+                       "new or empty folder", source=out_dir, where="--out")

@@ -9,7 +9,7 @@ from typing import Optional
 
 from harness.config import ExperimentConfig
 from harness.models.backend import BackendFactory
-from harness.models.suite import ModelMeta
+from harness.models.suite import ModelMeta, refresh_metadata
 from harness.runner.cluster import RayExecutor
 from harness.runner.execute import Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted
 from harness.runner.plan import duplicate_weights, plan, resolve_suite
@@ -35,12 +35,16 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     """Evaluate the suite on the tasks, resuming whatever is already stored under the same key."""
     rep = reporter or Reporter()
     store = RunStore(config.output_dir)
+    store.check_ours()
     store.check_writable()
     tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, config.run.num_fewshot)
     roots = [Path(r) for r in config.data_roots]
     prepared = [prepare(t, config.run.limit, roots) for t in tasks]  # every input error surfaces before any write
     suite = resolve_suite(config, rep)
     store.clean_tmp()
+    for spec in suite:
+        if spec.trust_remote_code:
+            rep.log(f"WARNING {spec.name}: trust_remote_code is on: Python files of {spec.model} run in this process")
     if backend_factory is None:
         from harness.models.seq2seq import load_backend
 
@@ -57,10 +61,11 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     metas: dict[str, ModelMeta] = {}
     for mp in plans:
         name = mp.unit.spec.name
-        summaries.update({(name, t): s for t, s in mp.done.items()})
+        for t, s in mp.done.items():  # metadata that changes no computation (tokens, step, ...) as configured now
+            summaries[(name, t)] = {**s, "model_meta": refresh_metadata(mp.unit.spec, s["model_meta"])}
         result.skipped += len(mp.done)
         if mp.done:
-            metas[name] = next(iter(mp.done.values()))["model_meta"]
+            metas[name] = summaries[(name, next(iter(mp.done)))]["model_meta"]
     rep.start(len(plans))
     units = [mp.unit for mp in plans if mp.unit.tasks]
     for mp in plans:  # models with nothing left to compute
@@ -101,7 +106,10 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
             rep.model_done(name)
     result.rows = score_rows(store, suite, prepared, summaries)
     if summaries:  # nothing at all is written for a run that produced nothing
-        store.write_scores(result.rows)
+        kept = store.other_rows({s.name for s in suite}, {n for p in prepared for n in (p.task.name, p.task.group) if n})
+        if kept:
+            rep.log(f"kept {len(kept)} row(s) of scores.csv for models or tasks outside this config")
+        store.write_scores([*result.rows, *kept])
         models = [metas[s.name] for s in suite if s.name in metas]
         store.write_manifest(manifest(config, suite, prepared, models, result.failures, plans[0].unit.device,
                                       duplicates))

@@ -64,7 +64,7 @@ Event = Union[Loaded, TaskStarted, PairResult, Failure]
 def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iterator[Event]:
     """Load the unit's model once and score its tasks, yielding each result as it is ready. With
     ``on_error: stop`` the first failure raises; otherwise it is yielded and the unit goes on (a task that
-    fails) or ends (a model that fails to load, or bad input found while scoring)."""
+    fails) or ends (a model that fails to load)."""
     stop = settings.on_error == "stop"
     try:
         backend, loaded = open_unit(unit, settings, factory)
@@ -76,10 +76,7 @@ def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iter
     try:
         yield loaded
         for p in unit.tasks:
-            events = score_task(unit, p, backend, loaded.meta, stop)
-            yield from events
-            if isinstance(events[-1], Failure) and events[-1].task is None:
-                return
+            yield from score_task(unit, p, backend, loaded.meta, stop)
     finally:
         backend.close()
 
@@ -102,8 +99,8 @@ def open_unit(unit: Unit, settings: RunSettings, factory: BackendFactory, worker
 
 
 def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, stop: bool = False) -> list[Event]:
-    """One task on the loaded model: [TaskStarted, PairResult] or [TaskStarted, Failure]. A Failure whose task is
-    None (bad input found while scoring) ends the unit. With ``stop`` a failure raises instead."""
+    """One task on the loaded model: [TaskStarted, PairResult] or [TaskStarted, Failure] (the unit goes on with its
+    other tasks). With ``stop`` a failure raises instead."""
     name, task = unit.spec.name, p.task.name
     started = TaskStarted(name, task, len(p.instances))
     t0 = time.perf_counter()
@@ -115,10 +112,12 @@ def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, s
         return [started, Failure(name, task, str(err))]
     try:
         records = evaluate(backend, p)
-    except HarnessError as err:
+    except HarnessError as err:  # bad input found while scoring (an output regex that times out): this task only
+        if err.source is None:
+            err.source = p.task.source
         if stop:
             raise
-        return [started, Failure(name, None, str(err))]
+        return [started, Failure(name, task, str(err))]
     except Exception as exc:
         if stop:
             raise
@@ -132,11 +131,22 @@ def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, s
                           seconds=round(time.perf_counter() - t0, 3), chance=chance_levels(p), scores=scores)
     if (peak := _peak_memory(unit.device)) is not None:
         summary["peak_memory_bytes"] = peak
+    notes = []
     unknown = unrepresentable_documents(backend, p)
     if unknown:
-        summary["notes"] = [f"{unknown} of {len(records)} documents ({unknown / len(records):.0%}) contain text "
-                            "the tokenizer maps to unknown or padding tokens: the model never sees it, so these "
-                            "scores say nothing about the task"]
+        notes.append(f"{unknown} of {len(records)} documents ({unknown / len(records):.0%}) contain text the "
+                     "tokenizer maps to unknown or padding tokens: the model never sees it, so these scores say "
+                     "nothing about the task")
+    tied = sum(1 for r in records if "logprobs" in r and r["logprobs"].count(max(r["logprobs"])) > 1)
+    if tied:
+        notes.append(f"{tied} of {len(records)} documents have an exact tie for the highest choice log-prob: acc takes "
+                     "the first of the tied choices (as lm-eval does)")
+    cut = sum(1 for r in records if r.get("truncated"))
+    if cut:
+        notes.append(f"{cut} of {len(records)} documents are longer than the model's context: their prompts were cut "
+                     "to the last tokens (records: truncated)")
+    if notes:
+        summary["notes"] = notes
     return [started, PairResult(name, task, records, summary)]
 
 

@@ -49,4 +49,5 @@ def manifest(config: ExperimentConfig, suite: list[ModelSpec], prepared: list[Pr
                        "keywords": p.task.spec.keywords, "preferred_metric": p.task.spec.preferred_metric,
                        **({"canary": p.task.spec.canary} if p.task.spec.canary else {})}
                       for p in prepared],
-            "failures": [vars(f) for f in failures], "duplicate_weights": duplicate_weights or []}
+            "failures": [vars(f) for f in failures], "duplicate_weights": duplicate_weights or [],
+            "trust_remote_code": [s.name for s in suite if s.trust_remote_code]}

@@ -22,7 +22,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.extraction import BIGBENCH_OUTPUT_REGEX
-from harness.files import atomic_write, cache_dir, digest
+from harness.files import TOO_DEEP, atomic_write, cache_dir, digest
 
 SDIST_URL = ("https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/"
              "bigbench-1.0.0.tar.gz")
@@ -70,7 +70,9 @@ def fetch(progress: Optional[Callable[[int, int], None]] = None, url: str = SDIS
                     rel = member.name.split(_TASKS_DIR, 1)[-1] if _TASKS_DIR in member.name else None
                     if rel is None or not member.isfile() or not rel.endswith("task.json") or ".." in rel:
                         continue
-                    target = staging / "benchmark_tasks" / rel
+                    target = _inside(staging / "benchmark_tasks", rel)
+                    if target is None:  # an absolute path, a '..' or an empty component would land elsewhere
+                        continue
                     target.parent.mkdir(parents=True, exist_ok=True)
                     source = archive.extractfile(member)
                     assert source is not None
@@ -92,6 +94,17 @@ def fetch(progress: Optional[Callable[[int, int], None]] = None, url: str = SDIS
     os.replace(staging / "benchmark_tasks", dest / "benchmark_tasks")
     shutil.rmtree(staging, ignore_errors=True)
     return dest / "benchmark_tasks", digest.hexdigest()
+
+
+def _inside(folder: Path, rel: str) -> Optional[Path]:
+    """``folder/rel`` when it resolves inside ``folder`` (symlinks followed), else None."""
+    parts = rel.split("/")
+    if not rel or any(p in ("", ".", "..") for p in parts) or "\\" in rel or "\0" in rel:
+        return None
+    target = folder.joinpath(*parts)
+    base = folder.resolve()
+    resolved = target.resolve()
+    return target if resolved != base and resolved.is_relative_to(base) else None
 
 
 class _Hashing:
@@ -123,6 +136,8 @@ def read_task(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise HarnessError(f"not a readable task.json ({exc})", source=path) from None
+    except RecursionError:
+        raise HarnessError(TOO_DEEP, source=path) from None
     if not isinstance(data, dict):
         raise HarnessError("a task.json must hold an object", source=path)
     for key in ("canary", "name", "description", "keywords"):

@@ -36,10 +36,28 @@ def generate(name: str, split: str, args: dict[str, Any]) -> list[dict[str, Any]
     unknown = sorted(set(args) - set(params) - {"split"})
     if unknown:
         raise HarnessError(f"generator '{name}' has no argument(s) {unknown} (known: {sorted(set(params) - {'split'})})", where="dataset.args")
+    for arg, value in args.items():  # every size is bounded: a task file must not ask for unbounded work
+        default = params[arg].default if arg in params else None
+        if isinstance(default, int) and not isinstance(default, bool):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise HarnessError(f"generator '{name}': {arg} must be a whole number (got {value!r:.40})",
+                                   where=f"dataset.args.{arg}")
+            low, high = MAX_ARG.get(arg, (0, 1_000_000))
+            if not low <= value <= high:
+                raise HarnessError(f"generator '{name}': {arg} must be between {low:,} and {high:,} (got {value:,})",
+                                   where=f"dataset.args.{arg}")
+        if isinstance(default, str) and (not isinstance(value, str) or not value or len(value) > 1000):
+            raise HarnessError(f"generator '{name}': {arg} must be a non-empty text of at most 1,000 characters "
+                               f"(got {value!r:.40})", where=f"dataset.args.{arg}")
     try:
         return fn(split=split, **args)
     except (TypeError, ValueError) as exc:
         raise HarnessError(f"generator '{name}': {exc}", where="dataset.args") from None
+
+
+# (lowest, highest) of each whole-number argument; any other is 0..1,000,000 (``n``, ``seed``: documents, seeds)
+MAX_ARG = {"n": (1, 1_000_000), "seed": (0, 2**63), "digits": (1, 9), "choices": (0, 100), "length": (1, 10_000),
+           "pairs": (1, 1_000), "key_len": (1, 100), "modulus": (2, 1_000_000), "values": (1, 1_000_000)}
 
 
 def _rng(seed: int, split: str) -> random.Random:
@@ -62,8 +80,9 @@ def arithmetic(split: str, op: str = "+", digits: int = 2, n: int = 500, seed: i
     width (``07+42=049``). ``choices > 1`` adds ``options`` (distractors near the answer) and ``label``."""
     if op not in "+-*" or len(op) != 1:
         raise ValueError(f"op must be one of + - * (got {op!r})")
-    if not 1 <= digits <= 9:
-        raise ValueError("digits must be between 1 and 9")
+    if choices > 1 and choices - 1 > 10 ** max(1, digits - 1):
+        raise ValueError(f"choices {choices} asks for more distractors than exist near a {digits}-digit answer "
+                         f"(at most {10 ** max(1, digits - 1) + 1} choices)")
     hi = 10 ** digits
     rng = _rng(seed, split)
     width = {"+": digits + 1, "-": digits, "*": 2 * digits}[op]
@@ -96,8 +115,10 @@ def sequence(split: str, op: str = "copy", length: int = 4, alphabet: str = "abc
     fns = {"copy": lambda s: s, "reverse": lambda s: s[::-1], "sort": lambda s: "".join(sorted(s))}
     if op not in fns:
         raise ValueError(f"op must be one of {sorted(fns)} (got {op!r})")
+    if n * length > 10_000_000:
+        raise ValueError(f"n × length is {n * length:,} symbols: at most 10,000,000")
     rng = _rng(seed, split)
-    items = _unique(rng, n, lambda: tuple(rng.choice(alphabet) for _ in range(length)), len(alphabet) ** length)
+    items = _unique(rng, n, lambda: tuple(rng.choice(alphabet) for _ in range(length)), len(set(alphabet)) ** length)
     return [{"input": "".join(t), "answer": fns[op]("".join(t))} for t in items]
 
 
@@ -108,6 +129,8 @@ def modular(split: str, modulus: int = 7, op: str = "+", n: int = 500, seed: int
         raise ValueError("modulus must be at least 2")
     rng = _rng(seed, split)
     pairs = _unique(rng, n, lambda: (rng.randrange(modulus), rng.randrange(modulus)), modulus * modulus)
+    if op not in ("+", "*"):
+        raise ValueError(f"op must be + or * (got {op!r})")
     calc = {"+": lambda a, b: a + b, "*": lambda a, b: a * b}[op]
     return [{"a": str(a), "b": str(b), "m": str(modulus), "answer": str(calc(a, b) % modulus)} for a, b in pairs]
 
@@ -116,6 +139,11 @@ def modular(split: str, modulus: int = 7, op: str = "+", n: int = 500, seed: int
 def lookup(split: str, pairs: int = 4, key_len: int = 2, n: int = 500, seed: int = 0,
            keys: str = "abcdefgh", values: str = "0123456789") -> list[dict[str, Any]]:
     """Key-value retrieval: ``context`` lists ``pairs`` entries like ``ab:3``; the query is one key."""
+    if n * pairs * key_len > 10_000_000:
+        raise ValueError(f"n × pairs × key_len is {n * pairs * key_len:,} symbols: at most 10,000,000")
+    if pairs > len(set(keys)) ** key_len:
+        raise ValueError(f"pairs {pairs} asks for more distinct keys than {len(set(keys))} symbols of length {key_len} "
+                         f"make ({len(set(keys)) ** key_len})")
     rng = _rng(seed, split)
     docs = []
     for _ in range(n):

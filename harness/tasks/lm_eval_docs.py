@@ -23,7 +23,8 @@ FEWSHOT_SEED = 1234  # lm-eval's default fewshot_random_seed
 
 
 _ENV = LimitedEnvironment()
-_ENV.filters["regex_replace"] = _guard("regex_replace", regex_sub)  # lm-eval registers it
+_ENV.filters["regex_replace"] = _guard("regex_replace", lambda string, pattern, repl, count=0: regex_sub(
+    pattern, repl, string, count))  # lm-eval registers it: the filtered string first, as Jinja passes it
 
 
 class _Renderer:

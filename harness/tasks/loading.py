@@ -39,6 +39,7 @@ class IndexEntry:
     name: str
     path: Path
     group: Optional[str]  # the group this name belongs to, or the name itself for a group
+    clash: Optional[Path] = None  # another file of the same folder defining the same name
 
 
 class TaskIndex:
@@ -48,6 +49,7 @@ class TaskIndex:
         self.entries: dict[str, IndexEntry] = {}
         self.broken: dict[Path, str] = {}
         for d in dirs if dirs is not None else task_dirs():
+            here: dict[str, Path] = {}  # names defined in this folder: a second file with one is an error
             for path in sorted(list(d.rglob("*.yaml")) + list(d.rglob("*.yml"))):
                 try:
                     raw = read_yaml(path)
@@ -63,6 +65,12 @@ class TaskIndex:
                     if isinstance(sub, dict) and isinstance(sub.get("name"), str):
                         names.append((sub["name"], raw["name"]))
                 for name, group in names:
+                    if name in here and here[name] != path:
+                        self.broken[path] = str(HarnessError(f"task name {name!r} is also defined in {here[name]}",
+                                                             source=path, where="name"))
+                        self.entries[name] = IndexEntry(name, path, group, clash=here[name])
+                        continue
+                    here[name] = path
                     self.entries.setdefault(name, IndexEntry(name, path, group))
 
     def resolve(self, entry: str, base: Path, data: Optional[dict[str, str]] = None,
@@ -87,6 +95,9 @@ class TaskIndex:
         tasks: list[Task] = []
         for name in sorted(names):
             e = self.entries[name]
+            if e.clash is not None:
+                raise HarnessError(f"task name {name!r} is defined in both {e.clash} and {e.path}: rename one",
+                                   where="tasks")
             for task in load_task_file(e.path):
                 if e.group == name or task.name == name:  # a group name selects all its subtasks
                     tasks.append(task)

@@ -112,7 +112,11 @@ class Templates:
 
     def target(self, doc: Document, row: int) -> str:
         assert self._target is not None
-        return str(self._render(self._target, doc, "target", row))
+        text = str(self._render(self._target, doc, "target", row))
+        if not text.strip() and self.task.spec.output in ("generate", "loglikelihood"):
+            raise HarnessError("the target renders to an empty string: there is nothing to score",
+                               source=self.task.source, where=f"{self._where()}target: row {row}")
+        return text
 
     def choices(self, doc: Document, row: int) -> list[str]:
         if isinstance(self._choices, list):
@@ -122,7 +126,11 @@ class Templates:
         if not isinstance(value, (list, tuple)) or len(value) < 2:  # one choice is always right: no measurement
             raise HarnessError(f"choices must render to a list of at least 2 items (got {value!r:.80})",
                                source=self.task.source, where=f"{self._where()}choices: row {row}")
-        return [str(c) for c in value]
+        texts = [str(c) for c in value]
+        if len(set(texts)) == 1:
+            raise HarnessError(f"every choice is the same text ({texts[0]!r:.40}): no choice can be told from another",
+                               source=self.task.source, where=f"{self._where()}choices: row {row}")
+        return texts
 
     def answer(self, doc: Document, row: int, choices: Sequence[str]) -> int:
         """The gold index: an int, a digit string, or the text of one of the choices. ``answer_is`` says which a
@@ -134,6 +142,9 @@ class Templates:
             value = str(value)
         if isinstance(value, str) and mode != "index" and value in choices:
             text_index = list(choices).index(value)
+            if list(choices).count(value) > 1:
+                raise HarnessError(f"answer {value!r} is the text of {list(choices).count(value)} choices: which one is "
+                                   "gold is ambiguous", source=self.task.source, where=where)
             if mode is None and re.fullmatch(r"[0-9]+", value) and int(value) != text_index:
                 raise HarnessError(f"answer {value!r} is ambiguous: choice {int(value)} by index, choice {text_index} "
                                    "by text; set answer_is: index or answer_is: text", source=self.task.source, where=where)

@@ -270,11 +270,20 @@ def test_hub_model_without_network_fails_in_seconds(workdir, monkeypatch, capsys
 
 
 def test_only_this_harness_temporary_files_are_cleaned(workdir, tiny_models):
+    """A killed run's temporary files (its process gone) are removed; a user's look-alikes (``.tmp-budget.csv.2024``
+    names no file of ours), and those of a run still going (this process's parent), are kept."""
+    import os
+
+    from harness.store import MARKER
+
     out = workdir / "results" / "t"
     (out / "models" / "llama").mkdir(parents=True)
     (out / "notes").mkdir()
-    ours = [out / ".tmp-scores.csv.123", out / "models" / "llama" / ".tmp-toy_mc.jsonl.99"]
-    theirs = [out / "notes" / ".tmp-draft.txt", out / ".tmp-keep.me", out / "models" / "llama" / ".tmp-x.jsonl"]
+    (out / MARKER).write_text("{}")
+    dead = 4194303  # above any pid Linux hands out by default
+    ours = [out / f".tmp-scores.csv.{dead}", out / "models" / "llama" / f".tmp-toy_mc.jsonl.{dead}"]
+    theirs = [out / "notes" / ".tmp-draft.txt", out / ".tmp-keep.me", out / "models" / "llama" / ".tmp-x.jsonl",
+              out / ".tmp-budget.csv.2024", out / ".tmp-notes.json.7", out / f".tmp-scores.csv.{os.getppid()}"]
     for f in ours + theirs:
         f.write_text("x")
     cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc"])
