@@ -57,6 +57,8 @@ class RunSettings(_Strict):
     batch_size: Union[Annotated[int, Field(ge=1)], Literal["auto"]] = "auto"  # auto: rows sized by a token budget, halved on OOM
     token_budget: Optional[int] = Field(default=None, ge=64)  # max padded tokens per batch
     limit: Optional[int] = Field(default=None, ge=1)  # first N documents of each task
+    # documents committed together: a run stopped inside a task resumes after its last finished chunk
+    chunk_size: int = Field(default=1000, ge=1, le=1_000_000)
     seed: int = Field(default=1234, ge=0, lt=2**32)  # numpy and torch seeds are 32-bit
     num_fewshot: Optional[int] = Field(default=None, ge=0, le=64)  # lm-eval tasks: shots (None: each task's own)
     # weight-only quantization of every entry without its own; a list of variants (null: none) runs the whole

@@ -30,6 +30,7 @@ class ChoiceRecord(TypedDict):
     is_greedy: list[bool]
     n_bytes: list[int]
     metrics: dict[str, float]
+    truncated: NotRequired[bool]  # longer than the model's context: the prompt was cut to its last tokens
     choice_scores: NotRequired[list[float]]  # credit per choice, when the task gives it (multiple_choice_grade)
     contexts: NotRequired[list[str]]  # multiple input: each choice's context (``prompt`` is the gold one's) ...
     target: NotRequired[str]  # ... and the continuation scored after each
@@ -49,6 +50,7 @@ class TargetRecord(TypedDict):
     is_greedy: bool
     token_greedy: list[bool]  # per target token under teacher forcing: is it the argmax (the answer's steps)
     metrics: dict[str, float]
+    truncated: NotRequired[bool]  # longer than the model's context: the prompt was cut to its last tokens
     slices: NotRequired[dict[str, str]]  # the document's value of each slice the task declares
     references: NotRequired[list[str]]  # every acceptable answer, when the task lists them
     canary: NotRequired[str]
@@ -77,6 +79,7 @@ class PerplexityRecord(TypedDict):
     n_bytes: int
     n_words: int
     metrics: dict[str, float]
+    truncated: NotRequired[bool]  # longer than the model's context: the prompt was cut to its last tokens
     slices: NotRequired[dict[str, str]]
     canary: NotRequired[str]
 

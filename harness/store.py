@@ -147,7 +147,7 @@ class RunStore:
         patterns = [(self.root, re.compile(re.escape(TMP_PREFIX) + f"({top})" + r"\.\d+"))]
         if (self.root / MARKER).is_file():  # models/<model>/ is ours only in a folder we marked
             patterns += [(d, re.compile(re.escape(TMP_PREFIX) + r"[A-Za-z0-9._@-]+\.jsonl?\.\d+"))
-                         for d in (self.root / "models").glob("*/")]
+                         for d in [*(self.root / "models").glob("*/"), *(self.root / "models").glob("*/*.chunks/")]]
         for folder, ours in patterns:
             for tmp in folder.glob(f"{TMP_PREFIX}*") if folder.is_dir() else []:
                 if ours.fullmatch(tmp.name) and tmp.is_file() and not _alive(int(tmp.name.rsplit(".", 1)[1])):
@@ -191,6 +191,33 @@ class RunStore:
             return []
         rows = list(csv.DictReader(io.StringIO(text)))
         return [r for r in rows if not (r.get("model") in models and r.get("task") in tasks)]
+
+    def _chunk_dir(self, model: str, task: str) -> Path:
+        return self.root / "models" / safe_name(model) / f"{safe_name(task)}.chunks"
+
+    def write_chunk(self, model: str, task: str, key: str, size: int, index: int,
+                    records: Iterable[Mapping[str, Any]]) -> None:
+        """One finished chunk of a task's documents, so a run stopped inside a long task resumes after it."""
+        self.mark()
+        atomic_write(self._chunk_dir(model, task) / f"{key}.{size}.{index}.jsonl", dumps_records(records))
+
+    def chunks(self, model: str, task: str, key: str, size: int) -> dict[int, list[dict[str, Any]]]:
+        """The chunks stored for this pair's key and chunk size, by index (unreadable ones are left out)."""
+        out = {}
+        folder = self._chunk_dir(model, task)
+        for f in folder.glob(f"{key}.{size}.*.jsonl") if folder.is_dir() else []:
+            index = f.name[len(f"{key}.{size}."):-len(".jsonl")]
+            try:
+                out[int(index)] = [json.loads(line) for line in f.read_text(encoding="utf-8").splitlines() if line]
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def drop_chunks(self, model: str, task: str) -> None:
+        """The pair is written whole: its chunks are no longer needed."""
+        import shutil
+
+        shutil.rmtree(self._chunk_dir(model, task), ignore_errors=True)
 
     def write_scores(self, rows: Iterable[Mapping[str, Any]]) -> None:
         buf = io.StringIO()

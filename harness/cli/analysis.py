@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 from rich.table import Table
 
-from harness.cli.console import console, out, positive_int, safe, whole
+from harness.cli.console import console, out, safe, whole
 from harness.errors import HarnessError
 
 

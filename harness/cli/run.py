@@ -27,7 +27,7 @@ class RichReporter(Reporter):
     at once on a cluster) naming its current task."""
 
     def __init__(self) -> None:
-        self.progress = Progress(TextColumn("{task.description:<36}"), BarColumn(), TaskProgressColumn(),
+        self.progress = Progress(TextColumn("{task.description:<48}"), BarColumn(), TaskProgressColumn(),
                                  TextColumn("{task.fields[docs]}"), TimeElapsedColumn(), TextColumn("left"),
                                  TimeRemainingColumn(), console=console, transient=False)
         self.models: Optional[TaskID] = None
@@ -59,9 +59,10 @@ class RichReporter(Reporter):
         if n_todo == 0:
             self.log(f"{name}: all {n_done} task(s) already stored, skipped")
 
-    def task(self, model: str, name: str, n: int) -> None:
+    def task(self, model: str, name: str, n: int, reused: int = 0) -> None:
         if model in self.bars:
-            self.progress.update(self.bars[model], description=safe(f"  {model}: {name} ({n} docs)"[:36]))
+            what = f"{n} docs, {reused} reused" if reused else f"{n} docs"
+            self.progress.update(self.bars[model], description=safe(f"  {model}: {name} ({what})"[:48]))
 
     def task_done(self, model: str, name: str, summary: PairSummary) -> None:
         if model in self.bars:

@@ -11,7 +11,7 @@ from harness.config import ExperimentConfig
 from harness.models.backend import BackendFactory
 from harness.models.suite import ModelMeta, refresh_metadata
 from harness.runner.cluster import RayExecutor
-from harness.runner.execute import Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted
+from harness.runner.execute import ChunkResult, Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted
 from harness.runner.plan import duplicate_weights, plan, resolve_suite
 from harness.runner.progress import Reporter
 from harness.runner.provenance import manifest
@@ -87,9 +87,16 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
             rep.log(f"loaded {name} ({m['params']:,} parameters, {m['dtype']}, {event.description}) in "
                     f"{event.seconds:.1f}s" + (f" on {event.worker}" if event.worker else ""))
         elif isinstance(event, TaskStarted):
-            rep.task(name, event.task, event.n)
+            rep.task(name, event.task, event.n, event.reused)
+            if event.reused:
+                rep.log(f"{name} / {event.task}: {event.chunks[0]} of {event.chunks[1]} chunks ({event.reused:,} of "
+                        f"{event.n:,} documents) reused from an interrupted run; computing the other "
+                        f"{event.chunks[1] - event.chunks[0]}")
+        elif isinstance(event, ChunkResult):
+            store.write_chunk(name, event.task, event.key, event.size, event.index, event.records)
         elif isinstance(event, PairResult):
             store.write(name, event.task, event.records, event.summary)
+            store.drop_chunks(name, event.task)
             summaries[(name, event.task)] = event.summary
             result.computed += 1
             left[name] -= 1

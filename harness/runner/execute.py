@@ -37,6 +37,20 @@ class TaskStarted:
     model: str
     task: str
     n: int
+    reused: int = 0  # documents in chunks an interrupted run finished
+    chunks: tuple[int, int] = (0, 1)  # (chunks reused, chunks in all)
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """One finished chunk of a long task's documents, committed by the driver so a stopped run resumes after it."""
+
+    model: str
+    task: str
+    key: str
+    size: int
+    index: int
+    records: list[Record]
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,7 @@ class Failure:
     error: str
 
 
-Event = Union[Loaded, TaskStarted, PairResult, Failure]
+Event = Union[Loaded, TaskStarted, ChunkResult, PairResult, Failure]
 
 
 def run_unit(unit: Unit, settings: RunSettings, factory: BackendFactory) -> Iterator[Event]:
@@ -98,30 +112,39 @@ def open_unit(unit: Unit, settings: RunSettings, factory: BackendFactory, worker
     return backend, Loaded(unit.spec.name, meta, time.perf_counter() - t0, backend.describe(), worker)
 
 
-def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, stop: bool = False) -> list[Event]:
-    """One task on the loaded model: [TaskStarted, PairResult] or [TaskStarted, Failure] (the unit goes on with its
-    other tasks). With ``stop`` a failure raises instead."""
+def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, stop: bool = False) -> Iterator[Event]:
+    """One task on the loaded model: TaskStarted, a ChunkResult per chunk computed (long tasks), then PairResult or
+    Failure (the unit goes on with its other tasks). Documents are scored chunk by chunk, whether or not a run
+    resumes, so the bytes never depend on where a run stopped. With ``stop`` a failure raises instead."""
     name, task = unit.spec.name, p.task.name
-    started = TaskStarted(name, task, len(p.instances))
+    size = unit.chunk_size
+    n_chunks = max(1, -(-len(p.instances) // size))
+    resumed = unit.resumed.get(task, {})
+    yield TaskStarted(name, task, len(p.instances), sum(len(r) for r in resumed.values()), (len(resumed), n_chunks))
     t0 = time.perf_counter()
+    records: list[Record] = []
     try:
         _check_fits(p, backend.max_length)
-    except HarnessError as err:  # this task does not fit this model; the others may
-        if stop:
-            raise
-        return [started, Failure(name, task, str(err))]
-    try:
-        records = evaluate(backend, p)
+        for i in range(n_chunks):
+            if i in resumed:
+                records += resumed[i]
+                continue
+            chunk = evaluate(backend, PreparedTask(p.task, p.instances[i * size:(i + 1) * size]))
+            if n_chunks > 1:
+                yield ChunkResult(name, task, unit.keys[task], size, i, chunk)
+            records += chunk
     except HarnessError as err:  # bad input found while scoring (an output regex that times out): this task only
         if err.source is None:
             err.source = p.task.source
         if stop:
             raise
-        return [started, Failure(name, task, str(err))]
+        yield Failure(name, task, str(err))
+        return
     except Exception as exc:
         if stop:
             raise
-        return [started, Failure(name, task, f"{type(exc).__name__}: {exc}")]
+        yield Failure(name, task, f"{type(exc).__name__}: {exc}")
+        return
     scores = {}
     for m in p.task.spec.metrics:
         sc = M.aggregate(m.name, records)
@@ -137,7 +160,8 @@ def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, s
         notes.append(f"{unknown} of {len(records)} documents ({unknown / len(records):.0%}) contain text the "
                      "tokenizer maps to unknown or padding tokens: the model never sees it, so these scores say "
                      "nothing about the task")
-    tied = sum(1 for r in records if "logprobs" in r and r["logprobs"].count(max(r["logprobs"])) > 1)
+    tops: list[list[float]] = [list(r.get("logprobs") or []) for r in records]  # type: ignore[call-overload]
+    tied = sum(1 for lp in tops if len(lp) > 1 and lp.count(max(lp)) > 1)
     if tied:
         notes.append(f"{tied} of {len(records)} documents have an exact tie for the highest choice log-prob: acc takes "
                      "the first of the tied choices (as lm-eval does)")
@@ -147,7 +171,7 @@ def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, s
                      "to the last tokens (records: truncated)")
     if notes:
         summary["notes"] = notes
-    return [started, PairResult(name, task, records, summary)]
+    yield PairResult(name, task, records, summary)
 
 
 def _reset_peak_memory(device: str) -> None:

@@ -26,6 +26,8 @@ class Unit:
     dtype: str
     tasks: tuple[PreparedTask, ...]
     keys: dict[str, str] = field(default_factory=dict)  # task name -> result key
+    chunk_size: int = 1000  # documents scored and committed together
+    resumed: dict[str, dict[int, list]] = field(default_factory=dict)  # task -> finished chunks' records, by index
 
 
 @dataclass
@@ -68,7 +70,20 @@ def plan(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask], 
         keys = {p.task.name: pair_key(spec, dtype, whash, p) for p in prepared}
         done = {p.task.name: s for p in prepared if (s := store.summary(spec.name, p.task.name, keys[p.task.name]))}
         todo = tuple(p for p in prepared if p.task.name not in done)
-        out.append(ModelPlan(Unit(spec, device, dtype, todo, keys), done, whash))
+        resumed = {p.task.name: c for p in todo if (c := _resumable(store, spec.name, p, keys[p.task.name],
+                                                                    settings.chunk_size))}
+        out.append(ModelPlan(Unit(spec, device, dtype, todo, keys, settings.chunk_size, resumed), done, whash))
+    return out
+
+
+def _resumable(store: RunStore, model: str, p: PreparedTask, key: str, size: int) -> dict[int, list]:
+    """Chunks an interrupted run finished for this pair: same key and chunk size, each holding exactly its
+    documents (ids and row hashes) in order."""
+    out = {}
+    for i, records in store.chunks(model, p.task.name, key, size).items():
+        expected = [(d.doc_id, d.doc_hash) for d in p.instances[i * size:(i + 1) * size]]
+        if expected and [(r.get("doc_id"), r.get("doc_hash")) for r in records] == expected:
+            out[i] = records
     return out
 
 
