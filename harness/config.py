@@ -128,6 +128,14 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
         raise pydantic_error(exc, path, ExperimentConfig) from None
+    q = config.run.quantization
+    quantized = [i for i, m in enumerate(config.suite if isinstance(config.suite, list) else []) if m.quantization]
+    if (q if not isinstance(q, list) else any(q)) or quantized:
+        import importlib.util
+
+        if importlib.util.find_spec("torchao") is None:  # before anything is computed, and said once
+            raise HarnessError("quantization needs torchao: pip install torchao (or 'scaling-harness[quant]')",
+                               source=path, where=f"suite.{quantized[0]}.quantization" if quantized else "run.quantization")
     lm_eval_tasks = {t.partition(":")[2] for t in config.tasks if t.startswith("lm_eval:")}
     if config.data and not lm_eval_tasks:
         raise HarnessError("local splits (--data, data:) are read by lm-eval tasks only, and this config names none "

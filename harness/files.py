@@ -1,15 +1,18 @@
 """Ground-floor helpers every stage uses: reading YAML and data files (JSON lines, JSON, CSV, Parquet), writing
-files atomically, hashing, safe file names, and the cache folder. Nothing here imports another module of the
-package but ``errors``."""
+files atomically, hashing, safe file names, the cache folder, and whether the hub can be reached. Nothing here
+imports another module of the package but ``errors``."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import yaml
 
@@ -17,6 +20,20 @@ from harness.errors import HarnessError
 
 TMP_PREFIX = ".tmp-"  # every temporary file this package writes starts with it
 TOO_DEEP = "invalid JSON: nested too deep to read"  # json.loads raises RecursionError past ~1,000 levels
+
+
+@functools.cache
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Can the Hugging Face hub (``$HF_ENDPOINT``) be reached? One TCP connect per process, so a machine without
+    network fails in seconds instead of retrying each download for most of a minute."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def cache_dir() -> Path:

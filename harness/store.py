@@ -105,6 +105,7 @@ class RunStore:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.damaged: list[str] = []  # stored results found unreadable (said in the run log, then recomputed)
 
     def _paths(self, model: str, task: str) -> tuple[Path, Path]:
         d = self.root / "models" / safe_name(model)
@@ -156,15 +157,20 @@ class RunStore:
     def summary(self, model: str, task: str, key: Optional[str] = None) -> Optional[PairSummary]:
         """The stored summary of a completed pair (with ``key``: only if it matches), else None."""
         rec_path, sum_path = self._paths(model, task)
+        if not sum_path.is_file():
+            return None
         try:
             summary = json.loads(sum_path.read_text())
+            if not isinstance(summary, dict):
+                raise ValueError("not an object")
             if key is not None and summary.get("key") != key:
                 return None
             if digest(rec_path.read_bytes()) != summary.get("records_sha256"):
-                return None
-        except (OSError, ValueError):
+                raise ValueError(f"{rec_path.name} does not match the hash its summary recorded")
+        except (OSError, ValueError, RecursionError) as exc:
+            self.damaged.append(f"{sum_path}: unreadable or damaged ({exc}): recomputed")
             return None
-        return summary
+        return PairSummary(**summary)  # type: ignore[typeddict-item]
 
     def records(self, model: str, task: str) -> list[dict[str, Any]]:
         rec_path, _ = self._paths(model, task)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 import zipfile
@@ -25,9 +26,16 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     assert {"harness/tasks/builtin/toy/toy_add.yaml", "harness/tasks/builtin/toy/toy_add_choice.yaml",
             "harness/configs/quickstart.yaml", "harness/report/template.html"} <= names
 
-    venv = tmp_path / "venv"  # the dependencies come from this interpreter's site-packages
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py, harness = venv / "bin" / "python", venv / "bin" / "harness"
+    # the dependencies come from the site-packages of the interpreter running the tests (a venv's, or the system's:
+    # --system-site-packages would reach the base interpreter's only); their .pth files are not run, so the checkout's
+    # editable install stays out
+    inner = subprocess.run([str(py), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    outer = [*site.getsitepackages(), site.getusersitepackages()]
+    (Path(inner) / "_test_dependencies.pth").write_text("".join(f"{d}\n" for d in outer if Path(d).is_dir()))
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
                    timeout=300)
     empty = tmp_path / "empty"

@@ -30,7 +30,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_third_party() -> None:
+    """Keep other libraries' warnings off the user's terminal: torchao's optional kernels it cannot load, torch's
+    deprecation notices, transformers' advice; this package's own warnings still show."""
+    import logging
+    import warnings
+
+    for name in ("torchao", "torch.utils._pytree", "torch._dynamo", "transformers", "datasets", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"harness(\.|$)")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    _quiet_third_party()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -60,8 +60,12 @@ def _list_bigbench() -> int:
 
 def _list_lm_eval(match: Optional[str]) -> int:
     """lm-eval's catalogue: how many tasks load here, the reasons the others do not, and (``--match``) the tasks."""
+    from harness.errors import HarnessError
     from harness.tasks import lm_eval
 
+    if not lm_eval.roots():
+        raise HarnessError("lm-eval is not installed and $HARNESS_LM_EVAL_TASKS names no folder: install it with "
+                           "pip install 'scaling-harness[reference]' (or lm-eval)", where="--source lm_eval")
     console.print("reading lm-eval's task YAMLs (the first time about 30 s; cached after)", markup=False)
     rows = lm_eval.catalogue()
     ok = [r for r in rows if r["problem"] is None]

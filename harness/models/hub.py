@@ -4,29 +4,12 @@ seconds unless it is in the local cache."""
 
 from __future__ import annotations
 
-import functools
 import os
-import socket
 from typing import Any, Optional
-from urllib.parse import urlparse
 
 from harness.errors import HarnessError
-from harness.files import digest
+from harness.files import digest, hub_reachable
 from harness.models.suite import ModelSpec
-
-
-@functools.cache
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Can the Hugging Face hub (``$HF_ENDPOINT``) be reached? One TCP connect per process, so a machine without
-    network fails in seconds instead of retrying each download for most of a minute."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def load_pretrained(spec: ModelSpec, auto_class: Any, dtype: Any, device_map: Optional[str] = None) -> tuple[Any, Any]:

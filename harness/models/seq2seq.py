@@ -130,7 +130,7 @@ def is_encoder_decoder(spec: ModelSpec) -> bool:
         return spec.arch == "seq2seq"
     from transformers import AutoConfig
 
-    from harness.models.hub import hub_reachable
+    from harness.files import hub_reachable
 
     offline = not spec.is_local and not hub_reachable()
     try:

@@ -53,6 +53,9 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
         executor = RayExecutor(config.run.ray) if config.run.executor == "ray" else LocalExecutor()
     plans = plan(store, suite, prepared, config.run, executor.prepare(config.run.device, len(suite)))
     result = RunResult(config.output_dir, [])
+    for problem in store.damaged:
+        result.warnings.append(problem)
+        rep.log(f"WARNING {problem}")
     duplicates = duplicate_weights(plans)
     for names in duplicates:
         result.warnings.append(f"identical weights: {', '.join(names)} (same files; their scores are one model's)")
@@ -76,6 +79,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     n_done = {mp.unit.spec.name: len(mp.done) for mp in plans}
     shown: set[str] = set()  # models whose progress bar is open
     finished: set[str] = set()
+    described: set[str] = set()  # how the engine scores, as already said in the log
     for event in executor.execute(units, config.run, backend_factory):
         name = event.model
         if isinstance(event, Loaded):
@@ -84,7 +88,9 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
                 rep.model(name, left[name], n_done[name])
             metas[name] = event.meta
             m = event.meta
-            rep.log(f"loaded {name} ({m['params']:,} parameters, {m['dtype']}, {event.description}) in "
+            how = "" if event.description in described else f", {event.description}"  # said once per run
+            described.add(event.description)
+            rep.log(f"loaded {name} ({m['params']:,} parameters, {m['dtype']}{how}) in "
                     f"{event.seconds:.1f}s" + (f" on {event.worker}" if event.worker else ""))
         elif isinstance(event, TaskStarted):
             rep.task(name, event.task, event.n, event.reused)

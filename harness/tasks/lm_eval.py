@@ -114,6 +114,10 @@ def read_config(path: Path, _stack: tuple[Path, ...] = (), _memo: Optional[dict[
             raise HarnessError(f"include must name a file (got {inc!r:.60})", source=path, where="include")
         if not (path.parent / inc).is_file():
             raise HarnessError(f"includes {inc!r}, which does not exist", source=path, where="include")
+        folders = roots()
+        if folders and not any((path.parent / inc).resolve().is_relative_to(r) for r in folders):
+            raise HarnessError(f"includes {inc!r}, which is outside the task folders ({', '.join(map(str, folders))})",
+                               source=path, where="include")
         sub = read_config(path.parent / inc, (*_stack, path), _memo)
         sub.pop("task_list", None)
         merged.update(sub)
@@ -213,6 +217,7 @@ def task_specs(entry: str, data: Optional[dict[str, str]] = None,
         close = difflib.get_close_matches(pattern, list(entries), n=3)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         where = ", ".join(str(r) for r in roots()) or "no lm-eval installed and $HARNESS_LM_EVAL_TASKS empty"
+        _why_missing(pattern)
         raise HarnessError(f"no lm-eval task, group or tag named '{pattern}' (searched {where}){hint}", where="tasks")
     out: list[tuple[dict[str, Any], Path, Optional[str]]] = []
     for name in names:
@@ -220,6 +225,20 @@ def task_specs(entry: str, data: Optional[dict[str, str]] = None,
         for task, cfg, path in _leaves(name, entries, {}, ()):
             out.append((spec(task, cfg, path, data or {}, num_fewshot), path, group))
     return out
+
+
+def _why_missing(name: str) -> None:
+    """A file of the user's folders that defines ``name`` but could not be read (an include cycle, an include outside
+    the folders): its own error, rather than "no task named"."""
+    installed = _installed_tasks()
+    for root in roots():
+        for path in _yaml_files(root) if root != installed else []:
+            try:
+                raw = _read_one(path)
+            except HarnessError:
+                continue
+            if name in (raw.get("task"), raw.get("group")):
+                read_config(path)  # raises what kept it out of the index
 
 
 def _leaves(name: str, entries: dict[str, dict[str, Any]], overrides: dict[str, Any],

@@ -107,7 +107,7 @@ def test_failing_model_keeps_other_results_and_exits_nonzero(workdir, tiny_llama
     ({"run": {"batch_size": "big"}}, "run.batch_size"),
     ({"colour": "blue"}, "colour: unknown field"),
     ({"suite": []}, "suite"),
-    ({"run": {"batchsize": 3}}, "run.batchsize: unknown field; did you mean 'batch_size'?"),
+    ({"run": {"batchsize": 3}}, "run.batchsize: unknown field; did you mean 'batch_size'"),
     ({"tasks": ["toy_m"]}, "did you mean 'toy_mc'"),
     ({"run": {"device": "banana"}}, "run.device: unknown device 'banana'"),
     ({"run": {"device": "cuda"}}, "run.device: device 'cuda': CUDA is not available"),
@@ -250,7 +250,7 @@ def test_text_the_tokenizer_cannot_represent_is_reported(workdir, tmp_path, caps
 def test_hub_model_without_network_fails_in_seconds(workdir, monkeypatch, capsys):
     import time
 
-    from harness.models.hub import hub_reachable
+    from harness.files import hub_reachable
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: like a machine offline

@@ -16,7 +16,8 @@ import pytest
 from harness.tasks import bigbench as bb
 
 GOLDEN = json.loads((Path(__file__).parent / "bigbench_golden.json").read_text())
-pytestmark = pytest.mark.skipif(not bb.root().is_dir(), reason="BIG-bench not fetched: run 'harness bigbench fetch'")
+pytestmark = pytest.mark.skipif(not bb.root().is_dir(), reason="BIG-bench not fetched: run 'harness bigbench fetch' (where PyPI refuses the "
+                                "sdist, pass GitHub's archive: --source BIG-bench-main.tar.gz)")
 
 
 @pytest.mark.parametrize("key", sorted(GOLDEN))

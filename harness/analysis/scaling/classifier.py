@@ -364,10 +364,19 @@ def metric_artifacts(classifications: Sequence[Classification]) -> list[Artifact
     for task, cs in by_task.items():
         for d in (c for c in cs if c.kind == "discontinuous"):
             for c in (c for c in cs if c.kind == "continuous" and c.label != d.label):
+                pair = f"{d.label} under {d.metric}, {c.label} under {c.metric}"
                 if d.label in ("emergent", "flat") and c.label == "smooth":
                     why = (f"{d.label} under {d.metric} but smooth under {c.metric}: the jump is likely an artifact "
                            "of the discontinuous metric")
+                elif d.label == "smooth":
+                    why = (f"{pair}: not a metric artifact (the discontinuous metric already improves steadily); the "
+                           f"{c.metric} curve is not linear in log size, e.g. probability mass gathers on the answer "
+                           "late")
+                elif d.label == "emergent" and c.label in ("flat", "not_correlated"):
+                    why = (f"{pair}: the continuous metric does not show the gradual change a metric artifact "
+                           "needs, so the jump looks real (or the continuous metric is too noisy to tell)")
                 else:
-                    why = f"{d.label} under {d.metric}, {c.label} under {c.metric}"
+                    why = (f"{pair}: the two metrics disagree, but not as a metric artifact does (a jump under the "
+                           "discontinuous metric beside a smooth continuous one): no verdict")
                 out.append(Artifact(task, (d.metric, d.label), (c.metric, c.label), why))
     return out
