@@ -1,5 +1,5 @@
 """Property-based fuzzing (Hypothesis) of everything a user hands the harness: task YAML, data rows, configs,
-CSV and lm-eval imports, CLI arguments. The property, for every input: no traceback, bounded time, and either
+CSV and lm-eval imports, CLI arguments, archives given to ``bigbench fetch``. The property, for every input: no traceback, bounded time, and either
 exit 0 (a result) or exit 2 with exactly one error line (exit 1: a run that recorded a failed pair), with the
 results already on disk byte-identical after an error.
 
@@ -220,6 +220,53 @@ def test_fuzz_cli_arguments(project, argv):
     if "ladder" in argv and "build" in argv:
         argv = [a for a in argv if a != "build"]  # training a ladder takes minutes: not an input error
     attempt(project, {}, argv, ok=(0, 1, 2))
+
+
+TASK_JSON = json.dumps({"name": "ok", "description": "d", "keywords": [], "metrics": ["exact_str_match"],
+                        "examples": [{"input": "1+1", "target": "2"}]})
+components = st.sampled_from(["bigbench", "benchmark_tasks", "task.json", "", ".", "..", "x", "OUTSIDE", "a\\b"])
+members = st.lists(st.tuples(
+    st.sampled_from(["", "/", "BIG-bench-main/", "bigbench/benchmark_tasks/"]),
+    st.lists(components, min_size=1, max_size=6).map("/".join),
+    st.sampled_from(["file", "file", "symlink", "hardlink", "dir", "fifo"]),
+    st.sampled_from([TASK_JSON, "{nope", "", "[]"]),
+    st.sampled_from(["OUTSIDE", "../../..", "/etc/passwd", "x", "bigbench/benchmark_tasks/x/task.json"])),
+    min_size=1, max_size=6)
+
+
+@given(entries=members, cut=st.one_of(st.none(), st.integers(0, 600)))
+def test_fuzz_archive_extractor(project, tmp_path_factory, entries, cut):
+    """``bigbench fetch --source`` on hostile archives (absolute and ``..`` names, empty components, links,
+    FIFOs, truncated streams): no traceback, one line or a result, and nothing written outside the cache."""
+    import tarfile
+
+    work = tmp_path_factory.mktemp("archive")
+    outside = work / "outside"
+    outside.mkdir()
+    archive = work / "a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for prefix, name, kind, text, link in entries:
+            info = tarfile.TarInfo(prefix + name.replace("OUTSIDE", str(outside).lstrip("/")))
+            data = text.encode()
+            info.type = {"file": tarfile.REGTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
+                         "dir": tarfile.DIRTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+            info.linkname = link.replace("OUTSIDE", str(outside))
+            info.size = len(data) if kind == "file" else 0
+            tar.addfile(info, io.BytesIO(data) if kind == "file" else None)
+    if cut is not None:
+        archive.write_bytes(archive.read_bytes()[:cut])
+    before = os.environ.get("HARNESS_CACHE")
+    os.environ["HARNESS_CACHE"] = str(work / "cache")
+    try:
+        attempt(project, {}, ["bigbench", "fetch", "--source", str(archive)])
+    finally:
+        os.environ.pop("HARNESS_CACHE")
+        if before is not None:
+            os.environ["HARNESS_CACHE"] = before
+    assert not list(outside.iterdir())
+    assert {p.name for p in work.iterdir()} <= {"a.tar.gz", "outside", "cache"}
+    for f in (work / "cache").rglob("*") if (work / "cache").exists() else []:
+        assert f.resolve().is_relative_to((work / "cache").resolve()) and not f.is_symlink()
 
 
 def test_fuzz_helpers_are_sound():

@@ -151,6 +151,7 @@ def _entries_for(pattern: str) -> dict[str, dict[str, Any]]:
             part = _root_index(root)
             if pattern in part:
                 return part if part[pattern]["kind"] == "task" else index()
+        _why_missing(pattern)  # a file of the user's that defines it but cannot be read says why, at once
     return index()
 
 

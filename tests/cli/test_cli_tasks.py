@@ -58,3 +58,12 @@ def test_version_and_packaged_config_by_name(tmp_path, monkeypatch, capsys):
         resolve_config("quikstart")
     (tmp_path / "mine.yaml").write_text("name: mine\nsuite: {ladder: toy}\ntasks: [toy_add]\n")
     assert load_config(resolve_config("mine.yaml")).name == "mine"  # a path still works
+
+
+def test_lm_eval_listing_without_lm_eval_says_so(monkeypatch, capsys):
+    from harness.tasks import lm_eval
+
+    monkeypatch.setattr(lm_eval, "roots", lambda: [])
+    assert main(["tasks", "list", "--source", "lm_eval"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "lm-eval is not installed" in err

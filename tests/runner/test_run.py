@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from harness.runner.progress import Reporter
 from harness.testing import build_tiny_model, write_config
 
 
@@ -418,3 +419,116 @@ def test_max_new_tokens_beyond_the_context_fails_that_pair_only(workdir, tiny_mo
     assert len(failed) == 2 and all("generation.max_new_tokens: max_new_tokens 256 leaves no room" in f and
                                     "long.yaml" in f for f in failed)
     assert {(r["model"], r["task"]) for r in scores(workdir / "results" / "t")} == {("gpt2", "toy_mc"), ("llama", "toy_mc")}
+
+
+def test_an_output_regex_that_times_out_fails_its_task_only(workdir, tiny_models, monkeypatch):
+    """The failure names the task file and field; the model's other tasks are scored."""
+    from harness import extraction
+    from harness.config import load_config
+    from harness.runner import run
+
+    (workdir / "tasks" / "rx.yaml").write_text(
+        "name: toy_rx\ndataset: {generator: arithmetic, args: {digits: 1, n: 3}}\nprompt: '{{a}}+{{b}}='\n"
+        "target: '{{answer}}'\noutput: generate\ngeneration: {max_new_tokens: 3, output_regex: '[0-9]+'}\n"
+        "metrics: [exact_match]\n")
+    monkeypatch.setattr(extraction, "REGEX_TIMEOUT_S", 1e-12)  # any regex now runs out of time
+    cfg = write_config(workdir, [tiny_models["llama"]], ["toy_rx", "toy_mc"])
+    result = run(load_config(cfg))
+    ((failure),) = result.failures
+    assert failure.task == "toy_rx" and "rx.yaml: generation.output_regex" in failure.error
+    assert {r["task"] for r in result.rows} == {"toy_mc"}
+
+
+class _Tied:
+    """A backend whose every choice gets the same log-prob: a tie at the top on each document."""
+
+    max_length = 256
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def loglikelihood(self, requests):
+        from harness.models.backend import LogLikelihood
+
+        return [LogLikelihood(-1.0, False, 1, (False,)) for _ in requests]
+
+
+def test_ties_in_scoring_are_reported(workdir, tiny_models):
+    from harness.config import load_config
+    from harness.models.hf import HFBackend
+    from harness.runner import run
+
+    cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc"])
+    result = run(load_config(cfg), backend_factory=lambda spec, **kw: _Tied(HFBackend(spec, **kw)))
+    assert any("8 of 8 documents have an exact tie" in w for w in result.warnings), result.warnings
+
+
+def test_trust_remote_code_is_said_in_the_log_and_the_manifest(workdir, tiny_models):
+    import yaml
+
+    from harness.config import load_config
+    from harness.runner import run
+
+    cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc"])
+    raw = yaml.safe_load(cfg.read_text())
+    raw["suite"][0]["trust_remote_code"] = True
+    cfg.write_text(yaml.safe_dump(raw))
+
+    class Log(Reporter):
+        lines: list = []
+
+        def log(self, message):
+            self.lines.append(message)
+
+    run(load_config(cfg), Log())
+    assert any("trust_remote_code is on" in line and "llama" in line for line in Log.lines)
+    manifest = json.loads((workdir / "results" / "t" / "manifest.json").read_text())
+    assert manifest["trust_remote_code"] == ["llama"]
+
+
+def test_a_damaged_summary_is_said_and_recomputed(workdir, tiny_models, capsys):
+    cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc"])
+    assert main(["run", str(cfg)]) == 0
+    summary = workdir / "results" / "t" / "models" / "llama" / "toy_mc.json"
+    summary.write_text(summary.read_text()[:40])
+    capsys.readouterr()
+    assert main(["run", str(cfg)]) == 0
+    printed = " ".join(capsys.readouterr().err.split())
+    assert "toy_mc.json: unreadable or damaged" in printed and "recomputed" in printed
+    assert json.loads(summary.read_text())["task"] == "toy_mc"
+
+
+def test_the_engine_is_described_once_per_run(workdir, tiny_models):
+    from harness.config import load_config
+    from harness.runner import run
+
+    class Log(Reporter):
+        lines: list = []
+
+        def log(self, message):
+            self.lines.append(message)
+
+    cfg = write_config(workdir, [tiny_models["llama"], tiny_models["neox"]], ["toy_mc"])
+    run(load_config(cfg), Log())
+    loaded = [line for line in Log.lines if line.startswith("loaded ")]
+    assert len(loaded) == 2 and "packed" in loaded[0] and "packed" not in loaded[1]
+
+
+def test_quantization_without_torchao_is_refused_before_computing(workdir, tiny_models, monkeypatch, capsys):
+    import importlib.util
+
+    import yaml
+
+    find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else find(name, *a))
+    cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc"])
+    raw = yaml.safe_load(cfg.read_text())
+    raw["run"]["quantization"] = [None, {"bits": 8}]
+    cfg.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "run.quantization: quantization needs torchao" in err
+    assert not (workdir / "results").exists()

@@ -390,3 +390,11 @@ def test_generation_and_perplexity_equal_lm_eval(name, lm_env, tmp_path, monkeyp
     else:
         for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
             assert aggregate(metric, records).value == pytest.approx(res[f"{metric},none"], rel=1e-5)
+
+
+def test_regex_replace_takes_lm_evals_argument_order():
+    """``"hello world" | regex_replace('o', '0')``: the string filtered first, then pattern and replacement."""
+    from harness.tasks.lm_eval_docs import _ENV
+
+    assert _ENV.from_string("{{ 'hello world' | regex_replace('o', '0') }}").render() == "hell0 w0rld"
+    assert _ENV.from_string("{{ 'a-b-c' | regex_replace('-', '+', 1) }}").render() == "a+b-c"
