@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from harness.errors import HarnessError
-from harness.files import hub_reachable, read_file
+from harness.files import hf_datasets, read_file
 from harness.tasks.bigbench import documents as bigbench_documents
 from harness.tasks.generators import generate
 from harness.tasks.schema import DatasetSpec
@@ -75,15 +75,13 @@ def load_documents(spec: DatasetSpec, task_file: Path, split: Optional[str] = No
 
 
 def _load_hf(spec: DatasetSpec, task_file: Path, split: Optional[str], roots: Sequence[Path]) -> list[Document]:
-    import datasets  # heavy import, only when needed
+    datasets = hf_datasets()
 
     hf = spec.hf
     assert hf is not None
     path = hf.path
     if (task_file.parent / path).exists():  # a local dataset folder, relative to the task file like every path
         path = str(local_data(path, task_file, roots, "dataset.hf.path"))
-    if path == hf.path and not hub_reachable() and not datasets.config.HF_HUB_OFFLINE:
-        datasets.config.HF_HUB_OFFLINE = True  # no network: read the local cache at once instead of retrying ~25 s
     try:
         ds = datasets.load_dataset(path, hf.name, split=split or hf.split, revision=hf.revision)
     except Exception as exc:  # datasets raises many types; the user needs the message

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from harness.errors import HarnessError
 from harness.extraction import regex_sub
-from harness.files import read_file
+from harness.files import hf_datasets, read_file
 from harness.tasks.lm_eval import FUNCTION_PREFIX, OUTPUTS, function_name
 from harness.tasks.lm_eval_functions import FUNCTIONS, MULTIPLE_INPUT
 from harness.tasks.sandbox import LimitedEnvironment, _guard, bounded_join, limited
@@ -111,9 +111,7 @@ def _split(ref: LmEvalRef, split: str, path: Path) -> list[Document]:
     kwargs = dict(cfg.get("dataset_kwargs") or {})
     kwargs.pop("trust_remote_code", None)  # datasets >= 4 has no dataset scripts; lm-eval drops it too
     try:
-        import datasets
-
-        rows = datasets.load_dataset(cfg.get("dataset_path"), cfg.get("dataset_name"), split=split, **kwargs)
+        rows = hf_datasets().load_dataset(cfg.get("dataset_path"), cfg.get("dataset_name"), split=split, **kwargs)
     except Exception as exc:
         given = f"; --data gives {', '.join(sorted(ref.data))}" if ref.data else ""
         raise HarnessError(f"could not load dataset '{cfg.get('dataset_path')}' split '{split}': "
