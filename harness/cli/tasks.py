@@ -96,7 +96,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from harness.tasks import TaskIndex, load_task_file, prepare
 
     index = TaskIndex()
-    paths = [Path(p) for p in args.paths] or sorted({e.path for e in index.entries.values()} | set(index.broken))
+    paths = [Path(p) for p in args.paths] or sorted({e.path for e in index.entries.values()} | set(index.broken)
+                                                    | {e.clash for e in index.entries.values() if e.clash})
     failed = 0
     for path in paths:
         try:

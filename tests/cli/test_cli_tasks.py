@@ -67,3 +67,16 @@ def test_lm_eval_listing_without_lm_eval_says_so(monkeypatch, capsys):
     assert main(["tasks", "list", "--source", "lm_eval"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "lm-eval is not installed" in err
+
+
+def test_validate_names_both_files_that_define_one_task(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "d.jsonl").write_text('{"q": "x", "opts": ["a", "b"], "gold": 1}\n')
+    for f in ("a", "b"):
+        (tmp_path / "tasks" / f"{f}.yaml").write_text(
+            "name: dup\ndataset: {path: d.jsonl}\nprompt: '{{q}}'\nchoices: '{{opts}}'\nanswer: '{{gold}}'\n"
+            "output: multiple_choice\nmetrics: [acc]\n")
+    assert main(["tasks", "validate"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "b.yaml: name: task name 'dup' is also defined in" in err and "a.yaml" in err
