@@ -8,6 +8,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,10 @@ def test_replicas_of_one_model_share_its_tasks_and_the_bytes_are_the_same(cluste
     log = Log()
     result = run(load_config(cfg, {"output": str(workdir / "ray"), "executor": "ray"}), log)
     assert result.computed == 8 and not result.failures
-    assert sorted(m for m, _ in log.loads()) == sorted(2 * [m.name for m in four_models])  # a task per replica
+    # Both workers start on the first model's two replicas; a later model's second replica is skipped when the first
+    # has already taken all its tasks (which one depends on timing), so each model is loaded once or twice.
+    loaded = Counter(m for m, _ in log.loads())
+    assert set(loaded) == {m.name for m in four_models} and set(loaded.values()) <= {1, 2} and 2 in loaded.values()
     assert snapshot(workdir / "ray") == local_bytes
 
 
