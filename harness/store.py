@@ -70,6 +70,7 @@ class ScoreRow(TypedDict):
     """One row of ``scores.csv``: a model × task (or group aggregate) × metric."""
 
     model: str
+    family: str  # the suite entry's ``family`` ("" when not given): curves are never pooled across families
     arch: str  # causal | seq2seq
     step: Optional[int]  # a checkpoint's training step, when known
     params: int

@@ -166,7 +166,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     for col in SCORE_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan
-    for col in ("group", "aggregate"):
+    for col in ("family", "group", "aggregate"):
         df[col] = ["" if pd.isna(v) else str(v) for v in df[col]]
     _check_conflicts(df, path)
     df["source"] = str(path)
@@ -185,7 +185,7 @@ def _check_conflicts(df: pd.DataFrame, path: Path) -> None:
             rows = [int(i) + 2 for i in np.flatnonzero((df["model"] == model).to_numpy())][:4]
             raise HarnessError(f"model {model!r} has two values of {col} ({values[0]:g} and {values[1]:g}; rows "
                                f"{', '.join(map(str, rows))}): one model is one size", source=path, where=col)
-    keys = ["model", "task", "aggregate", "metric"]
+    keys = ["family", "model", "task", "aggregate", "metric"]
     repeated = df[df.duplicated(keys, keep=False)]
     if len(repeated):
         first = repeated.iloc[0]
@@ -286,7 +286,7 @@ def _read_lm_eval(root: Path) -> Results:
     df = pd.DataFrame(list(rows.values()))
     for col in SCORE_COLUMNS:
         if col not in df.columns:
-            df[col] = np.nan
+            df[col] = "" if col == "family" else np.nan
     return Results(root, "lm-eval", df, samples=samples)
 
 
@@ -312,9 +312,10 @@ def _fill_sizes(res: Results, sizes: dict[str, float], x: str) -> Results:
 
 def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = None,
            tasks: Optional[Sequence[str]] = None, chance: Optional[dict[str, float]] = None) -> list[Curve]:
-    """One Curve per (task, aggregate) and metric, with per-example values where kept. A run whose suite mixes
-    decoder-only and encoder-decoder models gets a curve per architecture (task named ``TASK@causal``,
-    ``TASK@seq2seq``): one family's scaling is not the other's."""
+    """One Curve per (task, aggregate) and metric, with per-example values where kept. Rows of several model
+    families (the ``family`` column) are never pooled: a curve per family (task named ``TASK@FAMILY``); likewise a
+    suite that mixes decoder-only and encoder-decoder models gets a curve per architecture (``TASK@causal``,
+    ``TASK@seq2seq``)."""
     df = res.scores
     for flag, names, column in (("--metric", metrics, "metric"), ("--task", tasks, "task"),
                                 ("--chance", list(chance or {}), "task")):
@@ -328,11 +329,16 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
         df = df[df["metric"].isin(metrics)]
     if tasks:
         df = df[df["task"].isin(tasks)]
-    split = "arch" in df.columns and df["arch"].nunique() > 1
+    split = []  # columns whose values must never share a curve
+    for col in ("family", "arch"):
+        values = df[col].map(lambda v: "" if pd.isna(v) else str(v)) if col in df.columns else None
+        if values is not None and values.nunique() > 1:
+            df = df.assign(**{col: values})
+            split.append(col)
     out = []
-    for keys, g in df.groupby(["task", "aggregate", "metric"] + (["arch"] if split else []), sort=True):
+    for keys, g in df.groupby(["task", "aggregate", "metric", *split], sort=True):
         task, aggregate, metric = (str(k) for k in keys[:3])
-        label = f"{task}@{keys[3]}" if split else task
+        label = "@".join([task, *(str(k) for k in keys[3:] if str(k))])
         info = metric_info(metric)
         hib = g["higher_is_better"].dropna()
         higher = bool(str(hib.iloc[0]).lower() == "true") if len(hib) else info.higher_is_better

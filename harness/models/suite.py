@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from typing_extensions import TypedDict
+from typing_extensions import NotRequired, TypedDict
 
 from harness.errors import HarnessError
 from harness.files import atomic_write, digest, file_sha256
@@ -38,6 +38,7 @@ class ModelSpec(BaseModel):
     revision: Optional[str] = None
     dtype: Optional[DType] = None  # None: the run's dtype
     label: Optional[str] = None  # name in results; default derived from model and revision
+    family: Optional[str] = Field(default=None, min_length=1, max_length=100)  # models of one family share a curve
     tokenizer: Optional[str] = None
     tokens: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False)  # training tokens, if known
     flops: Optional[float] = Field(default=None, ge=0, allow_inf_nan=False)  # training FLOPs; default 6*N*D when tokens known
@@ -162,6 +163,7 @@ class ModelMeta(TypedDict):
 
     label: str
     model: str
+    family: NotRequired[Optional[str]]  # the suite entry's family, when given
     revision: Optional[str]
     dtype: str
     arch: str  # causal | seq2seq
@@ -183,7 +185,7 @@ def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str, arch: s
     tokens = spec.tokens if spec.tokens is not None else local.get("tokens")
     flops = spec.flops if spec.flops is not None else (6.0 * total * tokens if tokens else None)
     step = spec.step if spec.step is not None else local.get("step")
-    return ModelMeta(label=spec.name, model=spec.model, revision=spec.revision, dtype=dtype, arch=arch,
+    return ModelMeta(label=spec.name, model=spec.model, family=spec.family, revision=spec.revision, dtype=dtype, arch=arch,
                      quantization=spec.quantization.name if spec.quantization else None, weight_bytes=weight_bytes,
                      step=step,
                      params=total,
@@ -196,4 +198,4 @@ def refresh_metadata(spec: ModelSpec, meta: ModelMeta) -> ModelMeta:
     computation, so a reused result must not keep values the config has since corrected."""
     counts = (meta["params"], meta["nonembedding_params"])
     fresh = model_metadata(spec, counts, meta["dtype"], meta.get("arch", "causal"), meta.get("weight_bytes", 0))
-    return ModelMeta(**{**meta, **{k: fresh[k] for k in ("label", "step", "tokens", "flops", "ladder")}})  # type: ignore[typeddict-item]
+    return ModelMeta(**{**meta, **{k: fresh.get(k) for k in ("label", "family", "step", "tokens", "flops", "ladder")}})  # type: ignore[typeddict-item]

@@ -53,7 +53,7 @@ def score_rows(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedT
 def _row(meta: ModelMeta, task: str, group: Optional[str], aggregate: str, metric: str, value: float, stderr: float,
          n: int, chance: Optional[float]) -> ScoreRow:
     m = M.METRICS[metric]
-    return ScoreRow(model=meta["label"], arch=meta.get("arch", "causal"), step=meta.get("step"),
+    return ScoreRow(model=meta["label"], family=meta.get("family") or "", arch=meta.get("arch", "causal"), step=meta.get("step"),
                     params=meta["params"], nonembedding_params=meta["nonembedding_params"],
                     tokens=meta["tokens"], flops=meta["flops"], task=task, group=group or "", aggregate=aggregate,
                     metric=metric, value=value, stderr=stderr, n=n, kind=m.kind, higher_is_better=m.higher_is_better,

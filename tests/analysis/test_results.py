@@ -120,3 +120,32 @@ def test_bad_inputs_to_classify(tmp_path, capsys):
     assert "--chance: expected NAME=NUMBER" in capsys.readouterr().err
     assert main(["classify", str(path)]) == 2
     assert "no curve with at least 3 model sizes" in capsys.readouterr().err
+
+
+def test_families_in_one_csv_are_classified_as_each_family_alone(tmp_path):
+    """The published curves of 13 families in one CSV (a ``family`` column): a curve per family and task, never
+    pooled, each with the label and confidence it gets from that family's rows given alone."""
+    import pandas as pd
+
+    from harness.analysis import classify_results
+
+    published = Path(__file__).parent / "scaling" / "data" / "published_curves_dev.csv"
+    together = {(c.task, c.metric): (c.label, c.confidence)
+                for c in classify_results(load_results(published)).classifications}
+    table = pd.read_csv(published)
+    assert len(together) == table.groupby(["family", "task"]).ngroups  # nothing pooled, nothing lost
+    for family, rows in table.groupby("family"):
+        alone = tmp_path / "alone.csv"
+        rows.drop(columns="family").to_csv(alone, index=False)
+        for c in classify_results(load_results(alone)).classifications:
+            assert together[(f"{c.task}@{family}", c.metric)] == (c.label, c.confidence), (family, c.task)
+
+
+def test_two_families_are_not_pooled_into_one_curve(tmp_path):
+    rows = ["family,model,params,task,metric,value,stderr,n"]
+    for family, values in (("pythia", [0.30, 0.40, 0.50, 0.60]), ("opt", [0.25, 0.25, 0.26, 0.25])):
+        rows += [f"{family},{family}-{i},{10 ** (7 + i)},arc_easy,acc,{v},0.01,1000" for i, v in enumerate(values)]
+    path = tmp_path / "two.csv"
+    path.write_text("\n".join(rows) + "\n")
+    found = {c.task: c for c in curves(load_results(path))}
+    assert set(found) == {"arc_easy@pythia", "arc_easy@opt"} and all(len(c.values) == 4 for c in found.values())

@@ -532,3 +532,22 @@ def test_quantization_without_torchao_is_refused_before_computing(workdir, tiny_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "run.quantization: quantization needs torchao" in err
     assert not (workdir / "results").exists()
+
+
+def test_a_suite_entry_family_is_recorded_and_keeps_curves_apart(workdir, tiny_models):
+    import yaml
+
+    from harness.analysis.results import curves, load_results
+    from harness.config import load_config
+    from harness.runner import run
+
+    cfg = write_config(workdir, [tiny_models["llama"], tiny_models["neox"]], ["toy_mc"])
+    raw = yaml.safe_load(cfg.read_text())
+    raw["suite"][0]["family"], raw["suite"][1]["family"] = "fam-a", "fam-b"
+    cfg.write_text(yaml.safe_dump(raw))
+    run(load_config(cfg))
+    rows = list(csv.DictReader((workdir / "results" / "t" / "scores.csv").open()))
+    assert {(r["model"], r["family"]) for r in rows} == {("llama", "fam-a"), ("neox", "fam-b")}
+    manifest = json.loads((workdir / "results" / "t" / "manifest.json").read_text())
+    assert [m["family"] for m in manifest["models"]] == ["fam-a", "fam-b"]
+    assert {c.task for c in curves(load_results(workdir / "results" / "t"))} == {"toy_mc@fam-a", "toy_mc@fam-b"}
