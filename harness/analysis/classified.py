@@ -8,10 +8,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
-from harness.analysis.results import Results, curves, load_results
-from harness.analysis.scaling import Classification, Curve, Rules, classify
+from harness.analysis.results import Results, curves, load_sources
+from harness.analysis.scaling import Classification, Curve, Rules, classify, display_name
 from harness.errors import HarnessError
 
 
@@ -40,6 +40,40 @@ def manifest_tasks(results: Results) -> Optional[list[dict[str, Any]]]:
     if results.store is None or not manifest.is_file():
         return None
     return list(json.loads(manifest.read_text()).get("tasks", []))
+
+
+def by_family(classifications: Sequence[Classification]) -> dict[tuple[str, str], Counter[str]]:
+    """(family, metric) → how many tasks fall in each category: Wei et al.'s table, family by family."""
+    table: dict[tuple[str, str], Counter[str]] = {}
+    for c in classifications:
+        if c.family:
+            table.setdefault((c.family, c.metric), Counter())[c.label] += 1
+    return table
+
+
+def across_families(classifications: Sequence[Classification]) -> list[str]:
+    """One line per task and metric measured in several families: how many families show each label, and where
+    the emergent ones break (e.g. ``arc_easy / acc: smooth in 3 of 5 families (a, b, c); emergent in 2 (d, e),
+    breaking between 1.2e+09 and 6.9e+09 params``)."""
+    groups: dict[tuple[str, str, str], list[Classification]] = {}
+    for c in classifications:
+        if c.family:
+            groups.setdefault((c.base_task, c.aggregate, c.metric), []).append(c)
+    lines = []
+    for (task, aggregate, metric), cs in sorted(groups.items()):
+        if len(cs) < 2:
+            continue
+        parts: list[str] = []
+        for label, n in Counter(c.label for c in cs).most_common():
+            members = sorted(c.family for c in cs if c.label == label)
+            part = f"{label} in {n}" + (f" of {len(cs)} families" if not parts else "") + f" ({', '.join(members)})"
+            bands = [c.diagnostics["break_between"] for c in cs if c.label == label and "break_between" in c.diagnostics]
+            if bands:
+                x = cs[0].diagnostics.get("x", "x")
+                part += f", breaking between {min(b[0] for b in bands):.2g} and {max(b[1] for b in bands):.2g} {x}"
+            parts.append(part)
+        lines.append(f"{display_name(task, aggregate)} / {metric}: " + "; ".join(parts))
+    return lines
 
 
 def by_keyword(classified: Classified) -> dict[tuple[str, str], Counter[str]]:
@@ -81,11 +115,14 @@ def classify_results(res: Results, *, x: str = "params", metrics: Optional[Seque
     return out
 
 
-def load_classified(path: Path, *, sizes: Optional[dict[str, float]] = None, x: str = "params",
-                    metrics: Optional[Sequence[str]] = None, tasks: Optional[Sequence[str]] = None,
-                    chance: Optional[dict[str, float]] = None, bootstrap: int = 400) -> Classified:
-    """Read a results source and label its curves; an error when not one curve has 3 model sizes."""
-    res = load_results(Path(path), sizes, x)
+def load_classified(path: Union[Path, Sequence[Path]], *, sizes: Optional[dict[str, float]] = None,
+                    x: str = "params", metrics: Optional[Sequence[str]] = None, tasks: Optional[Sequence[str]] = None,
+                    chance: Optional[dict[str, float]] = None, bootstrap: int = 400,
+                    families: Optional[dict[str, str]] = None) -> Classified:
+    """Read a results source (or several, side by side: see ``load_sources``) and label its curves; an error when
+    not one curve has 3 model sizes."""
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    res = load_sources(paths, sizes, x, families)
     out = classify_results(res, x=x, metrics=metrics, tasks=tasks, chance=chance, bootstrap=bootstrap)
     if not out.curves:
         raise HarnessError("no curve with at least 3 model sizes" + (f" ({out.skipped[0]})" if out.skipped else ""),

@@ -49,10 +49,19 @@ class Results:
     scores: pd.DataFrame
     store: Optional[RunStore] = None
     samples: dict[tuple[str, str], Path] = field(default_factory=dict)  # lm-eval --log_samples files
+    parts: list[Results] = field(default_factory=list)  # several sources read together: each one's own
     _read: dict[tuple[str, str], list[dict]] = field(default_factory=dict, repr=False)
+
+    def _owner(self, model: str) -> Optional[Results]:
+        """The one source that holds ``model`` (None when two do: their examples cannot be told apart)."""
+        owners = [p for p in self.parts if model in set(p.scores["model"])]
+        return owners[0] if len(owners) == 1 else None
 
     def records(self, model: str, task: str) -> list[dict]:
         """Per-example records (this harness) or logged samples (lm-eval) of one model on one task, read once."""
+        if self.parts:
+            owner = self._owner(model)
+            return owner.records(model, task) if owner is not None else []
         key = (model, task)
         if key not in self._read:
             if self.store is not None:
@@ -66,6 +75,9 @@ class Results:
     def items(self, model: str, task: str, metric: str) -> Optional[dict]:
         """Per-example values of one model on one task, by (document id, document hash); None when not kept.
         The hash (of the dataset row) makes two runs pair a document only when both saw the same row."""
+        if self.parts:
+            owner = self._owner(model)
+            return owner.items(model, task, metric) if owner is not None else None
         if self.store is not None:
             out = {(r["doc_id"], r.get("doc_hash")): r["metrics"][metric] for r in self.records(model, task)
                    if metric in r["metrics"]}
@@ -96,16 +108,43 @@ def _read_samples(path: Path) -> list[dict]:
 
 def load_results(path: Path, sizes: Optional[dict[str, float]] = None, x: str = "params") -> Results:
     """Detect the format of ``path`` and read it. ``sizes`` sets the x value of named models."""
-    path = Path(path)
+    return _fill_sizes(_read_source(Path(path)), sizes or {}, x)
+
+
+def _read_source(path: Path) -> Results:
     if not path.exists():
         raise HarnessError("no such file or directory", source=path)
     if path.is_dir() and (path / "scores.csv").is_file():
-        res = Results(path, "harness", _read_csv(path / "scores.csv"), store=RunStore(path))
-    elif path.is_file():
-        res = Results(path, "csv", _read_csv(path))
-    else:
-        res = _read_lm_eval(path)
-    return _fill_sizes(res, sizes or {}, x)
+        return Results(path, "harness", _read_csv(path / "scores.csv"), store=RunStore(path))
+    if path.is_file():
+        return Results(path, "csv", _read_csv(path))
+    return _read_lm_eval(path)
+
+
+def load_sources(paths: Sequence[Path], sizes: Optional[dict[str, float]] = None, x: str = "params",
+                 families: Optional[dict[str, str]] = None) -> Results:
+    """Several sources read as one table: each source's rows without a ``family`` take the family ``families``
+    names for that path (``--family NAME=PATH``), else the source's name (a folder's, or a file's stem), so two
+    families given side by side are never pooled. One source without ``families`` reads as ``load_results``."""
+    families = families or {}
+    if len(paths) == 1 and not families:
+        return load_results(paths[0], sizes, x)
+    names = {str(Path(where).resolve()): name for name, where in families.items()}
+    resolved = {str(Path(path).resolve()) for path in paths}
+    for name, where in families.items():
+        if str(Path(where).resolve()) not in resolved:
+            raise HarnessError(f"{name}={where} names a path that is not one of the sources given", where="--family")
+    parts = []
+    for path in paths:
+        part = _read_source(Path(path))
+        name = names.get(str(Path(path).resolve())) or Path(path).stem or Path(path).resolve().name
+        fam = part.scores["family"].map(lambda v: "" if pd.isna(v) else str(v))
+        part.scores["family"] = fam.where(fam != "", name)
+        parts.append(part)
+    table = pd.concat([part.scores for part in parts], ignore_index=True)
+    source = Path(" + ".join(str(path) for path in paths))
+    _check_conflicts(table, source)
+    return _fill_sizes(Results(source, "several", table, parts=parts), sizes or {}, x)
 
 
 def _check_fields(path: Path) -> None:
@@ -177,8 +216,8 @@ def _check_conflicts(df: pd.DataFrame, path: Path) -> None:
     """Rows that cannot all be true are refused, never pooled: one model at two sizes (or two values of any scale
     column), or one model with two values for one task and metric."""
     for col in X_COLUMNS:
-        sizes = df[["model", col]].dropna().drop_duplicates()
-        twice = sizes[sizes.duplicated("model", keep=False)]
+        sizes = df[["family", "model", col]].dropna().drop_duplicates()
+        twice = sizes[sizes.duplicated(["family", "model"], keep=False)]
         if len(twice):
             model = twice["model"].iloc[0]
             values = sorted(twice.loc[twice["model"] == model, col])
@@ -355,7 +394,7 @@ def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = N
             stderr=[None if v is None or math.isnan(v) else v for v in g["stderr"].astype(float)],
             n=[None if v is None or math.isnan(v) else int(v) for v in g["n"].astype(float)],
             chance=c, ceiling=info.ceiling, floor=info.lower if higher else info.upper, higher_is_better=higher,
-            kind=kind,
+            kind=kind, family=str(keys[3 + split.index("family")]) if "family" in split else "", base_task=task,
             items=None if aggregate else _items(res, g["model"].tolist(), task, metric), x_name=x))
     return out
 

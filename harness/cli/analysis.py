@@ -12,6 +12,7 @@ from rich.table import Table
 
 from harness.cli.console import console, out, safe, whole
 from harness.errors import HarnessError
+from harness.store import display_name
 
 
 def _pairs(values: Optional[list[str]], flag: str, low: float, high: float) -> dict[str, float]:
@@ -31,12 +32,20 @@ def _pairs(values: Optional[list[str]], flag: str, low: float, high: float) -> d
     return parsed
 
 
-def _load(path: str, args: argparse.Namespace) -> Any:
+def _load(path: Any, args: argparse.Namespace) -> Any:
+    """``path``: one source, or the list given to ``classify`` / ``report`` (families side by side)."""
     from harness.analysis import load_classified
 
-    return load_classified(Path(path), sizes=_pairs(args.size, "--size", 1e-300, 1e300), x=args.x,
+    paths = [Path(p) for p in path] if isinstance(path, list) else Path(path)
+    families = {}
+    for item in getattr(args, "family", None) or []:
+        name, sep, where = item.partition("=")
+        if not sep or not name or not where:
+            raise HarnessError(f"expected NAME=PATH, got {item!r}", where="--family")
+        families[name] = where
+    return load_classified(paths, sizes=_pairs(args.size, "--size", 1e-300, 1e300), x=args.x,
                            metrics=args.metric, tasks=args.task, chance=_pairs(args.chance, "--chance", 0.0, 1.0),
-                           bootstrap=args.bootstrap)
+                           bootstrap=args.bootstrap, families=families)
 
 
 def labels_table(classifications: Sequence[Any], x: str) -> Table:
@@ -70,7 +79,7 @@ def _print_skipped(skipped: list[str]) -> None:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from harness.analysis import LABELS, metric_artifacts
+    from harness.analysis import LABELS, across_families, by_family, by_keyword, metric_artifacts
 
     classified = _load(args.results, args)
     classifications = classified.classifications
@@ -86,23 +95,46 @@ def cmd_classify(args: argparse.Namespace) -> int:
         out.print(safe(f"{metric}: {len(cs)} task(s): ") + ", ".join(f"{lab} {n} ({n / len(cs):.0%})"
                                                                       for lab, n in share.items() if n))
     print_artifacts(classifications)
+    if any(c.family for c in classifications):
+        for metric in sorted({c.metric for c in classifications}):
+            out.print(family_table([c for c in classifications if c.metric == metric], metric))
+        for line in across_families(classifications):
+            out.print(safe(line))
     if args.by == "keyword":
-        out.print(keyword_table(classified))
+        out.print(category_table(by_keyword(classified), "task keyword"))
+    elif args.by == "family":
+        out.print(category_table(by_family(classifications), "family"))
     _print_skipped(classified.skipped)
     return 0
 
 
-def keyword_table(classified: Any) -> Table:
-    """Per keyword and metric, the share of tasks in each scaling category (the table Wei et al. draw)."""
-    from harness.analysis import LABELS, by_keyword
+def family_table(classifications: Sequence[Any], metric: str) -> Table:
+    """One metric's labels side by side: a row per task, a column per family (label and confidence)."""
+    families = sorted({c.family for c in classifications})
+    table = Table(title=safe(f"{metric}: label (confidence) per family"))
+    table.add_column("task")
+    for f in families:
+        table.add_column(safe(f))
+    cells: dict[str, dict[str, str]] = {}
+    for c in classifications:
+        cells.setdefault(display_name(c.base_task, c.aggregate), {})[c.family] = f"{c.label} ({c.confidence:.2f})"
+    for task, row in sorted(cells.items()):
+        table.add_row(safe(task), *[safe(row.get(f, "-")) for f in families])
+    return table
 
-    counts = by_keyword(classified)
-    table = Table(title="scaling categories by task keyword (share of tasks)")
-    for col in ("keyword", "metric", "tasks", *LABELS):
-        table.add_column(col, justify="left" if col in ("keyword", "metric") else "right")
-    for (kw, metric), c in sorted(counts.items()):
+
+
+def category_table(counts: dict[tuple[str, str], Any], by: str) -> Table:
+    """Per ``by`` value (a family, a task keyword) and metric, the share of tasks in each scaling category (the
+    table Wei et al. draw)."""
+    from harness.analysis import LABELS
+
+    table = Table(title=f"scaling categories by {by} (share of tasks)")
+    for col in (by, "metric", "tasks", *LABELS):
+        table.add_column(col, justify="left" if col in (by, "metric") else "right")
+    for (key, metric), c in sorted(counts.items()):
         n = sum(c.values())
-        table.add_row(safe(kw), safe(metric), str(n), *[f"{c[lab] / n:.0%}" if c[lab] else "" for lab in LABELS])
+        table.add_row(safe(key), safe(metric), str(n), *[f"{c[lab] / n:.0%}" if c[lab] else "" for lab in LABELS])
     return table
 
 
@@ -226,8 +258,15 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS") -> None:
-    q.add_argument("results", metavar=metavar, help="a run folder, a folder of lm-eval results JSON, or a long-format CSV")
+def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS", several: bool = False) -> None:
+    what = "a run folder, a folder of lm-eval results JSON, or a long-format CSV"
+    if several:
+        q.add_argument("results", metavar=metavar, nargs="+",
+                       help=what + "; several are read side by side, each a model family unless its rows name one")
+        q.add_argument("--family", action="append", metavar="NAME=PATH",
+                       help="the family of the models in one of the sources (default: the source's name)")
+    else:
+        q.add_argument("results", metavar=metavar, help=what)
     q.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops", "step"],
                    help="scale variable (default: params)")
     q.add_argument("--metric", action="append", help="only this metric (repeatable)")
@@ -240,13 +279,14 @@ def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS") -> None:
 
 def add_parsers(sub: Any) -> None:
     c = sub.add_parser("classify", help="label each task's scaling curve, with a confidence")
-    _results_args(c)
+    _results_args(c, several=True)
     c.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    c.add_argument("--by", choices=["keyword"], help="also the share of tasks per category for each task keyword")
+    c.add_argument("--by", choices=["keyword", "family"],
+                   help="also the share of tasks per category for each task keyword, or for each model family")
     c.set_defaults(func=cmd_classify)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report with figures")
-    _results_args(rp)
+    _results_args(rp, several=True)
     rp.add_argument("--out", required=True, help="folder for index.html and figures/")
     rp.set_defaults(func=cmd_report)
 

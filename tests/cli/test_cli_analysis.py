@@ -45,3 +45,31 @@ def test_every_metric_disagreement_gets_a_verdict():
     messages = [metric_artifacts([c("acc", "discontinuous", d), c("brier", "continuous", k)])[0].message for d, k in pairs]
     assert "not a metric artifact" in messages[0] and "likely an artifact" in messages[1]
     assert "looks real" in messages[2] and "no verdict" in messages[3]
+
+
+def _lm_eval_folder(root, name, sizes, values):
+    import json
+
+    for size, value in zip(sizes, values):
+        folder = root / name / size
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps({
+            "results": {"arc_easy": {"acc,none": value, "acc_stderr,none": 0.01}},
+            "config": {"model_args": f"pretrained=/m/{name}-{size}"}}))
+    return root / name
+
+
+def test_two_lm_eval_folders_given_together_are_two_families(tmp_path, capsys):
+    import json
+
+    pythia = _lm_eval_folder(tmp_path, "pythia", ["70m", "160m", "410m", "1b"], [0.40, 0.45, 0.52, 0.58])
+    opt = _lm_eval_folder(tmp_path, "opt", ["125m", "350m", "1.3b", "2.7b"], [0.25, 0.25, 0.26, 0.25])
+    assert main(["classify", str(pythia), str(opt), "--family", f"OPT={opt}", "--json"]) == 0
+    found = {(r["task"], r["family"]): r["label"] for r in json.loads(capsys.readouterr().out)}
+    assert found[("arc_easy@pythia", "pythia")] == "smooth" and found[("arc_easy@OPT", "OPT")] == "flat"
+    assert main(["classify", str(pythia), str(opt), "--by", "family"]) == 0
+    printed = capsys.readouterr().out
+    assert "acc: label (confidence) per family" in printed and "scaling categories by family" in printed
+    assert "arc_easy / acc: " in printed and "of 2 families" in " ".join(printed.split())
+    assert main(["classify", str(pythia), "--family", f"x={tmp_path / 'elsewhere'}"]) == 2
+    assert "--family: x=" in capsys.readouterr().err

@@ -111,6 +111,8 @@ class Curve(_Keyed):
     items: Optional[np.ndarray] = None
     x_name: str = "params"
     aggregate: str = ""                # "" for a task; "macro" or "micro" for a task group's aggregate
+    family: str = ""                   # the model family, where the results hold several (``task`` then ends @FAMILY)
+    base_task: str = ""                # the task's own name (``task`` with any @FAMILY / @arch removed)
 
 
 @dataclass
@@ -126,6 +128,8 @@ class Classification(_Keyed):
     diagnostics: dict
     notes: list[str] = field(default_factory=list)
     aggregate: str = ""
+    family: str = ""  # as its curve's
+    base_task: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -340,7 +344,7 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
     if noise.startswith("none"):
         notes.append("no standard errors or per-example values: noise unknown")
     return Classification(curve.task, curve.metric, label, round(confidence, 4), curve.kind, shares, diag, notes,
-                          curve.aggregate)
+                          curve.aggregate, curve.family, curve.base_task or curve.task)
 
 
 @dataclass(frozen=True)
