@@ -15,7 +15,7 @@ from harness.analysis.results import Results
 from harness.analysis.scaling import Classification, Curve, display_name, metric_artifacts
 from harness.errors import HarnessError
 from harness.files import atomic_write, safe_name
-from harness.report.plots import COLORS, curve_png, decomposition_png, labels_png
+from harness.report.plots import COLORS, curve_png, decomposition_png, family_png, labels_png
 
 
 @dataclass
@@ -69,6 +69,27 @@ def _decompositions(res: Results, figs: Path) -> list[dict]:
     return out
 
 
+def _families(classified: Classified, figs: Path) -> Optional[dict]:
+    """Where the results hold several model families: one figure per task and metric with a line per family, and
+    the labels with a column per family. None otherwise."""
+    by_curve: dict[tuple[str, str, str], list] = {}
+    for curve, result in classified.curves:
+        if curve.family:
+            by_curve.setdefault((curve.base_task, curve.aggregate, curve.metric), []).append((curve, result))
+    if not by_curve:
+        return None
+    names = sorted({curve.family for lines in by_curve.values() for curve, _ in lines})
+    rows, figures = [], []
+    for (task, aggregate, metric), lines in sorted(by_curve.items()):
+        lines.sort(key=lambda cr: cr[0].family)
+        labels = {curve.family: result for curve, result in lines}
+        rows.append({"name": display_name(task, aggregate), "metric": metric, "labels": [labels.get(f) for f in names]})
+        name = f"{safe_name(display_name(task, aggregate))}__{safe_name(metric)}__families.png"
+        figures.append({"name": display_name(task, aggregate), "metric": metric, "n": len(lines),
+                        "image": _uri(family_png(lines, figs / name)), "file": f"figures/{name}"})
+    return {"names": names, "rows": rows, "figures": figures}
+
+
 def build_report(classified: Classified, out_dir: Path, title: Optional[str] = None) -> Path:
     """Write ``index.html`` (figures embedded, opens offline) and every figure as PNG under ``figures/``."""
     res = classified.results
@@ -101,12 +122,13 @@ def build_report(classified: Classified, out_dir: Path, title: Optional[str] = N
                  if t.get(k) and t.get("preferred_metric")}  # a group's: its subtasks' (BIG-bench's aggregate)
     canaries = sorted({t["canary"] for t in tasks if t.get("canary")})  # the prompts shown carry benchmark data
     decompositions = _decompositions(res, figs)
+    families = _families(classified, figs)
     env = Environment(loader=PackageLoader("harness.report", "."), autoescape=select_autoescape(["html"]))
     page = env.get_template("template.html").render(
         title=title or f"Scaling report: {res.source}", source=str(res.source), format=res.format,
         classifications=classifications, panels=panels, labels_uri=labels_uri, artifacts=artifacts, colors=COLORS,
         artifact_pairs=list(pairs.values()), preferred=preferred, canaries=canaries, decompositions=decompositions,
-        names={key: display_name(*key) for key in panels},
+        names={key: display_name(*key) for key in panels}, families=families,
         examples={key: _examples(res, curves, key) for key in panels}, x=classifications[0].diagnostics["x"])
     path = out_dir / "index.html"
     atomic_write(path, page.encode("utf-8"))

@@ -1,4 +1,5 @@
-"""Figures for the report: one scaling curve per (task, metric), and the distribution of labels."""
+"""Figures for the report: one scaling curve per (task, metric), the same task across model families, and the
+distribution of labels."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from harness.analysis.scaling import LABELS, Classification, Curve  # noqa: E402
+from harness.analysis.scaling import LABELS, Classification, Curve, display_name  # noqa: E402
 
 COLORS = {"smooth": "#2e7d32", "inverse": "#c62828", "flat": "#757575", "emergent": "#6a1b9a",
           "u_shaped": "#ef6c00", "inverted_u": "#ad1457", "not_correlated": "#1565c0"}
@@ -49,6 +50,34 @@ def curve_png(curve: Curve, result: Classification, path: Path) -> bytes:
     ax.tick_params(labelsize=9)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=8, loc="best", framealpha=0.85)
+    return _save(fig, path)
+
+
+def family_png(lines: list[tuple[Curve, Classification]], path: Path) -> bytes:
+    """One task and metric across model families: a line per family (its per-size means), each family's break
+    band in its colour, chance dashed; the legend names each family with its label."""
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
+    palette = plt.get_cmap("tab20" if len(lines) > 10 else "tab10")
+    markers = "os^Dv<>ph*"
+    chance = next((r.diagnostics["chance"] for _, r in lines if r.diagnostics["chance"] is not None), None)
+    for i, (curve, result) in enumerate(lines):
+        d = result.diagnostics
+        color = palette(i % palette.N)
+        ax.plot(d["sizes"], d["values"], color=color, marker=markers[i % len(markers)], ms=4, lw=1.6,
+                label=_text(f"{curve.family}: {result.label} ({result.confidence:.2f})"))
+        if "break_between" in d:
+            ax.axvspan(*d["break_between"], color=color, alpha=0.08, lw=0)
+    if chance is not None:
+        ax.axhline(chance, color="#424242", ls="--", lw=1, label="chance")
+    curve, result = lines[0]
+    x = result.diagnostics["x"]
+    ax.set_xscale("log")
+    ax.set_xlabel(_text(X_LABELS.get(x, x)), fontsize=10)
+    ax.set_ylabel(_text(curve.metric + ("" if curve.higher_is_better else " (lower is better)")), fontsize=10)
+    ax.set_title(_text(f"{display_name(curve.base_task, curve.aggregate)} · {curve.metric}: {len(lines)} families"),
+                 fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.85)
     return _save(fig, path)
 
 

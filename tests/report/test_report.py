@@ -113,3 +113,36 @@ def test_report_shows_metric_artifact_pairs_side_by_side(tmp_path):
     section = page.split("Metric artifacts")[1].split("Curves per task")[0]
     assert "exact_match is emergent" in section and "target_logprob smooth" in section
     assert section.count("<figure>") == 2  # the discontinuous curve beside the continuous one
+
+
+def test_report_draws_families_side_by_side_in_a_real_browser(tmp_path):
+    """13 families of published curves: a figure per task × metric with a line per family (legend naming each
+    with its label), the labels with a column per family, every image decoded by headless Chromium."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    data = Path(__file__).parents[1] / "analysis" / "scaling" / "data" / "published_curves_dev.csv"
+    families = sorted(pd.read_csv(data)["family"].unique())
+    assert len(families) >= 5
+    out = tmp_path / "rep"
+    assert main(["report", str(data), "--out", str(out), "--task", "mmlu", "--task", "arc_challenge"]) == 0
+    page = (out / "index.html").read_text()
+    assert "Families side by side" in page and f"{len(families)} families; a curve per family" in page
+    header = re.search(r'<table class="families">\s*<tr>(.*?)</tr>', page, re.S).group(1)
+    assert re.findall(r"<th>(.*?)</th>", header)[2:] == families
+    assert sorted(p.name for p in (out / "figures").glob("*__families.png")) == [
+        "arc_challenge__score__families.png", "mmlu__score__families.png"]
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Debian's chromium is needed for the rendering check (.ci/run installs it)"
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                    "--window-size=1400,2400", f"--screenshot={shot}", (out / "index.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+                          "--dump-dom", (out / "index.html").as_uri()], capture_output=True, text=True, timeout=120).stdout
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    total, decoded = (int(re.search(rf'{a}="(\d+)"', body).group(1)) for a in ("data-images", "data-images-decoded"))
+    assert total == decoded == page.count("data:image/png;base64,")
+    assert len(re.findall(r'<figure class="family"><img src="data:image/png', dom)) == 2
