@@ -144,7 +144,9 @@ class RunStore:
 
     def clean_tmp(self) -> None:
         """Remove the temporary files a killed run of this harness left behind: only where it writes (the run
-        folder and ``models/<model>/``), and only names its ``atomic_write`` makes (``.tmp-<file>.<pid>``)."""
+        folder; ``models/<model>/`` and its chunk folders once the folder is marked as ours), only the names its
+        ``atomic_write`` makes there (``.tmp-scores.csv.<pid>``, ``.tmp-<task>.jsonl.<pid>``, ...), and only when
+        that process is gone (a concurrent run may be writing it)."""
         top = "|".join(re.escape(n) for n in ("scores.csv", "manifest.json", MARKER))
         patterns = [(self.root, re.compile(re.escape(TMP_PREFIX) + f"({top})" + r"\.\d+"))]
         if (self.root / MARKER).is_file():  # models/<model>/ is ours only in a folder we marked

@@ -38,7 +38,7 @@ def visible(text: object) -> str:
     s = str(text)
     if s.isprintable():
         return s
-    return "".join(c if c.isprintable() or (c == " ") else
+    return "".join(c if c.isprintable() else
                    (repr(c)[1:-1] if unicodedata.category(c) == "Cc" else f"\\u{ord(c):04x}") for c in s)
 
 
