@@ -14,7 +14,6 @@ from harness import metrics as M
 from harness.extraction import apply_filters, extract_answer
 from harness.models.backend import Backend, GenerationRequest
 from harness.tasks.prepared import PreparedTask
-from harness.tasks.prompts import Instance
 
 
 class ChoiceRecord(TypedDict):
@@ -103,6 +102,8 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
                 doc_id=i.doc_id, doc_hash=i.doc_hash, prompt=i.context, choices=choices, gold=i.gold,
                 logprobs=[r.logprob for r in res], n_tokens=[r.n_tokens for r in res],
                 is_greedy=[r.is_greedy for r in res], n_bytes=[len(c.encode("utf-8")) for c in choices], metrics={})
+            if any(r.truncated for r in res):
+                choice["truncated"] = True
             if i.choice_scores is not None:
                 choice["choice_scores"] = list(i.choice_scores)
             if i.contexts is not None:
@@ -116,7 +117,10 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
         scored = [TargetRecord(doc_id=i.doc_id, doc_hash=i.doc_hash, prompt=i.context, target=i.target or "", target_logprob=r.logprob,
                                target_tokens=r.n_tokens, is_greedy=r.is_greedy, token_greedy=list(r.token_greedy),
                                metrics={}) for i, r in zip(insts, lls)]
-        for target, i, refs in zip(scored, insts, several):
+        for target, i, refs, r in zip(scored, insts, several, lls):
+            if r.truncated or (spec.output == "generate" and _prompt_cut(backend, i.context,
+                                                                         spec.generation.max_new_tokens)):
+                target["truncated"] = True
             if i.references is not None:
                 target["references"] = list(i.references)
             if refs:
@@ -131,8 +135,6 @@ def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
                                     n_bytes=len(i.context.encode("utf-8")), n_words=len(re.split(r"\s+", i.context)),
                                     metrics={}) for i, r in zip(insts, lls)]
     for rec, inst in zip(records, insts):
-        if _truncated(backend, inst, spec.output, spec.generation.max_new_tokens):
-            rec["truncated"] = True
         if inst.slices:
             rec["slices"] = dict(inst.slices)
         rec["metrics"] = {m.name: M.compute(m.name, rec, m.options) for m in spec.metrics}
@@ -160,15 +162,11 @@ def _generate(backend: Backend, prepared: PreparedTask, scored: list[TargetRecor
     return records
 
 
-def _truncated(backend: Backend, inst: Instance, output: str, new_tokens: int) -> bool:
-    """Whether a scored text is longer than the model's context, so its prompt was cut to the last tokens.
-    Every token covers at least one UTF-8 byte, so only texts near the limit in bytes are tokenized to check."""
-    if output == "perplexity":
-        return False  # scored in windows, never cut
-    n = backend.max_length
-    scored = [c + k for c, k in inst.requests] if inst.choices is not None else [inst.context + inst.delimiter + (inst.target or "")]
-    limits = [(t, n) for t in scored] + ([(inst.context, n - new_tokens)] if output == "generate" else [])
-    return any(len(t.encode("utf-8")) + 4 > limit and len(backend.tokenize(t)) > limit for t, limit in limits)
+def _prompt_cut(backend: Backend, context: str, new_tokens: int) -> bool:
+    """Whether a generation prompt is cut to leave room for ``new_tokens``. Every token covers at least one UTF-8
+    byte, so only a prompt near the limit in bytes is tokenized."""
+    room = backend.max_length - new_tokens
+    return len(context.encode("utf-8")) + 4 > room and len(backend.tokenize(context)) > room
 
 
 def unrepresentable_documents(backend: Backend, prepared: PreparedTask) -> int:

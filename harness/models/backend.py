@@ -16,6 +16,7 @@ class LogLikelihood(NamedTuple):
     is_greedy: bool  # every continuation token is the argmax given what precedes it
     n_tokens: int
     token_greedy: tuple[bool, ...] = ()  # per continuation token: the argmax given the true prefix (teacher forcing)
+    truncated: bool = False  # longer than the model's context: the context was cut to its last tokens
 
 
 @dataclass(frozen=True)

@@ -269,8 +269,11 @@ class HFBackend:
         context is computed once and each choice attends to it and to itself (see ``_score_packed_batch``).
         Tokens every context starts with (a shared few-shot block) are computed once for all of them."""
         pairs = self.encode_pairs(requests)
-        if not self.packing:
-            return self.score_tokens(pairs)
+        out = self._packed(pairs) if self.packing else self.score_tokens(pairs)
+        return [r._replace(truncated=True) if len(c) + len(x) > self.max_length + 1 else r for r, (c, x) in zip(out, pairs)]
+
+    def _packed(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[LogLikelihood]:
+        """``loglikelihood`` with choices packed behind their shared context (pairs too long to pack: one by one)."""
         groups: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
         for i, (ctx, cont) in enumerate(pairs):
             groups.setdefault(tuple(ctx), {}).setdefault(tuple(cont), []).append(i)

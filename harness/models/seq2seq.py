@@ -54,7 +54,9 @@ class Seq2SeqBackend(HFBackend):
         return out
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
-        return self.score_tokens(self.encode_pairs(requests))
+        pairs = self.encode_pairs(requests)
+        return [r._replace(truncated=True) if max(len(c), len(x)) > self.max_length else r
+                for r, (c, x) in zip(self.score_tokens(pairs), pairs)]
 
     def _item(self, ctx: tuple[int, ...], cont: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """The encoder input and the labels, each cut to the model's length."""
