@@ -123,7 +123,6 @@ def family_table(classifications: Sequence[Any], metric: str) -> Table:
     return table
 
 
-
 def category_table(counts: dict[tuple[str, str], Any], by: str) -> Table:
     """Per ``by`` value (a family, a task keyword) and metric, the share of tasks in each scaling category (the
     table Wei et al. draw)."""
