@@ -106,11 +106,14 @@ def project_config(model: Path, change: Optional[Mapping[str, Any]] = None) -> d
     return cfg
 
 
-def write_config(workdir: Path, models: list[Path], tasks: list[str], **run: Any) -> Path:
-    """``workdir/config.yaml`` naming ``models`` (local folders) and ``tasks``, CPU, results under ``workdir``."""
+def write_config(workdir: Path, models: list[Path], tasks: list[str], family: Optional[str] = "tiny", **run: Any
+                 ) -> Path:
+    """``workdir/config.yaml`` naming ``models`` (local folders) and ``tasks``, CPU, results under ``workdir``. The
+    tiny models stand in for one family of sizes (``family``; None: each model's inferred family)."""
     import yaml
 
-    cfg = {"name": "t", "suite": [{"model": str(m)} for m in models], "tasks": tasks,
+    suite = [{"model": str(m), **({"family": family} if family else {})} for m in models]
+    cfg = {"name": "t", "suite": suite, "tasks": tasks,
            "run": {"device": "cpu", **run}, "output": str(workdir / "results" / "t")}
     path = workdir / "config.yaml"
     path.write_text(yaml.safe_dump(cfg))

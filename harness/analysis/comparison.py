@@ -1,5 +1,7 @@
 """Compare two results (two suites on the same tasks, or two variants of one suite): per task and
 metric the difference with a paired test where both answered the same items, and the labels that changed.
+Two model families (different models) are compared at matched x instead: each family's curve interpolated on
+log x at the sizes both span, with a z-test from the pooled standard errors at each.
 
 Paired tests: McNemar's exact test for 0/1 metrics (accuracy, exact match) of one model in both runs;
 a paired bootstrap over shared items otherwise, and for the mean over a suite (items resampled jointly
@@ -18,7 +20,7 @@ from scipy.stats import binomtest, false_discovery_control, norm
 
 from harness.analysis.classified import Classified
 from harness.analysis.results import Results
-from harness.analysis.scaling import Curve, display_name
+from harness.analysis.scaling import Classification, Curve, display_name, size_means
 from harness.errors import HarnessError
 
 SUITE = "mean over models"
@@ -183,3 +185,113 @@ def _item_means(res: Results, curve: Curve) -> dict:
 def _mean_se(curve: Curve) -> Optional[float]:
     se = [s for s in (curve.stderr or []) if s is not None and not math.isnan(s)]
     return math.sqrt(sum(s * s for s in se)) / len(se) if se and len(se) == len(curve.models) else None
+
+
+@dataclass
+class MatchedPoint:
+    """Two families' curves at one x, each interpolated on log x between its measured sizes."""
+
+    x: float
+    a: float
+    b: float
+    se: float  # of b − a; nan when a family's noise is not known
+    p: float
+    q: float = float("nan")
+
+    @property
+    def delta(self) -> float:
+        return self.b - self.a
+
+
+@dataclass
+class FamilyContrast:
+    """One task and metric in two families: each one's label, and where their curves differ beyond noise."""
+
+    task: str
+    aggregate: str
+    metric: str
+    a: Classification
+    b: Classification
+    points: list[MatchedPoint]
+    higher_is_better: bool
+
+    @property
+    def name(self) -> str:
+        return display_name(self.task, self.aggregate)
+
+    @property
+    def differing(self) -> list[MatchedPoint]:
+        return [p for p in self.points if p.q < 0.05]
+
+    @property
+    def verdict(self) -> str:
+        if not self.points:
+            return "no x range in common"
+        if all(math.isnan(p.p) for p in self.points):
+            return "not tested (no standard errors)"
+        if not self.differing:
+            return "no difference beyond noise"
+        b_better = [(p.delta > 0) == self.higher_is_better for p in self.differing]
+        who = "B better" if all(b_better) else "A better" if not any(b_better) else "crossing"
+        xs = [p.x for p in self.differing]
+        return f"{who} at {len(xs)} of {len(self.points)} matched x ({min(xs):.3g}–{max(xs):.3g})"
+
+
+@dataclass
+class FamilyComparison:
+    family_a: str
+    family_b: str
+    contrasts: list[FamilyContrast]
+    only_a: list[tuple[str, str, str]] = field(default_factory=list)
+    only_b: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _at(curve: Curve, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A curve's per-size means and standard errors at ``xs`` (inside its range), linear in log x between sizes."""
+    sizes, means, se, noise = size_means(curve)
+    if noise == "none":
+        se = np.full(len(sizes), np.nan)
+    lx, lt = np.log10(sizes), np.log10(xs)
+    i = np.clip(np.searchsorted(lx, lt, side="right") - 1, 0, max(len(lx) - 2, 0))
+    j = np.minimum(i + 1, len(lx) - 1)
+    w = np.where(j > i, (lt - lx[i]) / np.where(j > i, lx[j] - lx[i], 1.0), 0.0)
+    return (1 - w) * means[i] + w * means[j], np.sqrt(((1 - w) * se[i]) ** 2 + (w * se[j]) ** 2)
+
+
+def _family_key(curve: Curve) -> tuple[str, str, str]:
+    """A curve's task (any @arch kept, its @FAMILY dropped), aggregate and metric: what two families share."""
+    task = curve.base_task + curve.task[len(curve.base_task):].replace(f"@{curve.family}", "", 1)
+    return task, curve.aggregate, curve.metric
+
+
+def compare_families(classified: Classified, family_a: str, family_b: str) -> FamilyComparison:
+    """Family B against family A on every task and metric both have: labels, and B − A at each x both span (the
+    sizes of either family inside the common range), with Benjamini-Hochberg q-values over the table."""
+    have = sorted({c.family for c, _ in classified.curves if c.family})
+    for name in (family_a, family_b):
+        if name not in have:
+            raise HarnessError(f"no family {name!r} in the results (have: {', '.join(have) or 'none'})",
+                               where="--families")
+    if family_a == family_b:
+        raise HarnessError("name two different families", where="--families")
+    side = {f: {_family_key(c): (c, r) for c, r in classified.curves if c.family == f} for f in (family_a, family_b)}
+    ka, kb = side[family_a], side[family_b]
+    contrasts = []
+    for key in sorted(set(ka) & set(kb)):
+        (ca, ra), (cb, rb) = ka[key], kb[key]
+        lo, hi = max(min(ca.x), min(cb.x)), min(max(ca.x), max(cb.x))
+        xs = np.array(sorted({float(v) for v in [*ca.x, *cb.x] if lo <= v <= hi}))
+        points = []
+        if len(xs):
+            (ya, sa), (yb, sb) = _at(ca, xs), _at(cb, xs)
+            for x, a, b, se in zip(xs, ya, yb, np.hypot(sa, sb)):
+                p = float(2 * norm.sf(abs(b - a) / se)) if se > 0 else float("nan")
+                points.append(MatchedPoint(float(x), float(a), float(b), float(se), p))
+        contrasts.append(FamilyContrast(*key, ra, rb, points, ca.higher_is_better))
+    if not contrasts:
+        raise HarnessError(f"families {family_a!r} and {family_b!r} share no task and metric", where="--families")
+    tested = [p for c in contrasts for p in c.points if not math.isnan(p.p)]
+    if tested:
+        for point, q in zip(tested, false_discovery_control([p.p for p in tested])):
+            point.q = float(q)
+    return FamilyComparison(family_a, family_b, contrasts, sorted(set(ka) - set(kb)), sorted(set(kb) - set(ka)))

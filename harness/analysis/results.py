@@ -23,21 +23,10 @@ import pandas as pd
 from harness.analysis.scaling import Curve, known_chance, metric_info
 from harness.errors import HarnessError
 from harness.files import TOO_DEEP
+from harness.models.suite import parse_size
 from harness.store import SCORE_COLUMNS, RunStore
 
 X_COLUMNS = ("params", "nonembedding_params", "tokens", "flops", "step")  # step: checkpoints of one run
-_UNITS = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
-_SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([kmbt])(\d*)(?![a-z])", re.IGNORECASE)
-
-
-def parse_size(name: str) -> Optional[float]:
-    """Parameters from a model name: ``pythia-1.4b`` → 1.4e9, ``bloom-1b1`` → 1.1e9, ``70m`` → 7e7.
-    The first size-like token of the last path component wins; None when there is none."""
-    m = _SIZE.search(name.rstrip("/").split("/")[-1])
-    if m is None:
-        return None
-    number = m.group(1) + ("." + m.group(3) if m.group(3) and "." not in m.group(1) else "")
-    return float(number) * _UNITS[m.group(2).lower()]
 
 
 @dataclass
@@ -50,6 +39,7 @@ class Results:
     store: Optional[RunStore] = None
     samples: dict[tuple[str, str], Path] = field(default_factory=dict)  # lm-eval --log_samples files
     parts: list[Results] = field(default_factory=list)  # several sources read together: each one's own
+    left_out: dict[str, str] = field(default_factory=dict)  # family → which of its models lack an x value
     _read: dict[tuple[str, str], list[dict]] = field(default_factory=dict, repr=False)
 
     def _owner(self, model: str) -> Optional[Results]:
@@ -330,6 +320,9 @@ def _read_lm_eval(root: Path) -> Results:
 
 
 def _fill_sizes(res: Results, sizes: dict[str, float], x: str) -> Results:
+    """The x value of every row: from the file, ``--size``, the model's name (params), or 6·N·D (FLOPs, where
+    params and tokens are known). Where several families are read, a family's models without a value are left
+    out with a note (a family without training tokens has no FLOPs axis); one family must have them all."""
     if x not in X_COLUMNS:
         raise HarnessError(f"unknown x '{x}' (use {', '.join(X_COLUMNS)})", where="--x")
     df = res.scores
@@ -339,11 +332,24 @@ def _fill_sizes(res: Results, sizes: dict[str, float], x: str) -> Results:
         raise HarnessError(f"--size names model(s) not in the results: {unknown}", source=res.source)
     for model, value in sizes.items():
         df.loc[df["model"] == model, x] = float(value)
+    from_name = pd.Series([np.nan if (s := parse_size(m)) is None else s for m in df["model"]], index=df.index)
+    params = pd.to_numeric(df["params"], errors="coerce").astype(float).fillna(from_name)
     if x == "params":
-        missing = df[x].isna()
-        df.loc[missing, x] = [np.nan if (s := parse_size(m)) is None else s for m in df.loc[missing, "model"]]
-    still = sorted(set(df.loc[df[x].isna() | (df[x] <= 0), "model"]))
-    if still:
+        df[x] = df[x].fillna(params)
+    elif x == "flops":  # training compute ≈ 6 · parameters · tokens (Kaplan et al. 2020)
+        df[x] = df[x].fillna(6.0 * params * pd.to_numeric(df["tokens"], errors="coerce").astype(float))
+    lacking = df[x].isna() | (df[x] <= 0)
+    still = sorted(set(df.loc[lacking, "model"]))
+    if still and df["family"].nunique() > 1 and not lacking.all():
+        what = {"flops": "FLOPs or training tokens", "tokens": "training tokens"}.get(x, x)
+        for family, g in df[lacking].groupby("family"):
+            models = sorted(set(g["model"]))
+            total = df.loc[df["family"] == family, "model"].nunique()
+            res.left_out[str(family)] = (f"{family}: no {what} for {len(models)} of {total} model(s) "
+                                         f"({', '.join(models[:3])}{', …' if len(models) > 3 else ''}); left out of "
+                                         f"the {x} axis")
+        res.scores = df[~lacking].reset_index(drop=True)
+    elif still:
         raise HarnessError(f"no {x} for model(s) {still}: none in the file or the name; pass --size MODEL=VALUE",
                            source=res.source)
     return res

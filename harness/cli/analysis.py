@@ -32,18 +32,18 @@ def _pairs(values: Optional[list[str]], flag: str, low: float, high: float) -> d
     return parsed
 
 
-def _load(path: Any, args: argparse.Namespace) -> Any:
-    """``path``: one source, or the list given to ``classify`` / ``report`` (families side by side)."""
+def _load(paths: Sequence[str], args: argparse.Namespace, named: bool = True) -> Any:
+    """One source, or several read side by side (each a family unless its rows name one); ``named``: apply
+    ``--family NAME=PATH``."""
     from harness.analysis import load_classified
 
-    paths = [Path(p) for p in path] if isinstance(path, list) else Path(path)
     families = {}
-    for item in getattr(args, "family", None) or []:
+    for item in (getattr(args, "family", None) or []) if named else []:
         name, sep, where = item.partition("=")
         if not sep or not name or not where:
             raise HarnessError(f"expected NAME=PATH, got {item!r}", where="--family")
         families[name] = where
-    return load_classified(paths, sizes=_pairs(args.size, "--size", 1e-300, 1e300), x=args.x,
+    return load_classified([Path(p) for p in paths], sizes=_pairs(args.size, "--size", 1e-300, 1e300), x=args.x,
                            metrics=args.metric, tasks=args.task, chance=_pairs(args.chance, "--chance", 0.0, 1.0),
                            bootstrap=args.bootstrap, families=families)
 
@@ -73,8 +73,13 @@ def print_artifacts(classifications: Sequence[Any]) -> None:
         out.print(safe(f"metric artifact? {key[0] + (f' ({key[1]})' if key[1] else '')}: {msg}"))
 
 
-def _print_skipped(skipped: list[str]) -> None:
-    for msg in skipped:
+def _print_skipped(classified: Any, families: Optional[Sequence[str]] = None) -> None:
+    """What the analysis left out: models without a value on the x axis (of ``families``: all by default), curves
+    with too few sizes."""
+    for family, msg in classified.results.left_out.items():
+        if families is None or family in families:
+            console.print(f"note: {msg}", markup=False)
+    for msg in classified.skipped:
         console.print(f"skipped: {msg}", markup=False)
 
 
@@ -84,6 +89,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     classified = _load(args.results, args)
     classifications = classified.classifications
     if args.json:
+        _print_skipped(classified)  # on stderr
         artifacts = {(a.task, a.discontinuous[0]): a.message for a in metric_artifacts(classifications)}
         rows = [{**c.to_dict(), "metric_artifact": artifacts.get((c.key, c.metric))} for c in classifications]
         print(json.dumps(rows, indent=1, default=float))
@@ -104,7 +110,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         out.print(category_table(by_keyword(classified), "task keyword"))
     elif args.by == "family":
         out.print(category_table(by_family(classifications), "family"))
-    _print_skipped(classified.skipped)
+    _print_skipped(classified)
     return 0
 
 
@@ -142,7 +148,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     classified = _load(args.results, args)
     path = build_report(classified, Path(args.out))
-    _print_skipped(classified.skipped)
+    _print_skipped(classified)
     out.print(safe(f"report: {path}  ({len(classified.curves)} curves; figures in {path.parent / 'figures'})"))
     return 0
 
@@ -151,8 +157,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from harness.analysis import compare
     from harness.analysis.comparison import SUITE
 
-    cmp = compare(_load(args.run_a, args), _load(args.results, args))
-    table = Table(title=safe(f"B − A  (A = {args.run_a}, B = {args.results}); q = Benjamini-Hochberg over the table"))
+    if args.families:
+        return _compare_families(_load(args.results, args), *args.families)
+    if len(args.results) != 2:
+        raise HarnessError(f"{len(args.results)} results given: compare takes two (A and B), or any number with "
+                           "--families A B", where="compare")
+    run_a, run_b = args.results
+    a, b = _load([run_a], args, named=False), _load([run_b], args, named=False)
+    if not set(a.results.scores["model"]) & set(b.results.scores["model"]):  # two families: compare at matched x
+        both = _load(args.results, args)
+        names = [sorted(set(part.scores["family"])) for part in both.results.parts]
+        if len(names[0]) == len(names[1]) == 1 and names[0] != names[1]:
+            return _compare_families(both, names[0][0], names[1][0])
+    cmp = compare(a, b)
+    table = Table(title=safe(f"B − A  (A = {run_a}, B = {run_b}); q = Benjamini-Hochberg over the table"))
     for col in ("task", "metric", "scope", "A", "B", "B − A", "95% CI", "p", "q", "test", "items", "verdict"):
         table.add_column(col, overflow="fold")
     shown = [d for d in cmp.differences if args.per_model or d.scope == SUITE or d.verdict != "no significant change"]
@@ -181,6 +199,35 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for (task, model), count in sorted(cmp.mismatched.items()):
         console.print("[yellow]WARNING[/] " + safe(f"{task} / {model}: {count} document id(s) name different rows in "
                       "A and B (the data changed or was reordered); only identical rows are paired"), soft_wrap=True)
+    return 0
+
+
+def _compare_families(classified: Any, family_a: str, family_b: str) -> int:
+    """Two families on the tasks both have: labels, and B − A at matched x where it is beyond noise."""
+    from harness.analysis.comparison import compare_families
+
+    cmp = compare_families(classified, family_a, family_b)
+    x = classified.curves[0].curve.x_name
+    table = Table(title=safe(f"family B − family A at matched {x} (A = {family_a}, B = {family_b}; each curve "
+                             f"interpolated on log {x}; q = Benjamini-Hochberg over the table)"))
+    for col in ("task", "metric", "A", "B", f"common {x}", "matched", "largest B − A", "at", "verdict"):
+        table.add_column(col, overflow="fold")
+    for c in cmp.contrasts:
+        top = max(c.points, key=lambda p: abs(p.delta), default=None)
+        table.add_row(safe(c.name), safe(c.metric), f"{c.a.label} ({c.a.confidence:.2f})",
+                      f"{c.b.label} ({c.b.confidence:.2f})",
+                      f"{c.points[0].x:.3g}–{c.points[-1].x:.3g}" if c.points else "-", str(len(c.points)),
+                      "-" if top is None else f"{top.delta:+.4g}" + ("" if top.se != top.se else f" ± {1.96 * top.se:.2g}"),
+                      "-" if top is None else f"{top.x:.3g}", c.verdict)
+    out.print(table)
+    apart = sum(bool(c.differing) for c in cmp.contrasts)
+    out.print(safe(f"summary: {len(cmp.contrasts)} task×metric curves in both families; "
+                   f"{sum(c.a.label != c.b.label for c in cmp.contrasts)} with different labels; {apart} differ beyond "
+                   f"noise at some matched {x} (q < 0.05)"))
+    _print_skipped(classified, (family_a, family_b))
+    for which, keys in ((family_a, cmp.only_a), (family_b, cmp.only_b)):
+        if keys:
+            out.print(safe(f"only in {which}: " + ", ".join(f"{t}{f' ({a})' if a else ''}/{m}" for t, a, m in keys)))
     return 0
 
 
@@ -257,15 +304,15 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     return 0
 
 
-def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS", several: bool = False) -> None:
+def _results_args(q: argparse.ArgumentParser, several: str = "") -> None:
+    """The options every analysis command shares; ``several``: how several sources are read (else one)."""
     what = "a run folder, a folder of lm-eval results JSON, or a long-format CSV"
     if several:
-        q.add_argument("results", metavar=metavar, nargs="+",
-                       help=what + "; several are read side by side, each a model family unless its rows name one")
+        q.add_argument("results", metavar="RESULTS", nargs="+", help=f"{what}; {several}")
         q.add_argument("--family", action="append", metavar="NAME=PATH",
                        help="the family of the models in one of the sources (default: the source's name)")
     else:
-        q.add_argument("results", metavar=metavar, help=what)
+        q.add_argument("results", metavar="RESULTS", help=what)
     q.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops", "step"],
                    help="scale variable (default: params)")
     q.add_argument("--metric", action="append", help="only this metric (repeatable)")
@@ -277,15 +324,16 @@ def _results_args(q: argparse.ArgumentParser, metavar: str = "RESULTS", several:
 
 
 def add_parsers(sub: Any) -> None:
+    side_by_side = "several are read side by side, each a model family unless its rows name one"
     c = sub.add_parser("classify", help="label each task's scaling curve, with a confidence")
-    _results_args(c, several=True)
+    _results_args(c, side_by_side)
     c.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     c.add_argument("--by", choices=["keyword", "family"],
                    help="also the share of tasks per category for each task keyword, or for each model family")
     c.set_defaults(func=cmd_classify)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report with figures")
-    _results_args(rp, several=True)
+    _results_args(rp, side_by_side)
     rp.add_argument("--out", required=True, help="folder for index.html and figures/")
     rp.set_defaults(func=cmd_report)
 
@@ -309,8 +357,11 @@ def add_parsers(sub: Any) -> None:
     fp.add_argument("--json", action="store_true")
     fp.set_defaults(func=cmd_forecast)
 
-    cp = sub.add_parser("compare", help="differences between two results with paired tests, and label changes")
-    cp.add_argument("run_a", metavar="RUN_A", help="the baseline (A); same kinds of source as RUN_B")
-    _results_args(cp, "RUN_B")
+    cp = sub.add_parser("compare", help="differences between two results with paired tests, and label changes; "
+                        "two model families at matched x")
+    _results_args(cp, "A (the baseline) then B; two results without a model in common are two families, compared "
+                  "at matched x; with --families, any number of sources")
+    cp.add_argument("--families", nargs=2, metavar=("A", "B"),
+                    help="compare these two families of the results given, at matched x (curves interpolated on log x)")
     cp.add_argument("--per-model", action="store_true", help="show every per-model row, not only significant ones")
     cp.set_defaults(func=cmd_compare)

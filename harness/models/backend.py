@@ -31,6 +31,7 @@ class Backend(Protocol):
 
     max_length: int  # the longest sequence, in tokens, the model takes
     arch: str  # "causal" (decoder-only) or "seq2seq" (encoder-decoder): recorded with every result
+    model_type: str  # the model config's type (``llama``, ``t5``): a family's default when neither spec nor name says
     weight_bytes: int  # what the loaded weights take in memory (after any quantization)
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:

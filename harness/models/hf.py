@@ -77,6 +77,7 @@ class HFBackend:
         if spec.quantization is not None:
             quantize(self.model, spec.quantization)
         self.weight_bytes = weight_bytes(self.model)
+        self.model_type = str(getattr(self.model.config, "model_type", "") or "")
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id

@@ -15,6 +15,28 @@ from harness.files import atomic_write, digest, file_sha256
 
 METADATA_FILE = "harness_meta.json"  # written by `harness ladder build`; read for tokens/FLOPs/seed
 DType = Literal["auto", "float32", "float16", "bfloat16"]
+_UNITS = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+_SIZE = re.compile(r"(?<![a-z0-9.])(\d+(?:\.\d+)?)([kmbt])(\d*)(?![a-z])", re.IGNORECASE)
+
+
+def parse_size(name: str) -> Optional[float]:
+    """Parameters from a model name: ``pythia-1.4b`` → 1.4e9, ``bloom-1b1`` → 1.1e9, ``70m`` → 7e7.
+    The first size-like token of the last path component wins; None when there is none."""
+    m = _SIZE.search(name.rstrip("/").split("/")[-1])
+    if m is None:
+        return None
+    number = m.group(1) + ("." + m.group(3) if m.group(3) and "." not in m.group(1) else "")
+    return float(number) * _UNITS[m.group(2).lower()]
+
+
+def infer_family(model: str, model_type: str = "") -> str:
+    """The family of a suite entry that names none: the model's name without its size
+    (``EleutherAI/pythia-1.4b-deduped`` → ``pythia-deduped``, ``Qwen1.5-0.5B-Chat`` → ``Qwen1.5-Chat``), else its
+    config's model type (``llama``), else "" (no family)."""
+    base = model.rstrip("/").split("/")[-1]
+    m = _SIZE.search(base)
+    stem = re.sub(r"([-_.])[-_.]+", r"\1", base[:m.start()] + "-" + base[m.end():]).strip("-_.") if m else ""
+    return stem or model_type
 
 
 class Quantization(BaseModel):
@@ -163,7 +185,8 @@ class ModelMeta(TypedDict):
 
     label: str
     model: str
-    family: NotRequired[Optional[str]]  # the suite entry's family, when given
+    family: NotRequired[Optional[str]]  # the suite entry's family, else a ladder's name, else ``infer_family``
+    model_type: NotRequired[str]  # the model config's type (``llama``, ``t5``)
     revision: Optional[str]
     dtype: str
     arch: str  # causal | seq2seq
@@ -178,18 +201,19 @@ class ModelMeta(TypedDict):
 
 
 def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str, arch: str = "causal",
-                   weight_bytes: int = 0) -> ModelMeta:
-    """Scale metadata of a loaded model: parameter counts, and tokens/FLOPs from the spec or a ladder build."""
+                   weight_bytes: int = 0, model_type: str = "") -> ModelMeta:
+    """Scale metadata of a loaded model: parameter counts, its family, and tokens/FLOPs from the spec or a ladder
+    build."""
     total, nonemb = counts
     local = spec.local_metadata()
+    family = spec.family or local.get("ladder") or infer_family(spec.model, model_type) or None
     tokens = spec.tokens if spec.tokens is not None else local.get("tokens")
     flops = spec.flops if spec.flops is not None else (6.0 * total * tokens if tokens else None)
     step = spec.step if spec.step is not None else local.get("step")
-    return ModelMeta(label=spec.name, model=spec.model, family=spec.family, revision=spec.revision, dtype=dtype, arch=arch,
-                     quantization=spec.quantization.name if spec.quantization else None, weight_bytes=weight_bytes,
-                     step=step,
-                     params=total,
-                     nonembedding_params=nonemb, tokens=tokens, flops=flops,
+    return ModelMeta(label=spec.name, model=spec.model, family=family, model_type=model_type, revision=spec.revision,
+                     dtype=dtype, arch=arch, quantization=spec.quantization.name if spec.quantization else None,
+                     weight_bytes=weight_bytes, step=step, params=total, nonembedding_params=nonemb, tokens=tokens,
+                     flops=flops,
                      ladder={k: local[k] for k in ("ladder", "size", "seed", "recipe_hash") if k in local} or None)
 
 
@@ -197,5 +221,6 @@ def refresh_metadata(spec: ModelSpec, meta: ModelMeta) -> ModelMeta:
     """A stored result's metadata with what the spec says now (tokens, FLOPs, step, label): none of it changes a
     computation, so a reused result must not keep values the config has since corrected."""
     counts = (meta["params"], meta["nonembedding_params"])
-    fresh = model_metadata(spec, counts, meta["dtype"], meta.get("arch", "causal"), meta.get("weight_bytes", 0))
+    fresh = model_metadata(spec, counts, meta["dtype"], meta.get("arch", "causal"), meta.get("weight_bytes", 0),
+                           meta.get("model_type", ""))
     return ModelMeta(**{**meta, **{k: fresh.get(k) for k in ("label", "family", "step", "tokens", "flops", "ladder")}})  # type: ignore[typeddict-item]

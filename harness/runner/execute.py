@@ -105,7 +105,8 @@ def open_unit(unit: Unit, settings: RunSettings, factory: BackendFactory, worker
     backend = factory(unit.spec, device=unit.device, dtype=unit.dtype, batch_size=settings.batch_size,
                       token_budget=settings.token_budget)
     try:
-        meta = model_metadata(unit.spec, backend.parameter_counts(), unit.dtype, backend.arch, backend.weight_bytes)
+        meta = model_metadata(unit.spec, backend.parameter_counts(), unit.dtype, backend.arch, backend.weight_bytes,
+                              backend.model_type)
     except BaseException:
         backend.close()
         raise

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from harness.analysis.results import curves, load_results, parse_size
+from harness.analysis.results import curves, load_results
 from harness.cli import main
 from harness.errors import HarnessError
+from harness.models.suite import parse_size
 
 
 @pytest.mark.parametrize("name,size", [
@@ -149,3 +151,25 @@ def test_two_families_are_not_pooled_into_one_curve(tmp_path):
     path.write_text("\n".join(rows) + "\n")
     found = {c.task: c for c in curves(load_results(path))}
     assert set(found) == {"arc_easy@pythia", "arc_easy@opt"} and all(len(c.values) == 4 for c in found.values())
+
+
+def test_flops_are_6nd_and_a_family_without_tokens_is_left_out_with_a_note(tmp_path):
+    """FLOPs computed as 6·N·D where the rows give parameters and tokens but no FLOPs; a family that lacks tokens
+    (GPT-2, Qwen2, RWKV in the published table) is left out of the FLOPs axis with a note, the others stay."""
+    import pandas as pd
+
+    published = pd.read_csv(Path(__file__).parent / "scaling" / "data" / "published_curves_dev.csv")
+    path = tmp_path / "no_flops.csv"
+    published.drop(columns="flops").to_csv(path, index=False)
+    res = load_results(path, x="flops")
+    stated = published.dropna(subset=["flops"]).set_index(["model", "task"])["flops"]
+    got = res.scores.set_index(["model", "task"])["flops"]
+    assert sorted(got.index) == sorted(stated.index)
+    assert np.allclose(got.loc[stated.index], stated, rtol=1e-6)
+    assert sorted(res.left_out) == ["GPT-2", "Qwen1.5", "Qwen2", "RWKV"]
+    assert res.left_out["Qwen1.5"] == ("Qwen1.5: no FLOPs or training tokens for 1 of 8 model(s) (Qwen/Qwen1.5-110B); "
+                                       "left out of the flops axis")
+    one = tmp_path / "one.csv"
+    published[published["family"] == "GPT-2"].drop(columns="family").to_csv(one, index=False)
+    with pytest.raises(HarnessError, match="no flops for model"):  # one family: every model needs a value
+        load_results(one, x="flops")

@@ -73,3 +73,19 @@ def test_two_lm_eval_folders_given_together_are_two_families(tmp_path, capsys):
     assert "arc_easy / acc: " in printed and "of 2 families" in " ".join(printed.split())
     assert main(["classify", str(pythia), "--family", f"x={tmp_path / 'elsewhere'}"]) == 2
     assert "--family: x=" in capsys.readouterr().err
+
+
+def test_compare_two_families_at_matched_x(tmp_path, capsys):
+    """Two lm-eval folders without a model in common are two families: compared at matched x, not paired."""
+    pythia = _lm_eval_folder(tmp_path, "pythia", ["70m", "160m", "410m", "1b"], [0.40, 0.45, 0.52, 0.58])
+    opt = _lm_eval_folder(tmp_path, "opt", ["125m", "350m", "1.3b", "2.7b"], [0.25, 0.25, 0.26, 0.25])
+    assert main(["compare", str(pythia), str(opt), "--bootstrap", "50"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "A = pythia, B = opt" in printed and "A better at 5 of 5 matched x (1.25e+08–1e+09)" in printed
+    assert "1 task×metric curves in both families; 1 with different labels; 1 differ beyond noise" in printed
+    assert main(["compare", str(pythia), str(opt), "--families", "opt", "pythia", "--bootstrap", "50"]) == 0
+    assert "B better at 5 of 5 matched x" in " ".join(capsys.readouterr().out.split())
+    assert main(["compare", str(pythia), str(opt), str(pythia), "--bootstrap", "50"]) == 2
+    assert "3 results given: compare takes two" in capsys.readouterr().err
+    assert main(["compare", str(pythia), str(opt), "--families", "opt", "gpt", "--bootstrap", "50"]) == 2
+    assert "--families: no family 'gpt' in the results (have: opt, pythia)" in capsys.readouterr().err

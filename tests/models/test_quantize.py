@@ -47,8 +47,9 @@ def test_variants_run_into_sibling_folders_keyed_apart_and_compare_reads_them(ti
     from harness.testing import build_tiny_model
 
     wide = build_tiny_model(workdir / "wide", "llama", hidden=64)
-    suite = [{"model": str(tiny_models["neox"]), "label": "neox"}, {"model": str(tiny_models["llama"]), "label": "llama"},
-             {"model": str(wide), "label": "wide"}]
+    suite = [{"model": str(tiny_models["neox"]), "label": "neox", "family": "tiny"},
+             {"model": str(tiny_models["llama"]), "label": "llama", "family": "tiny"},
+             {"model": str(wide), "label": "wide", "family": "tiny"}]
     (workdir / "q.yaml").write_text(yaml.safe_dump({
         "name": "q", "suite": suite, "tasks": ["toy_mc"], "output": "results/q",
         "run": {"dtype": "float32", "limit": 12, "quantization": [None, {"bits": 4}]}}))

@@ -126,6 +126,8 @@ def test_a_mixed_suite_records_the_architecture_and_splits_curves(seq2seq, tiny_
 
     suite = [{"model": str(tiny_models["llama"]), "label": "dec"}, {"model": str(tiny_models["gpt2"]), "label": "dec2"},
              {"model": str(seq2seq), "label": "encdec"}]
+    for entry in suite:
+        entry["family"] = "tiny"  # one family: curves split by architecture only
     (workdir / "c.yaml").write_text(yaml.safe_dump({"name": "mixed", "suite": suite, "tasks": ["toy_mc"],
                                                    "run": {"limit": 8}}))
     assert main(["run", "c.yaml"]) == 0

@@ -551,3 +551,22 @@ def test_a_suite_entry_family_is_recorded_and_keeps_curves_apart(workdir, tiny_m
     manifest = json.loads((workdir / "results" / "t" / "manifest.json").read_text())
     assert [m["family"] for m in manifest["models"]] == ["fam-a", "fam-b"]
     assert {c.task for c in curves(load_results(workdir / "results" / "t"))} == {"toy_mc@fam-a", "toy_mc@fam-b"}
+    # without `family:` the family comes from the name's stem, else the config's model type; resume refreshes it
+    raw["suite"][0].pop("family")
+    raw["suite"][1] = {"model": str(tiny_models["neox"]), "label": "neox", "family": "fam-b"}
+    cfg.write_text(yaml.safe_dump(raw))
+    run(load_config(cfg))
+    rows = list(csv.DictReader((workdir / "results" / "t" / "scores.csv").open()))
+    assert {(r["model"], r["family"]) for r in rows} == {("llama", "llama"), ("neox", "fam-b")}
+
+
+@pytest.mark.parametrize("model, model_type, family", [
+    ("EleutherAI/pythia-1.4b-deduped", "gpt_neox", "pythia-deduped"), ("EleutherAI/pythia-70m", "gpt_neox", "pythia"),
+    ("facebook/opt-125m", "opt", "opt"), ("bigscience/bloom-1b1", "bloom", "bloom"),
+    ("Qwen/Qwen1.5-0.5B-Chat", "qwen2", "Qwen1.5-Chat"), ("meta-llama/Llama-3.2-1B", "llama", "Llama-3.2"),
+    ("openai-community/gpt2-medium", "gpt2", "gpt2"), ("/data/ckpt/70m", "llama", "llama"), ("./my_model", "", ""),
+])
+def test_a_family_is_inferred_from_the_name_stem_else_the_model_type(model, model_type, family):
+    from harness.models.suite import infer_family
+
+    assert infer_family(model, model_type) == family

@@ -10,7 +10,8 @@ from harness.analysis.scaling.classifier import (
                                                  classify,
                                                  display_name,
                                                  metric_artifacts,
+                                                 size_means,
 )
 
 __all__ = ["LABELS", "Artifact", "Classification", "Curve", "Rules", "classify", "display_name", "known_chance",
-           "metric_artifacts", "metric_info"]
+           "metric_artifacts", "metric_info", "size_means"]

@@ -161,6 +161,17 @@ def _model_noise(curve: Curve, values: np.ndarray) -> tuple[np.ndarray, str]:
     return np.where(np.isnan(se), np.nanmedian(se), se), "stderr (parametric bootstrap)"
 
 
+def size_means(curve: Curve) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Per model size, ascending: the mean over its models and its standard error, pooled as ``classify`` pools
+    them (item noise and the spread of replicates), and where the noise came from ("none": not known)."""
+    k = len(curve.models)
+    x, values = _floats(curve.x, k), _floats(curve.values, k)
+    model_se, noise = _model_noise(curve, values)
+    sizes = np.unique(x)
+    means, se = _pool(values, model_se, [np.flatnonzero(x == s) for s in sizes])
+    return sizes, means, se, noise
+
+
 def _proportion_se(p: np.ndarray, n: np.ndarray) -> np.ndarray:
     """A proportion's standard error that stays positive at 0 and 1 (Jeffreys' prior: half an item each way),
     so a score of exactly 0 is not taken as known without error."""
