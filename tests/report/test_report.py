@@ -147,3 +147,17 @@ def test_report_draws_families_side_by_side_in_a_real_browser(tmp_path):
     total, decoded = (int(re.search(rf'{a}="(\d+)"', body).group(1)) for a in ("data-images", "data-images-decoded"))
     assert total == decoded == page.count("data:image/png;base64,")
     assert len(re.findall(r'<figure class="family"><img src="data:image/png', dom)) == 2
+
+
+def test_report_on_a_flops_axis_notes_the_families_without_tokens(tmp_path):
+    from pathlib import Path
+
+    data = Path(__file__).parents[1] / "analysis" / "scaling" / "data" / "published_curves_dev.csv"
+    out = tmp_path / "rep"
+    assert main(["report", str(data), "--out", str(out), "--task", "mmlu", "--x", "flops", "--bootstrap", "50"]) == 0
+    page = (out / "index.html").read_text()
+    assert "10 families; a curve per family" in page  # 13 less GPT-2, Qwen2 and RWKV (no tokens)
+    for family in ("GPT-2", "Qwen2", "RWKV"):
+        assert f'<p class="note">Note: {family}: no FLOPs or training tokens' in page
+    assert "Note: Qwen1.5: no FLOPs or training tokens for 1 of 8 model(s)" in page
+    assert (out / "figures" / "mmlu__score__families.png").is_file()
