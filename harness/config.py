@@ -61,6 +61,7 @@ class RunSettings(_Strict):
     chunk_size: int = Field(default=1000, ge=1, le=1_000_000)
     seed: int = Field(default=1234, ge=0, lt=2**32)  # numpy and torch seeds are 32-bit
     num_fewshot: Optional[int] = Field(default=None, ge=0, le=64)  # lm-eval tasks: shots (None: each task's own)
+    trust_task_code: bool = False  # lm-eval task folders of the user's own may run their Python (utils.py, classes)
     # weight-only quantization of every entry without its own; a list of variants (null: none) runs the whole
     # config once per variant, into OUTPUT/<float32|int8|int4> (`harness compare` those folders)
     quantization: Union[Quantization, list[Optional[Quantization]], None] = None

@@ -45,6 +45,8 @@ class ScoreDict(TypedDict):
     value: float
     stderr: float
     n: int
+    kind: NotRequired[str]  # lm-eval tasks' metrics: as their values show (else the metric registry's)
+    higher_is_better: NotRequired[bool]  # lm-eval tasks' metrics: as lm-eval says
 
 
 class PairSummary(TypedDict):

@@ -79,3 +79,5 @@ def add_lm_eval_options(parser: argparse.ArgumentParser) -> None:
                         help="lm-eval tasks: read this split from a local file (JSON lines, JSON, CSV, Parquet) "
                              "instead of the hub; repeatable")
     parser.add_argument("--num-fewshot", type=int, metavar="K", help="lm-eval tasks: shots (default: each task's)")
+    parser.add_argument("--trust-task-code", action="store_true", default=None,
+                        help="lm-eval task folders of your own ($HARNESS_LM_EVAL_TASKS) may run their Python")

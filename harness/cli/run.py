@@ -129,6 +129,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"output": args.output, "limit": args.limit, "device": args.device,
                                  "dtype": args.dtype, "batch_size": args.batch_size, "seed": args.seed,
                                  "on_error": args.on_error, "num_fewshot": args.num_fewshot,
+                                 "trust_task_code": args.trust_task_code,
                                  "data": dict(args.data) if args.data else None, "executor": args.executor,
                                  "ray_address": args.ray_address}
     failed = False

@@ -131,11 +131,31 @@ def rendered(task_name: str, inst: Any) -> dict[str, Any]:
             "target": None}  # perplexity: the context is the scored text
 
 
+def _show_lm_eval(task: Any, n: int, as_json: bool) -> None:
+    """lm-eval's own requests for an lm-eval task, as lm-eval builds them."""
+    from harness.tasks.lm_eval_layer import requests
+
+    docs = requests(task, n)
+    if as_json:
+        for doc in docs:
+            print(json.dumps(doc, ensure_ascii=False))
+        return
+    out.rule(safe(f"{task.name}  ({task.spec.output}, lm-eval's requests, from {task.source})"))
+    for doc in docs:  # plain print: the text exactly as the model sees it, no markup
+        print(f"--- doc {doc['doc_id']} (gold: {doc['gold']!r}) ---")
+        for i, req in enumerate(doc["requests"]):
+            print(f"  request {i}: context between the markers\n{req[0]}\n  --- end of context; then {req[1:]!r}")
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.tasks import prepare, resolve_tasks
+    from harness.tasks.lm_eval_layer import LmEvalTask
 
     data = {"*": {split: str(Path(f).resolve()) for split, f in args.data or []}}
-    for task in resolve_tasks([args.name], Path.cwd(), data, args.num_fewshot):
+    for task in resolve_tasks([args.name], Path.cwd(), data, args.num_fewshot, bool(args.trust_task_code)):
+        if isinstance(task, LmEvalTask):
+            _show_lm_eval(task, args.n, args.json)
+            continue
         p = prepare(task, args.n)
         if args.json:
             for inst in p.instances:

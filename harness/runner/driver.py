@@ -37,7 +37,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     store = RunStore(config.output_dir)
     store.check_ours()
     store.check_writable()
-    tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, config.run.num_fewshot)
+    tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, config.run.num_fewshot, config.run.trust_task_code)
     roots = [Path(r) for r in config.data_roots]
     prepared = [prepare(t, config.run.limit, roots) for t in tasks]  # every input error surfaces before any write
     suite = resolve_suite(config, rep)

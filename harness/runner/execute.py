@@ -17,8 +17,9 @@ from harness.models.backend import Backend, BackendFactory, resolve_device
 from harness.models.suite import ModelMeta, model_metadata
 from harness.runner.plan import Unit
 from harness.scoring import Record, chance_levels, evaluate, unrepresentable_documents
+from harness.scoring_lm_eval import evaluate_lm_eval
 from harness.store import PairSummary, ScoreDict
-from harness.tasks.prepared import PreparedTask
+from harness.tasks.prepared import LmEvalPrepared, PreparedTask
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,14 @@ def open_unit(unit: Unit, settings: RunSettings, factory: BackendFactory, worker
     return backend, Loaded(unit.spec.name, meta, time.perf_counter() - t0, backend.describe(), worker)
 
 
-def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, stop: bool = False) -> Iterator[Event]:
+def score_task(unit: Unit, p: PreparedTask | LmEvalPrepared, backend: Backend, meta: ModelMeta, stop: bool = False
+               ) -> Iterator[Event]:
     """One task on the loaded model: TaskStarted, a ChunkResult per chunk computed (long tasks), then PairResult or
     Failure (the unit goes on with its other tasks). Documents are scored chunk by chunk, whether or not a run
     resumes, so the bytes never depend on where a run stopped. With ``stop`` a failure raises instead."""
+    if isinstance(p, LmEvalPrepared):
+        yield from _score_lm_eval(unit, p, backend, meta, stop)
+        return
     name, task = unit.spec.name, p.task.name
     size = unit.chunk_size
     n_chunks = max(1, -(-len(p.instances) // size))
@@ -173,6 +178,35 @@ def score_task(unit: Unit, p: PreparedTask, backend: Backend, meta: ModelMeta, s
     if notes:
         summary["notes"] = notes
     yield PairResult(name, task, records, summary)
+
+
+def _score_lm_eval(unit: Unit, p: LmEvalPrepared, backend: Backend, meta: ModelMeta, stop: bool) -> Iterator[Event]:
+    """An lm-eval task: lm-eval builds the requests and scores them, the engine answers them; one chunk."""
+    name, task = unit.spec.name, p.task.name
+    yield TaskStarted(name, task, len(p.instances))
+    t0 = time.perf_counter()
+    try:
+        records, scores, chance, notes = evaluate_lm_eval(backend, p.task, p.limit)
+    except HarnessError as err:
+        if err.source is None:
+            err.source = p.task.source
+        if stop:
+            raise
+        yield Failure(name, task, str(err))
+        return
+    except Exception as exc:
+        if stop:
+            raise
+        yield Failure(name, task, f"{type(exc).__name__}: {exc}")
+        return
+    summary = PairSummary(key=unit.keys[task], model=name, task=task, group=p.task.group, output=p.task.spec.output,
+                          n=len(records), model_meta=meta, seconds=round(time.perf_counter() - t0, 3), chance=chance,
+                          scores={k: ScoreDict(**v) for k, v in scores.items()})  # type: ignore[typeddict-item]
+    if (peak := _peak_memory(unit.device)) is not None:
+        summary["peak_memory_bytes"] = peak
+    if notes:
+        summary["notes"] = notes
+    yield PairResult(name, task, records, summary)  # type: ignore[arg-type]
 
 
 def _reset_peak_memory(device: str) -> None:

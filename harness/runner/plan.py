@@ -14,7 +14,7 @@ from harness.models.hub import hub_weights_hash
 from harness.models.suite import ModelSpec, weights_hash
 from harness.runner.progress import Reporter
 from harness.store import SCORING_VERSION, PairSummary, RunStore
-from harness.tasks.prepared import PreparedTask
+from harness.tasks.prepared import AnyPrepared
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Unit:
     spec: ModelSpec
     device: str
     dtype: str
-    tasks: tuple[PreparedTask, ...]
+    tasks: tuple[AnyPrepared, ...]
     keys: dict[str, str] = field(default_factory=dict)  # task name -> result key
     chunk_size: int = 1000  # documents scored and committed together
     resumed: dict[str, dict[int, list]] = field(default_factory=dict)  # task -> finished chunks' records, by index
@@ -50,7 +50,7 @@ def resolve_suite(config: ExperimentConfig, reporter: Optional[Reporter] = None)
     return [s.model_copy(update={"quantization": s.quantization or q}) for s in suite]
 
 
-def pair_key(spec: ModelSpec, dtype: str, whash: str, prepared: PreparedTask) -> str:
+def pair_key(spec: ModelSpec, dtype: str, whash: str, prepared: AnyPrepared) -> str:
     """Everything that changes a (model, task) result; batch size and device order do not."""
     return digest({"scoring": SCORING_VERSION, "model": spec.model, "revision": spec.revision, "dtype": dtype,
                    "weights": whash, "tokenizer": spec.tokenizer, "max_length": spec.max_length,
@@ -58,7 +58,7 @@ def pair_key(spec: ModelSpec, dtype: str, whash: str, prepared: PreparedTask) ->
                    **({"quantization": spec.quantization.model_dump()} if spec.quantization else {})})
 
 
-def plan(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask], settings: RunSettings,
+def plan(store: RunStore, suite: list[ModelSpec], prepared: list[AnyPrepared], settings: RunSettings,
          device: Optional[str] = None) -> list[ModelPlan]:
     """One ModelPlan per suite entry, in suite order: the device (``device``: as an executor resolved it) and dtype
     resolved once, every pair's key, the pairs already stored under that key, and the tasks still to compute."""
@@ -76,7 +76,7 @@ def plan(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask], 
     return out
 
 
-def _resumable(store: RunStore, model: str, p: PreparedTask, key: str, size: int) -> dict[int, list]:
+def _resumable(store: RunStore, model: str, p: AnyPrepared, key: str, size: int) -> dict[int, list]:
     """Chunks an interrupted run finished for this pair: same key and chunk size, each holding exactly its
     documents (ids and row hashes) in order."""
     out = {}

@@ -11,7 +11,7 @@ from harness.config import ExperimentConfig
 from harness.models.suite import ModelMeta, ModelSpec
 from harness.runner.execute import Failure
 from harness.store import SCORING_VERSION
-from harness.tasks.prepared import PreparedTask
+from harness.tasks.prepared import AnyPrepared
 
 PACKAGES = ("scaling-harness", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy", "pandas")
 
@@ -37,7 +37,7 @@ def git_commit() -> Any:
         return None
 
 
-def manifest(config: ExperimentConfig, suite: list[ModelSpec], prepared: list[PreparedTask], models: list[ModelMeta],
+def manifest(config: ExperimentConfig, suite: list[ModelSpec], prepared: list[AnyPrepared], models: list[ModelMeta],
              failures: list[Failure], device: str, duplicate_weights: Optional[list[list[str]]] = None) -> dict[str, Any]:
     return {"name": config.name, "config": config.model_dump(mode="json"), "scoring_version": SCORING_VERSION,
             "packages": package_versions(), "python": platform.python_version(), "git_commit": git_commit(),

@@ -8,16 +8,16 @@ import numpy as np
 
 from harness import metrics as M
 from harness.models.suite import ModelMeta, ModelSpec
-from harness.store import PairSummary, RunStore, ScoreRow
-from harness.tasks.prepared import PreparedTask
+from harness.store import PairSummary, RunStore, ScoreDict, ScoreRow
+from harness.tasks.prepared import LmEvalPrepared, PreparedTask
 
 
-def score_rows(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask],
+def score_rows(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedTask | LmEvalPrepared],
                summaries: dict[tuple[str, str], PairSummary]) -> list[ScoreRow]:
     """Rows in suite order, then task order. A group's rows appear only when all its tasks are done:
     macro is the mean of the tasks' values, micro the metric over their pooled records."""
     rows: list[ScoreRow] = []
-    groups: dict[str, list[PreparedTask]] = {}
+    groups: dict[str, list[PreparedTask | LmEvalPrepared]] = {}
     for p in prepared:
         if p.task.group:
             groups.setdefault(p.task.group, []).append(p)
@@ -26,35 +26,42 @@ def score_rows(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedT
             s = summaries.get((spec.name, p.task.name))
             if s is None:
                 continue
-            for metric in (m.name for m in p.task.spec.metrics):
-                sc = s["scores"][metric]
+            for metric, sc in s["scores"].items():  # in the task's metric order
                 rows.append(_row(s["model_meta"], p.task.name, p.task.group, "", metric, sc["value"], sc["stderr"],
-                                 sc["n"], s["chance"].get(metric)))
+                                 sc["n"], s["chance"].get(metric), sc))
         for group, members in groups.items():
             found = [summaries.get((spec.name, p.task.name)) for p in members]
             ss = [s for s in found if s is not None]
             if len(ss) < len(members):
                 continue  # aggregate only complete groups
-            common = [m.name for m in members[0].task.spec.metrics if all(m.name in s["scores"] for s in ss)]
-            pooled = [r for p in members for r in store.records(spec.name, p.task.name)]
+            common = [m for m in ss[0]["scores"] if all(m in s["scores"] for s in ss)]
+            native = isinstance(members[0], PreparedTask)  # lm-eval groups: macro only (their records are lm-eval's)
+            pooled = [r for p in members for r in store.records(spec.name, p.task.name)] if native else []
             for metric in common:
                 vals = [s["scores"][metric] for s in ss]
                 macro = float(np.mean([v["value"] for v in vals]))
-                macro_se = float(np.sqrt(sum(v["stderr"] ** 2 for v in vals)) / len(vals))
+                macro_se = float(np.sqrt(sum(np.nan if v["stderr"] is None else v["stderr"] ** 2 for v in vals)) / len(vals))
                 chances = [s["chance"].get(metric) for s in ss]
                 chance = float(np.mean(chances)) if all(c is not None for c in chances) else None  # type: ignore[arg-type]
-                micro = M.aggregate(metric, pooled)
                 meta = ss[0]["model_meta"]
-                rows.append(_row(meta, group, group, "macro", metric, macro, macro_se, sum(v["n"] for v in vals), chance))
-                rows.append(_row(meta, group, group, "micro", metric, micro.value, micro.stderr, micro.n, chance))
+                rows.append(_row(meta, group, group, "macro", metric, macro, macro_se, sum(v["n"] for v in vals), chance,
+                                 vals[0]))
+                if native:
+                    micro = M.aggregate(metric, pooled)
+                    rows.append(_row(meta, group, group, "micro", metric, micro.value, micro.stderr, micro.n, chance))
     return rows
 
 
-def _row(meta: ModelMeta, task: str, group: Optional[str], aggregate: str, metric: str, value: float, stderr: float,
-         n: int, chance: Optional[float]) -> ScoreRow:
-    m = M.METRICS[metric]
+def _row(meta: ModelMeta, task: str, group: Optional[str], aggregate: str, metric: str, value: float,
+         stderr: Optional[float], n: int, chance: Optional[float], score: Optional[ScoreDict] = None) -> ScoreRow:
+    known = M.METRICS.get(metric)
+    kind = score.get("kind") if score else None
+    higher = score.get("higher_is_better") if score else None
+    kind = kind or (known.kind if known else "continuous")
+    higher = higher if higher is not None else (known.higher_is_better if known else True)
     return ScoreRow(model=meta["label"], family=meta.get("family") or "", arch=meta.get("arch", "causal"), step=meta.get("step"),
                     params=meta["params"], nonembedding_params=meta["nonembedding_params"],
                     tokens=meta["tokens"], flops=meta["flops"], task=task, group=group or "", aggregate=aggregate,
-                    metric=metric, value=value, stderr=stderr, n=n, kind=m.kind, higher_is_better=m.higher_is_better,
+                    metric=metric, value=value, stderr=float("nan") if stderr is None else stderr, n=n, kind=kind,
+                    higher_is_better=bool(higher),
                     chance=chance)

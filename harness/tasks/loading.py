@@ -11,7 +11,8 @@ from typing import Optional
 
 from harness.errors import HarnessError
 from harness.files import read_yaml
-from harness.tasks import bigbench, lm_eval
+from harness.tasks import bigbench, lm_eval_layer
+from harness.tasks.lm_eval_layer import LmEvalSettings, LmEvalTask
 from harness.tasks.schema import Task, parse_task_dict
 
 PACKAGE_TASKS = Path(__file__).resolve().parent / "builtin"  # shipped task files (package data)
@@ -73,17 +74,18 @@ class TaskIndex:
                     here[name] = path
                     self.entries.setdefault(name, IndexEntry(name, path, group))
 
-    def resolve(self, entry: str, base: Path, data: Optional[dict[str, str]] = None,
-                num_fewshot: Optional[int] = None) -> list[Task]:
+    def resolve(self, entry: str, base: Path, data: Optional[dict[str, dict[str, str]]] = None,
+                lm_eval: Optional[LmEvalSettings] = None) -> list[Task | LmEvalTask]:
         """A path to a YAML file (relative to ``base``), a task or group name, a glob over names,
-        ``bigbench:TASK[:SUBTASK]`` (a BIG-bench JSON task) or ``lm_eval:NAME`` (an lm-eval task, group or tag;
-        ``data`` points its splits at local files, ``num_fewshot`` overrides its shots)."""
-        if entry.startswith(("bigbench:", "lm_eval:")):
-            source = bigbench.task_specs(entry) if entry.startswith("bigbench:") else lm_eval.task_specs(entry, data, num_fewshot)
+        ``bigbench:TASK[:SUBTASK]`` (a BIG-bench JSON task) or ``lm_eval:NAME`` (an lm-eval task, group, tag or
+        glob, built by lm-eval; ``data`` points splits at local files, ``lm_eval`` sets its shots and trust)."""
+        if entry.startswith("lm_eval:"):
+            return list(lm_eval_layer.resolve(entry.partition(":")[2], data, lm_eval or LmEvalSettings()))
+        if entry.startswith("bigbench:"):
             return [parse_task_dict(spec, path)[0] if group is None else _grouped(spec, path, group)
-                    for spec, path, group in source]
+                    for spec, path, group in bigbench.task_specs(entry)]
         if entry.endswith((".yaml", ".yml")) or "/" in entry:
-            return load_task_file(base / entry)
+            return list(load_task_file(base / entry))
         names = [n for n in self.entries if fnmatch.fnmatchcase(n, entry)]
         if not names:
             close = difflib.get_close_matches(entry, list(self.entries), n=3)
@@ -92,7 +94,7 @@ class TaskIndex:
                 hint += f"; {len(self.broken)} task file(s) could not be read: run 'harness tasks validate'"
             places = ", ".join(str(d) + ("" if d.is_dir() else " (missing)") for d in searched_dirs())
             raise HarnessError(f"no task named '{entry}' (searched {places}){hint}", where="tasks")
-        tasks: list[Task] = []
+        tasks: list[Task | LmEvalTask] = []
         for name in sorted(names):
             e = self.entries[name]
             if e.clash is not None:
@@ -111,15 +113,15 @@ def _grouped(spec: dict, path: Path, group: str) -> Task:
 
 
 def resolve_tasks(entries: list[str], base: Path, data: Optional[dict[str, dict[str, str]]] = None,
-                  num_fewshot: Optional[int] = None) -> list[Task]:
+                  num_fewshot: Optional[int] = None, trust_task_code: bool = False) -> list[Task | LmEvalTask]:
     """Resolve a config's task list into unique tasks, in order of first mention. lm-eval tasks: ``data`` maps a
-    task name (or ``*``, every one) to {split: local file}; ``num_fewshot`` (None: each task's own)."""
+    task name (or ``*``, every one) to {split: local file}; ``num_fewshot`` (None: each task's own);
+    ``trust_task_code``: Python of the user's own lm-eval task folders may run."""
     index = TaskIndex()
-    out: dict[str, Task] = {}
-    data = data or {}
+    out: dict[str, Task | LmEvalTask] = {}
+    settings = LmEvalSettings(num_fewshot=num_fewshot, trust_task_code=trust_task_code)
     for entry in entries:
-        name = entry.partition(":")[2]
-        for task in index.resolve(entry, base, {**data.get("*", {}), **data.get(name, {})}, num_fewshot):
+        for task in index.resolve(entry, base, data, settings):
             prev = out.get(task.name)
             if prev is not None and prev.source != task.source:
                 raise HarnessError(f"task name '{task.name}' is defined in both {prev.source} and {task.source}", where="tasks")

@@ -1,0 +1,194 @@
+"""lm-eval tasks scored by lm-eval, computed by this harness's engine: an adapter gives lm-eval's evaluator the
+LM interface (``loglikelihood``, ``loglikelihood_rolling``, ``generate_until``) over a loaded backend, so its
+batching, packing and shared-prefix reuse answer every request; lm-eval applies the task's filters,
+``process_results``, metrics and aggregations. Records keep each document's requests, raw and filtered answers
+and metric values, beside the continuous partners the requests allow (choice log-probs → ``p_correct``, Brier)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
+
+import numpy as np
+
+from harness import metrics as M
+from harness.errors import HarnessError
+from harness.models.backend import Backend, GenerationRequest, LogLikelihood
+from harness.tasks.lm_eval_layer import LmEvalTask
+
+DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF backend default
+
+
+def engine_lm(backend: Backend) -> Any:
+    """An ``lm_eval.api.model.LM`` whose answers come from ``backend``; ``.answers`` keeps each request's
+    log-likelihood (token counts, truncation) by (document id, request index)."""
+    from lm_eval.api.model import LM
+
+    class EngineLM(LM):
+        def __init__(self) -> None:
+            super().__init__()
+            self.answers: dict[tuple[int, int], LogLikelihood] = {}
+
+        def loglikelihood(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+            out = backend.loglikelihood([(str(r.args[0]), str(r.args[1])) for r in requests])
+            for r, ll in zip(requests, out):
+                self.answers[(r.doc_id, r.idx)] = ll
+            return [(ll.logprob, ll.is_greedy) for ll in out]
+
+        def loglikelihood_rolling(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[float]:
+            out = backend.loglikelihood_rolling([str(r.args[0]) for r in requests], None, None)
+            for r, ll in zip(requests, out):
+                self.answers[(r.doc_id, r.idx)] = ll
+            return [ll.logprob for ll in out]
+
+        def generate_until(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[str]:
+            asks = []
+            for r in requests:
+                context, kwargs = r.args[0], dict(r.args[1] or {})
+                if kwargs.get("do_sample") or float(kwargs.get("temperature") or 0.0) > 0.0:
+                    raise HarnessError("sampled generation (do_sample / temperature > 0) is not supported yet: the "
+                                       "engine decodes greedily", where="generation_kwargs")
+                until = kwargs.get("until") or []
+                until = [until] if isinstance(until, str) else list(until)
+                asks.append(GenerationRequest(str(context), tuple(until),
+                                              int(kwargs.get("max_gen_toks") or DEFAULT_MAX_GEN_TOKS)))
+            return backend.generate(asks)
+
+    return EngineLM()
+
+
+def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = None,
+                     bootstrap_iters: int = 100_000) -> tuple[list[dict], dict[str, dict], dict[str, float], list[str]]:
+    """Run one lm-eval task on a loaded model: per-document records, scores (every metric lm-eval reports, each
+    filter as lm-eval names it, with its stderr, beside the continuous partners), chance levels and notes."""
+    from lm_eval import evaluator
+
+    lm = engine_lm(backend)
+    built = task.build()
+    with _quiet():
+        out = evaluator.evaluate(lm=lm, task_dict={"tasks": {task.name: built}, "groups": {}, "group_map": {}},
+                                 limit=limit, bootstrap_iters=bootstrap_iters, log_samples=True, verbosity="ERROR")
+    if out is None:
+        raise HarnessError("lm-eval returned no results", source=task.source)
+    records = _records(out["samples"][task.name], task.spec.output, lm.answers)
+    scores = _scores(out, task.name, records)
+    chance = _chance(records) if task.spec.output == "multiple_choice" else {}
+    notes = []
+    cut = sum(1 for r in records if r.get("truncated"))
+    if cut:
+        notes.append(f"{cut} of {len(records)} documents are longer than the model's context: their prompts were cut "
+                     "to the last tokens (records: truncated)")
+    return records, scores, {k: v for k, v in chance.items() if k in scores}, notes
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """lm-eval's progress bar (building requests) and info logs off: the run shows its own progress."""
+    import logging
+    from unittest import mock
+
+    log = logging.getLogger("lm_eval")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with mock.patch("lm_eval.api.task.tqdm", lambda items, **_: items):
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(float(value)):
+        return float(value)
+    return None
+
+
+def _records(samples: list[dict], output: str, answers: dict[tuple[int, int], LogLikelihood]) -> list[dict]:
+    """One record per document: its requests, raw answers, filtered answers per filter, and every numeric
+    per-document metric value (``metric`` for lm-eval's ``none`` filter, ``metric,filter`` otherwise)."""
+    by_doc: dict[int, dict] = {}
+    for s in sorted(samples, key=lambda s: s["doc_id"]):
+        doc_id = int(s["doc_id"])
+        rec = by_doc.setdefault(doc_id, {
+            "doc_id": doc_id, "doc_hash": s.get("doc_hash"), "target": s.get("target"),
+            "requests": [list(a.values()) for a in s.get("arguments", {}).values()] if isinstance(
+                s.get("arguments"), dict) else s.get("arguments"),
+            "resps": s.get("resps"), "filtered": {}, "metrics": {}})
+        filt = s.get("filter", "none")
+        rec["filtered"][filt] = s.get("filtered_resps")
+        for metric in s.get("metrics", []):
+            value = _number(s.get(metric))
+            if value is not None:
+                rec["metrics"][metric if filt == "none" else f"{metric},{filt}"] = value
+    records = list(by_doc.values())
+    for rec in records:
+        mine = [ll for (d, _), ll in sorted(answers.items()) if d == rec["doc_id"]]
+        if any(ll.truncated for ll in mine):
+            rec["truncated"] = True
+        if output == "multiple_choice":
+            _choice_partners(rec)
+        elif output == "loglikelihood" and mine:
+            rec["target_logprob"] = mine[0].logprob
+            rec["metrics"]["target_logprob"] = mine[0].logprob
+    return records
+
+
+def _choice_partners(rec: dict) -> None:
+    """Multiple choice: the choices' log-probs, and from them p_correct, Brier and the gold's log-prob."""
+    logprobs = [float(r[0][0]) for r in rec.get("resps") or []]
+    gold = rec.get("target")
+    if not logprobs or isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(logprobs):
+        return
+    rec["logprobs"], rec["gold"] = logprobs, gold
+    lp = np.array(logprobs)
+    p = np.exp(lp - lp.max())
+    p /= p.sum()
+    onehot = np.eye(len(lp))[gold]
+    rec["metrics"].update(p_correct=float(p[gold]), brier=float(((p - onehot) ** 2).sum()),
+                          target_logprob=float(lp[gold]))
+
+
+def _scores(out: dict, name: str, records: list[dict]) -> dict[str, dict]:
+    """lm-eval's reported metrics with their stderr (and whether higher is better), then the partners."""
+    res = out["results"][name]
+    n = int(out.get("n-samples", {}).get(name, {}).get("effective") or len(records))
+    better = out.get("higher_is_better", {}).get(name, {})
+    scores: dict[str, dict] = {}
+    for key, raw in res.items():
+        metric, _, filt = key.partition(",")
+        value = _number(raw)
+        if not filt or metric.endswith("_stderr") or value is None:
+            continue
+        label = metric if filt == "none" else key
+        se = _number(res.get(f"{metric}_stderr,{filt}"))
+        values = [r["metrics"][label] for r in records if label in r["metrics"]]
+        binary = bool(values) and set(values) <= {0.0, 1.0}
+        scores[label] = {"metric": label, "value": value, "stderr": se, "n": n,
+                         "kind": "discontinuous" if binary else "continuous",
+                         "higher_is_better": bool(better.get(metric, True))}
+    for partner in ("p_correct", "brier", "target_logprob"):
+        vals = [r["metrics"][partner] for r in records if partner in r["metrics"]]
+        if vals and partner not in scores:
+            sc = M.aggregate(partner, [{"metrics": {partner: v}} for v in vals])
+            scores[partner] = {"metric": partner, "value": sc.value, "stderr": sc.stderr, "n": sc.n,
+                               "kind": M.METRICS[partner].kind, "higher_is_better": M.METRICS[partner].higher_is_better}
+    return scores
+
+
+def _chance(records: list[dict]) -> dict[str, float]:
+    """Multiple choice: 1/choices per document; accuracy's chance is the majority-class rate where every document
+    has the same choices (a classification task)."""
+    scored = [r for r in records if "logprobs" in r]
+    if not scored:
+        return {}
+    uniform = float(np.mean([1.0 / len(r["logprobs"]) for r in scored]))
+    acc = uniform
+    choices = {tuple(str(q[-1]) for q in r["requests"] or []) for r in scored}
+    if len(scored) > 1 and len(choices) == 1:
+        golds = [r["gold"] for r in scored]
+        acc = max(golds.count(g) for g in set(golds)) / len(golds)
+    return {"acc": acc, "acc_norm": acc, "p_correct": uniform}

@@ -1,0 +1,349 @@
+"""lm-eval tasks through lm-eval's own task layer: its ``TaskManager`` finds each task, group and tag, builds the
+task objects (YAML chain, ``!function`` utilities, Python task classes), loads the dataset or the local rows given
+with ``--data SPLIT=FILE``, and builds the requests with its few-shot sampler. This harness's engine answers the
+requests and lm-eval scores them (see ``harness.scoring_lm_eval``).
+
+Trust: Python inside the installed lm-eval package runs as importing lm-eval runs it. Task folders of the user's
+own (``$HARNESS_LM_EVAL_TASKS``) run Python only with ``run.trust_task_code`` (``--trust-task-code``)."""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import importlib.util
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from harness.errors import HarnessError
+from harness.files import atomic_write, cache_dir, digest, file_sha256, hf_datasets
+
+MAX_INCLUDE_DEPTH = 16
+OUTPUTS = {"multiple_choice": "multiple_choice", "loglikelihood": "loglikelihood",
+           "loglikelihood_rolling": "perplexity", "generate_until": "generate"}
+_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+_CODE = re.compile(r"!function|^\s*class\s*:", re.MULTILINE)
+
+
+def installed_tasks() -> Optional[Path]:
+    """The installed lm-eval package's ``tasks`` folder, or None without lm-eval."""
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return (Path(list(spec.submodule_search_locations)[0]) / "tasks").resolve()
+
+
+def user_folders() -> tuple[Path, ...]:
+    """``$HARNESS_LM_EVAL_TASKS``: the user's own lm-eval task folders (later ones win on a name clash)."""
+    return tuple(Path(p).resolve() for p in os.environ.get("HARNESS_LM_EVAL_TASKS", "").split(os.pathsep) if p)
+
+
+def require_lm_eval() -> Path:
+    root = installed_tasks()
+    if root is None:
+        raise HarnessError("lm_eval: tasks need lm-eval: pip install 'scaling-harness[reference]' (lm-eval==0.4.13)",
+                           where="tasks")
+    return root
+
+
+@dataclass(frozen=True)
+class LmEvalSettings:
+    """What changes lm-eval's requests besides the task: the shots, their seed, and whether user Python may run."""
+
+    num_fewshot: Optional[int] = None  # None: each task's own
+    fewshot_seed: int = 1234  # lm-eval's default
+    trust_task_code: bool = False
+
+
+@dataclass(frozen=True)
+class Fewshot:
+    k: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class LmEvalSpec:
+    """The parts of a task's description the runner reads (output type, shots) for an lm-eval task."""
+
+    output: str
+    fewshot: Fewshot
+    keywords: tuple[str, ...] = ()
+    preferred_metric: Optional[str] = None
+    canary: Optional[str] = None
+
+
+@dataclass
+class LmEvalTask:
+    """One lm-eval task (a leaf), named as lm-eval names it, built from the entry the config named (``request``:
+    a task, group or tag), so a group's overrides reach it. The built object is not pickled: a worker rebuilds it."""
+
+    name: str
+    request: str
+    group: Optional[str]
+    source: Path
+    data: dict[str, dict[str, str]]
+    settings: LmEvalSettings
+    spec: LmEvalSpec
+    hash: str
+    _built: Any = field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_built": None}
+
+    def build(self) -> Any:
+        """lm-eval's task object (its dataset loaded, its requests not yet built)."""
+        if self._built is None:
+            tasks = _load(self.request, _freeze(self.data), self.settings, user_folders())["tasks"]
+            if self.name not in tasks:
+                raise HarnessError(f"lm-eval built no task {self.name!r} for {self.request!r} (built: "
+                                   f"{', '.join(list(tasks)[:5])})", where="tasks")
+            self._built = tasks[self.name]
+            _apply(self._built, self.settings)
+            self.spec = built_spec(self._built, self.settings)
+        return self._built
+
+
+def _freeze(data: dict[str, dict[str, str]]) -> tuple:
+    return tuple(sorted((k, tuple(sorted(v.items()))) for k, v in data.items()))
+
+
+def _apply(task: Any, settings: LmEvalSettings) -> None:
+    """The run's few-shot settings, as lm-eval's ``simple_evaluate`` sets them."""
+    if settings.num_fewshot is not None and task.get_config("num_fewshot") != settings.num_fewshot:
+        task.set_config(key="num_fewshot", value=settings.num_fewshot)
+    task.set_fewshot_seed(seed=settings.fewshot_seed)
+
+
+@functools.lru_cache(maxsize=2)
+def _index(folders: tuple[Path, ...]) -> Any:
+    """lm-eval's TaskManager over the installed tasks and the user's folders. Its index (every YAML parsed: ~10 s
+    for lm-eval's 14,000 files) is kept per folder under the cache, rebuilt when a YAML file changes."""
+    from unittest import mock
+
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._index import TaskIndex
+
+    require_lm_eval()
+    for folder in folders:
+        if not folder.is_dir():
+            raise HarnessError("not a folder", source=folder, where="HARNESS_LM_EVAL_TASKS")
+    build = TaskIndex.build
+
+    def cached(paths: Any, **kwargs: Any) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        for root in paths:  # later folders win, as lm-eval merges them
+            merged.update(_folder_index(Path(root), build, kwargs))
+        return merged
+
+    with mock.patch.object(TaskIndex, "build", staticmethod(cached)):
+        return TaskManager(include_path=[str(f) for f in folders] or None)
+
+
+def _folder_index(root: Path, build: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """One folder's lm-eval index, from the cache when no YAML file in it changed."""
+    import json
+
+    import lm_eval
+    from lm_eval.tasks._index import Entry, Kind
+
+    files = sorted((str(p), st.st_mtime_ns, st.st_size) for p in root.rglob("*.yaml") if (st := p.stat()))
+    path = cache_dir() / "lm_eval_index" / f"{digest([lm_eval.__version__, str(root.resolve()), files])}.json"
+    if path.is_file():
+        try:
+            return {e["name"]: Entry(e["name"], Kind[e["kind"]], None if e["yaml_path"] is None else Path(e["yaml_path"]),
+                                     e["cfg"], set(e["tags"])) for e in json.loads(path.read_text())}
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged cache file is rebuilt
+    index = build([root], **kwargs)
+    try:
+        atomic_write(path, json.dumps([{"name": e.name, "kind": e.kind.name, "tags": sorted(e.tags), "cfg": e.cfg,
+                                        "yaml_path": None if e.yaml_path is None else str(e.yaml_path)}
+                                       for e in index.values()]).encode())
+    except (OSError, TypeError, ValueError):
+        pass  # the cache is an optimisation only
+    return dict(index)
+
+
+@functools.lru_cache(maxsize=8)
+def _manager(folders: tuple[Path, ...], data: tuple, settings: LmEvalSettings) -> Any:
+    """The TaskManager building tasks through a factory that points their splits at local files and refuses
+    untrusted Python."""
+    import copy
+
+    from lm_eval.tasks._factory import TaskFactory
+
+    files = {name: dict(splits) for name, splits in data}
+    installed = require_lm_eval()
+
+    class Factory(TaskFactory):
+        def _load_full_config(self, entry: Any, overrides: Any = None) -> dict[str, Any]:
+            if entry.yaml_path is not None and not settings.trust_task_code:
+                _check_trust(Path(entry.yaml_path), installed)
+            return super()._load_full_config(entry, overrides)
+
+        def _build_task(self, entry: Any, overrides: Any) -> Any:
+            local = {**files.get("*", {}), **files.get(entry.name, {})}
+            if local:
+                overrides = {**(overrides or {}), **_local_dataset(entry.name, local)}
+            return super()._build_task(entry, overrides)
+
+    tm = copy.copy(_index(folders))
+    tm._factory = Factory(meta=None)
+    return tm
+
+
+def _local_dataset(name: str, splits: dict[str, str]) -> dict[str, Any]:
+    """Overrides that read a task's splits from local files (JSON lines, JSON, CSV, Parquet)."""
+    kinds = {_FORMATS.get(Path(f).suffix.lower()) for f in splits.values()}
+    if None in kinds or len(kinds) != 1:
+        raise HarnessError(f"local rows must be one format of {', '.join(sorted(_FORMATS))} for every split",
+                           where=f"data.{name}")
+    for split, f in splits.items():
+        if not Path(f).is_file():
+            raise HarnessError("no such file", source=f, where=f"data.{name}.{split}")
+    return {"dataset_path": kinds.pop(), "dataset_name": None,
+            "dataset_kwargs": {"data_files": {s: str(Path(f).resolve()) for s, f in splits.items()}}}
+
+
+def _check_trust(path: Path, installed: Path, depth: int = 0) -> None:
+    """A task YAML outside the installed lm-eval package (or any file it includes) that names Python is refused
+    unless the user trusts task code."""
+    path = path.resolve()
+    if path.is_relative_to(installed) or depth > MAX_INCLUDE_DEPTH or not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if _CODE.search(text):
+        raise HarnessError("this task runs Python from its folder; pass --trust-task-code (config "
+                           "run.trust_task_code: true) if you trust it", source=path, where="!function")
+    for inc in re.findall(r"^include\s*:\s*['\"]?([^'\"#\n]+?)['\"]?\s*$", text, re.MULTILINE):
+        _check_trust(path.parent / inc, installed, depth + 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(request: str, data: tuple, settings: LmEvalSettings, folders: tuple[Path, ...]) -> dict[str, Any]:
+    """``TaskManager.load`` of one name, cached per process; lm-eval's errors become one line."""
+    tm = _manager(folders, data, settings)
+    hf_datasets()
+    try:
+        return tm.load([request])
+    except HarnessError:
+        raise
+    except ModuleNotFoundError as exc:
+        raise HarnessError(f"lm_eval:{request} needs the package '{exc.name}': pip install {exc.name}",
+                           where="tasks") from None
+    except Exception as exc:  # lm-eval and datasets raise many kinds; one line naming the task
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        hint = "; pass local rows with --data SPLIT=FILE" if _is_dataset_error(exc) else ""
+        raise HarnessError(f"lm_eval:{request} could not be built: {type(exc).__name__}: {first}{hint}",
+                           where="tasks") from None
+
+
+def _is_dataset_error(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(w in text for w in ("dataset", "hub", "offline", "connection", "couldn't", "doesn't exist", "split"))
+
+
+def names(pattern: str) -> list[str]:
+    """The registered lm-eval names (tasks, groups, tags) matching ``pattern`` (a name or a glob)."""
+    tm = _index(user_folders())
+    if pattern in tm.task_index:
+        return [pattern]
+    found = [n for n in tm.all_tasks if fnmatch.fnmatchcase(n, pattern)]
+    if not found:
+        import difflib
+
+        close = difflib.get_close_matches(pattern, tm.all_tasks, n=3)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise HarnessError(f"no lm-eval task, group or tag named '{pattern}'{hint}", where="tasks")
+    return found
+
+
+def resolve(pattern: str, data: Optional[dict[str, dict[str, str]]] = None,
+            settings: LmEvalSettings = LmEvalSettings()) -> list[LmEvalTask]:
+    """The leaf tasks of ``lm_eval:PATTERN`` (a task, group, tag or glob), read from lm-eval's index without
+    building them (no dataset is touched: ``prepare`` builds them). ``data``: task name (or ``*``) → {split:
+    local file}; rows given for a named group or tag apply to each of its tasks."""
+    tm = _index(user_folders())
+    out: dict[str, LmEvalTask] = {}
+    for request in names(pattern):
+        given = data or {}
+        rows = {**given, "*": {**given.get("*", {}), **given.get(request, {})}}
+        for name, group in _leaves(tm.task_index, request, None, 0):
+            entry = tm.task_index.get(name)
+            cfg = (entry.cfg if entry is not None else None) or {}
+            source = Path(entry.yaml_path) if entry is not None and entry.yaml_path else installed_tasks() or Path(".")
+            shots = settings.num_fewshot if settings.num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
+            output = str(cfg.get("output_type") or "generate_until")
+            spec = LmEvalSpec(OUTPUTS.get(output, output), Fewshot(shots, settings.fewshot_seed))
+            out.setdefault(name, LmEvalTask(name, request, group, source, rows, settings, spec,
+                                            _hash(name, source, rows, settings)))
+    return list(out.values())
+
+
+def _leaves(index: dict[str, Any], name: str, group: Optional[str], depth: int) -> list[tuple[str, Optional[str]]]:
+    """(task, its group) for every task under a registered name, in lm-eval's order: a group's ``task:`` list
+    (names, references with overrides, inline subgroups named ``GROUP::NAME``), a tag's members."""
+    from lm_eval.tasks._index import Kind
+
+    entry = index.get(name)
+    if entry is None or depth > MAX_INCLUDE_DEPTH:
+        return [(name, group)]  # an inline task: lm-eval names it when it builds the group
+    if entry.kind in (Kind.TASK, Kind.PY_TASK):
+        return [(name, group)]
+    if entry.kind == Kind.TAG:
+        return [leaf for n, e in index.items() if name in e.tags for leaf in _leaves(index, n, group, depth + 1)]
+    out: list[tuple[str, Optional[str]]] = []
+    for item in (entry.cfg or {}).get("task") or []:
+        ref = item if isinstance(item, str) else item.get("task") or item.get("group") if isinstance(item, dict) else None
+        if not isinstance(ref, str):
+            continue
+        if ref in index:
+            out += _leaves(index, ref, name, depth + 1)
+        else:
+            out.append((f"{name}::{ref}", name))
+    return out
+
+
+def built_spec(task: Any, settings: LmEvalSettings) -> LmEvalSpec:
+    """The spec as the built task says (a Python task class names its output type only when built)."""
+    return LmEvalSpec(output=OUTPUTS.get(task.OUTPUT_TYPE, task.OUTPUT_TYPE),
+                      fewshot=Fewshot(int(task.get_config("num_fewshot") or 0), settings.fewshot_seed))
+
+
+def _hash(name: str, source: Path, data: dict[str, dict[str, str]], settings: LmEvalSettings) -> str:
+    """What makes a result of this task reusable: lm-eval's version, the task's YAML and Python files (its folder
+    and the one above, where includes live), the local rows, and the settings."""
+    import lm_eval
+
+    files = []
+    if source.is_file():
+        for folder in (source.parent, source.parent.parent):
+            files += [f for f in sorted(folder.glob("*")) if f.suffix in (".yaml", ".yml", ".py") and f.is_file()]
+    local = {s: file_sha256(Path(f)) for s, f in {**data.get("*", {}), **data.get(name, {})}.items()
+             if Path(f).is_file()}
+    return digest({"lm_eval": lm_eval.__version__, "task": name, "files": [file_sha256(f) for f in files],
+                   "data": local, "settings": [settings.num_fewshot, settings.fewshot_seed]})
+
+
+def requests(task: LmEvalTask, limit: Optional[int] = None) -> list[dict[str, Any]]:
+    """lm-eval's own requests per document, in its order, with the gold as lm-eval scores it (a choice index, a
+    list of indices where several answers count, or the target text)."""
+    built = task.build()
+    built.build_all_requests(limit=limit, rank=0, world_size=1)
+    by_doc: dict[int, dict[str, Any]] = {}
+    for inst in sorted(built.instances, key=lambda i: (i.doc_id, i.idx)):
+        entry = by_doc.setdefault(inst.doc_id, {"task": task.name, "doc_id": inst.doc_id, "output": task.spec.output,
+                                                "requests": [], "gold": built.doc_to_target(inst.doc)})
+        entry["requests"].append([a if isinstance(a, str) else _plain(a) for a in inst.arguments])
+    return list(by_doc.values())
+
+
+def _plain(value: Any) -> Any:
+    """Generation keyword arguments as JSON can hold them."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
