@@ -22,7 +22,7 @@ def corpus(n: int = 400) -> list[str]:
 
 
 def build_tiny_model(folder: Path, arch: str = "llama", hidden: int = 32, layers: int = 2, seed: int = 0,
-                     chars: Optional[str] = None) -> Path:
+                     chars: Optional[str] = None, max_positions: int = 256) -> Path:
     """A random-init causal LM (``gpt2``, ``neox`` or ``llama``) saved with its tokenizer, loadable by
     ``from_pretrained(folder)``. The tokenizer is a byte-level BPE, or with ``chars`` the toy ladder's
     character-level one over just those characters (anything else is unknown)."""
@@ -55,13 +55,13 @@ def build_tiny_model(folder: Path, arch: str = "llama", hidden: int = 32, layers
     torch.manual_seed(seed)
     model: Any
     if arch == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=256, **ids))
+        model = GPT2LMHeadModel(GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=max_positions, **ids))
     elif arch == "neox":
         model = GPTNeoXForCausalLM(GPTNeoXConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                                 num_attention_heads=2, max_position_embeddings=256, **ids))
+                                                 num_attention_heads=2, max_position_embeddings=max_positions, **ids))
     elif arch == "llama":
         model = LlamaForCausalLM(LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                             num_attention_heads=2, max_position_embeddings=256, **ids))
+                                             num_attention_heads=2, max_position_embeddings=max_positions, **ids))
     else:
         raise ValueError(f"unknown arch {arch!r} (use one of {ARCHS})")
     folder.mkdir(parents=True, exist_ok=True)

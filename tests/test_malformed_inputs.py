@@ -519,10 +519,11 @@ CASES += [
     Case("D-generator-op-minus", "D", **task({"dataset": {"generator": "modular", "args": {"op": "-"}}}),
          expect="op must be + or *"),
     Case("D-lm-eval-include-cycle", "D", ["tasks", "show", "lm_eval:cyc"], {"lmtasks/a.yaml": "task: cyc\ninclude: b.yaml\n",
-         "lmtasks/b.yaml": "include: a.yaml\n"}, env=LM_DIR, expect="include cycle"),
-    Case("D-lm-eval-include-outside", "D", ["tasks", "show", "lm_eval:outs"], {"lmtasks/c.yaml": "task: outs\n"
-         "include: ../elsewhere/x.yaml\n", "elsewhere/x.yaml": "dataset_path: json\n"}, env=LM_DIR,
-         expect="outside the task folders"),
+         "lmtasks/b.yaml": "include: a.yaml\n"}, env=LM_DIR, expect="Include cycle"),
+    Case("D-lm-eval-include-outside-runs-python", "D", ["tasks", "show", "lm_eval:outs"], {"lmtasks/c.yaml":
+         "task: outs\ninclude: ../elsewhere/x.yaml\n", "elsewhere/x.yaml": "dataset_path: json\n"
+         "process_docs: !function utils.go\n", "elsewhere/utils.py": "import os\nos.system('touch pwned')\n"},
+         env=LM_DIR, expect="--trust-task-code"),
 
     # E. names are data
     Case("E-label-escape-sequences", "E", **run({"suite": [{"model": "TINY", "label": "m\x1b[2J\x1b]0;title\x07"}]},

@@ -19,7 +19,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.source == "bigbench":
         return _list_bigbench()
     if args.source == "lm_eval":
-        return _list_lm_eval(args.match)
+        return _list_lm_eval(args.match, args.json, args.trust_task_code)
     from harness.tasks import TaskIndex, load_task_file
 
     index = TaskIndex()
@@ -58,21 +58,23 @@ def _list_bigbench() -> int:
     return 0
 
 
-def _list_lm_eval(match: Optional[str]) -> int:
-    """lm-eval's catalogue: how many tasks load here, the reasons the others do not, and (``--match``) the tasks."""
-    from harness.errors import HarnessError
-    from harness.tasks import lm_eval
+def _list_lm_eval(match: Optional[str], as_json: bool, trust: bool) -> int:
+    """lm-eval's catalogue: how many tasks can run here, the reasons the others cannot, and (``--match``) the
+    tasks; with ``--json`` one object per task."""
+    from harness.tasks.lm_eval_layer import catalogue, require_lm_eval, user_folders
 
-    if not lm_eval.roots():
-        raise HarnessError("lm-eval is not installed and $HARNESS_LM_EVAL_TASKS names no folder: install it with "
-                           "pip install 'scaling-harness[reference]' (or lm-eval)", where="--source lm_eval")
-    console.print("reading lm-eval's task YAMLs (the first time about 30 s; cached after)", markup=False)
-    rows = lm_eval.catalogue()
-    ok = [r for r in rows if r["problem"] is None]
-    out.print(safe(f"{len(rows):,} lm-eval tasks in {', '.join(str(r) for r in lm_eval.roots())}: {len(ok):,} load "
-                     f"here, {len(rows) - len(ok):,} do not (run as lm_eval:TASK; groups and tags too)"))
-    reasons = Counter(r["reason"] for r in rows if r["reason"])
-    table = Table(title="why the others do not load")
+    root = require_lm_eval()
+    rows = catalogue(trust)
+    if as_json:
+        for r in rows:
+            print(json.dumps(vars(r), ensure_ascii=False))
+        return 0
+    ok = [r for r in rows if r.status == "ok"]
+    where = ", ".join(str(p) for p in (root, *user_folders()))
+    out.print(safe(f"{len(rows):,} lm-eval tasks in {where}: {len(ok):,} can run here, {len(rows) - len(ok):,} "
+                   "cannot (run as lm_eval:TASK; groups and tags too)"))
+    reasons = Counter(r.reason for r in rows if r.reason)
+    table = Table(title="why the others cannot")
     table.add_column("tasks", justify="right")
     table.add_column("reason", overflow="fold")
     for reason, n in reasons.most_common(25):
@@ -85,9 +87,9 @@ def _list_lm_eval(match: Optional[str]) -> int:
         for col in ("task", "output", "status", "file"):
             tasks.add_column(col, overflow="fold")
         for r in rows:
-            if fnmatch.fnmatchcase(r["name"], match):
-                tasks.add_row(safe(r["name"]), safe(r["output"] or ""),
-                              "ok" if r["problem"] is None else "[red]" + safe(r["problem"]) + "[/]", safe(r["path"]))
+            if fnmatch.fnmatchcase(r.name, match):
+                tasks.add_row(safe(r.name), safe(r.output), "ok" if r.status == "ok" else "[red]" + safe(r.reason) + "[/]",
+                              safe(r.path))
         out.print(tasks)
     return 0
 
@@ -184,6 +186,10 @@ def add_parsers(sub: Any) -> None:
                          "'harness bigbench fetch'); lm_eval: the installed lm-eval's task YAMLs (how many load, "
                          "why the others do not)")
     ls.add_argument("--match", metavar="GLOB", help="lm_eval: also list the tasks matching GLOB, with their status")
+    ls.add_argument("--json", action="store_true",
+                    help="lm_eval: one JSON object per task (name, output, status, reason, path)")
+    ls.add_argument("--trust-task-code", action="store_true",
+                    help="lm_eval: count tasks of your own folders that run Python as runnable")
     ls.set_defaults(func=cmd_list)
     v = tsub.add_parser("validate", help="load, validate and render task files (all, if none given)")
     v.add_argument("paths", nargs="*")

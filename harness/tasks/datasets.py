@@ -48,14 +48,6 @@ def load_documents(spec: DatasetSpec, task_file: Path, split: Optional[str] = No
     elif spec.hf is not None:
         docs = _load_hf(spec, task_file, split, roots)
         where = "dataset.hf"
-    elif spec.lm_eval is not None:
-        if split is not None:
-            raise HarnessError("an lm-eval task brings its own shots (num_fewshot); leave fewshot empty",
-                               source=task_file, where="fewshot.split")
-        from harness.tasks.lm_eval_docs import documents as lm_eval_documents
-
-        docs = lm_eval_documents(spec.lm_eval)
-        where = "dataset.lm_eval"
     elif spec.bigbench is not None:
         if split is not None:
             raise HarnessError("a BIG-bench task brings its own shots (dataset.bigbench.shots); leave fewshot empty",

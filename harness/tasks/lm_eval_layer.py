@@ -21,6 +21,7 @@ from harness.errors import HarnessError
 from harness.files import atomic_write, cache_dir, digest, file_sha256, hf_datasets
 
 MAX_INCLUDE_DEPTH = 16
+CATALOGUE_RULES = 1  # bump when what makes a task runnable here changes (cached listings are then recomputed)
 OUTPUTS = {"multiple_choice": "multiple_choice", "loglikelihood": "loglikelihood",
            "loglikelihood_rolling": "perplexity", "generate_until": "generate"}
 _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
@@ -181,13 +182,11 @@ def _manager(folders: tuple[Path, ...], data: tuple, settings: LmEvalSettings) -
         def _load_full_config(self, entry: Any, overrides: Any = None) -> dict[str, Any]:
             if entry.yaml_path is not None and not settings.trust_task_code:
                 _check_trust(Path(entry.yaml_path), installed)
-            return super()._load_full_config(entry, overrides)
-
-        def _build_task(self, entry: Any, overrides: Any) -> Any:
-            local = {**files.get("*", {}), **files.get(entry.name, {})}
-            if local:
-                overrides = {**(overrides or {}), **_local_dataset(entry.name, local)}
-            return super()._build_task(entry, overrides)
+            leaf = entry.kind.name in ("TASK", "PY_TASK")  # a group's own config takes no rows
+            local = {**files.get("*", {}), **files.get(entry.name, {})} if leaf else {}
+            cfg = super()._load_full_config(entry, {**(overrides or {}), **_local_dataset(entry.name, local)}
+                                            if local else overrides)
+            return _local_splits(entry.name, cfg, local, settings) if local else cfg
 
     tm = copy.copy(_index(folders))
     tm._factory = Factory(meta=None)
@@ -205,6 +204,25 @@ def _local_dataset(name: str, splits: dict[str, str]) -> dict[str, Any]:
             raise HarnessError("no such file", source=f, where=f"data.{name}.{split}")
     return {"dataset_path": kinds.pop(), "dataset_name": None,
             "dataset_kwargs": {"data_files": {s: str(Path(f).resolve()) for s, f in splits.items()}}}
+
+
+def _local_splits(name: str, cfg: dict[str, Any], local: dict[str, str], settings: LmEvalSettings) -> dict[str, Any]:
+    """A task read from local rows uses the splits given: the scored split must be there (and the shots' split when
+    there are shots); a split the task names only for shots, with none asked, is dropped."""
+    scored = cfg.get("test_split") or cfg.get("validation_split")
+    if scored and scored not in local:
+        raise HarnessError(f"lm_eval:{name} scores the split '{scored}': give it with --data {scored}=FILE (given: "
+                           f"{', '.join(sorted(local))})", where="data")
+    shots = settings.num_fewshot if settings.num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
+    source = cfg.get("fewshot_split") or cfg.get("training_split") or cfg.get("validation_split")
+    if shots and source and source not in local:
+        raise HarnessError(f"lm_eval:{name} takes its {shots} shot(s) from the split '{source}': give it with "
+                           f"--data {source}=FILE", where="data")
+    out = dict(cfg)
+    for key in ("training_split", "validation_split", "fewshot_split"):
+        if out.get(key) and out[key] not in local:
+            out[key] = None
+    return out
 
 
 def _check_trust(path: Path, installed: Path, depth: int = 0) -> None:
@@ -254,10 +272,32 @@ def names(pattern: str) -> list[str]:
     if not found:
         import difflib
 
+        unreadable = _unreadable(pattern)
+        if unreadable:
+            raise unreadable
         close = difflib.get_close_matches(pattern, tm.all_tasks, n=3)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise HarnessError(f"no lm-eval task, group or tag named '{pattern}'{hint}", where="tasks")
     return found
+
+
+def _unreadable(name: str) -> Optional[HarnessError]:
+    """A YAML file of the user's folders that names ``name`` but lm-eval could not read (its index skips such
+    files): the error lm-eval's loader gives for it, on one line."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    pattern = re.compile(rf"^(task|group)\s*:\s*['\"]?{re.escape(name)}['\"]?\s*$", re.MULTILINE)
+    for folder in user_folders():
+        for path in sorted(folder.rglob("*.yaml")):
+            if pattern.search(path.read_text(encoding="utf-8", errors="replace")):
+                try:
+                    load_yaml(path, resolve_func=False)
+                except RecursionError:
+                    return HarnessError("lm-eval cannot read this file: Include cycle", source=path, where="include")
+                except Exception as exc:  # whatever lm-eval's loader raises for the file
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    return HarnessError(f"lm-eval cannot read this file: {type(exc).__name__}: {first}", source=path)
+    return None
 
 
 def resolve(pattern: str, data: Optional[dict[str, dict[str, str]]] = None,
@@ -347,3 +387,117 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One registered lm-eval task as ``harness tasks list --source lm_eval`` reports it."""
+
+    name: str
+    output: str
+    status: str  # "ok" | "refused"
+    reason: str
+    path: str
+
+
+def catalogue(trust_task_code: bool = False) -> list[Listed]:
+    """Every registered lm-eval task (groups and tags are names for tasks) and whether it can run here: its YAML
+    chain loads with its Python (installed packages' ``utils.py``, task classes), it is text-only, and (for the
+    user's own folders) its Python is trusted. Kept per index under the cache."""
+    import json
+
+    import lm_eval
+    from lm_eval.tasks._index import Kind
+
+    tm, installed = _index(user_folders()), require_lm_eval()
+    entries = sorted((n, e) for n, e in tm.task_index.items() if e.kind in (Kind.TASK, Kind.PY_TASK))
+    key = digest([CATALOGUE_RULES, lm_eval.__version__, trust_task_code, [(n, str(e.yaml_path)) for n, e in entries],
+                  [str(p) for p in user_folders()], _installed_packages()])
+    path = cache_dir() / "lm_eval_index" / f"catalogue-{key}.json"
+    if path.is_file():
+        try:
+            return [Listed(**row) for row in json.loads(path.read_text())]
+        except (ValueError, TypeError):
+            pass
+    out = []
+    for name, entry in entries:
+        cfg = entry.cfg or {}
+        where = str(entry.yaml_path or "")
+        output = OUTPUTS.get(str(cfg.get("output_type") or "generate_until"), str(cfg.get("output_type")))
+        reason = ""
+        gen: dict[str, Any] = cfg["generation_kwargs"] if isinstance(cfg.get("generation_kwargs"), dict) else {}
+        if cfg.get("doc_to_image") or cfg.get("doc_to_audio"):
+            reason = "multimodal (images or audio): this harness scores text"
+        elif gen.get("do_sample") or _positive(gen.get("temperature")) or _positive((cfg.get("repeats") or 1) - 1):
+            reason = "sampled generation (do_sample, temperature or repeats): the engine decodes greedily"
+        elif entry.yaml_path is not None:
+            try:
+                if not trust_task_code:
+                    _check_trust(Path(entry.yaml_path), installed)
+                missing = sorted({m for f in _python_files(cfg) for m in _missing_imports(f)})
+                if missing:
+                    reason = f"needs the package(s) {', '.join(missing)} (pip install {' '.join(missing)})"
+            except HarnessError:
+                reason = "runs Python of your own: needs --trust-task-code"
+        out.append(Listed(name, output, "refused" if reason else "ok", reason, where))
+    try:
+        atomic_write(path, json.dumps([vars(x) for x in out]).encode())
+    except OSError:
+        pass
+    return out
+
+
+def _positive(value: Any) -> bool:
+    try:
+        return float(value) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _installed_packages() -> list[str]:
+    """Names of the installed distributions: a listing is recomputed when they change."""
+    from importlib import metadata
+
+    return sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
+
+
+def _python_files(cfg: Any) -> set[Path]:
+    """The Python modules a task's config names (``!function`` values, read unresolved as ``/dir/module.name``)."""
+    found: set[Path] = set()
+    if isinstance(cfg, dict):
+        for value in cfg.values():
+            found |= _python_files(value)
+    elif isinstance(cfg, list):
+        for value in cfg:
+            found |= _python_files(value)
+    elif isinstance(cfg, str) and cfg.startswith("/") and "." in cfg.rsplit("/", 1)[-1]:
+        module = Path(cfg.rsplit(".", 1)[0] + ".py")
+        if module.is_file():
+            found.add(module)
+    return found
+
+
+@functools.cache
+def _missing_imports(module: Path) -> tuple[str, ...]:
+    """Top-level packages ``module`` imports (read, never run) that are not installed; a module beside it counts
+    as present."""
+    import ast
+
+    try:
+        tree = ast.parse(module.read_text(encoding="utf-8", errors="replace"))
+    except (SyntaxError, ValueError):
+        return ()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    def absent(name: str) -> bool:
+        if (module.parent / f"{name}.py").is_file() or (module.parent / name).is_dir():
+            return False
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):
+            return True
+    return tuple(sorted(n for n in names if absent(n)))

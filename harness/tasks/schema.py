@@ -35,33 +35,20 @@ class BigBenchRef(_Strict):
     shots: int = Field(default=0, ge=0, le=5)  # BIG-bench's standard settings are 0, 1, 2 and 3
 
 
-class LmEvalRef(_Strict):
-    """An lm-evaluation-harness task YAML (includes merged, ``!function`` names kept as text, never imported):
-    its documents and requests are built as lm-eval builds them. ``data`` points splits at local files."""
-
-    task: str
-    file: str  # the YAML it was read from
-    config: dict[str, Any]  # the merged config (and any group or call overrides)
-    num_fewshot: Optional[int] = Field(default=None, ge=0, le=64)  # None: the config's (else 0)
-    data: dict[str, str] = Field(default_factory=dict)  # split → local file (JSON lines, JSON, CSV, Parquet)
-
-
 class DatasetSpec(_Strict):
-    """Exactly one source: a local file, a ``datasets`` dataset, a built-in generator, a BIG-bench task, or an
-    lm-eval task."""
+    """Exactly one source: a local file, a ``datasets`` dataset, a built-in generator, or a BIG-bench task."""
 
     path: Optional[str] = None
     hf: Optional[HFDataset] = None
     generator: Optional[str] = None
     bigbench: Optional[BigBenchRef] = None
-    lm_eval: Optional[LmEvalRef] = None
     args: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> DatasetSpec:
-        given = [k for k in ("path", "hf", "generator", "bigbench", "lm_eval") if getattr(self, k) is not None]
+        given = [k for k in ("path", "hf", "generator", "bigbench") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of path, hf, generator, bigbench, lm_eval (got {given or 'none'})")
+            raise ValueError(f"give exactly one of path, hf, generator, bigbench (got {given or 'none'})")
         if self.args and self.generator is None:
             raise ValueError("args is only for generator datasets")
         return self

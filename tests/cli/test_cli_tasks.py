@@ -61,12 +61,14 @@ def test_version_and_packaged_config_by_name(tmp_path, monkeypatch, capsys):
 
 
 def test_lm_eval_listing_without_lm_eval_says_so(monkeypatch, capsys):
-    from harness.tasks import lm_eval
+    from harness.tasks import lm_eval_layer
 
-    monkeypatch.setattr(lm_eval, "roots", lambda: [])
-    assert main(["tasks", "list", "--source", "lm_eval"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "lm-eval is not installed" in err
+    monkeypatch.setattr(lm_eval_layer, "installed_tasks", lambda: None)
+    for listing in (["tasks", "list", "--source", "lm_eval"], ["tasks", "list", "--source", "lm_eval", "--json"],
+                    ["tasks", "show", "lm_eval:arc_easy"]):
+        assert main(listing) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "need lm-eval: pip install" in err
 
 
 def test_validate_names_both_files_that_define_one_task(tmp_path, monkeypatch, capsys):

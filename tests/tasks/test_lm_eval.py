@@ -1,13 +1,13 @@
-"""lm-eval task YAMLs: the requests this harness builds equal the ones lm-eval builds itself from the same rows;
-scores on a tiny model equal lm-eval's; no Python from a task folder ever runs; bad input is one clear line."""
+"""lm-eval tasks through lm-eval's own task layer: on local rows in each dataset's schema and a tiny model, every
+metric lm-eval reports (each filter, with its stderr) equals what lm-eval's own HF backend gives, per-document
+log-likelihoods within 1e-4 and generations identical; user Python runs only when trusted; bad input is one line."""
 
 from __future__ import annotations
 
-import functools
 import json
+import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 from lm_eval_rows import rows  # tests/tasks: on sys.path under pytest
 
@@ -18,17 +18,25 @@ pytest.importorskip("lm_eval")  # the 'reference' extra (installed by CI)
 
 TASKS = sorted(rows())
 SHOTS = {"mmlu_abstract_algebra": 3, "lambada_openai": 2}  # few-shot setting checked per task (default 2)
+GSM8K = [{"question": f"Tom has {a} apples and buys {b} more. How many apples does he have?",
+          "answer": f"Tom has {a} + {b} = <<{a}+{b}={a + b}>>{a + b} apples.\n#### {a + b}"}
+         for a, b in [(2, 3), (10, 4), (7, 7), (1, 9), (12, 30), (5, 6), (8, 1), (3, 3)]]
+WIKITEXT = [{"page": f" = Valkyria {i} = \n Senjō no Valkyria {i} @-@ is a tactical role @-@ playing game , "
+                     f"released in {2000 + i} . The game 's story follows {i} soldiers ; they fight . \n"} for i in range(4)]
+EXTRA = {"gsm8k": {"train": GSM8K[:5], "test": GSM8K[5:]},
+         "wikitext": {"train": WIKITEXT[:1], "validation": WIKITEXT[1:2], "test": WIKITEXT[2:]}}
 
 
 @pytest.fixture(scope="module")
-def index_cache(tmp_path_factory):
-    """One index build (~10 s) shared by this module's tests."""
-    return tmp_path_factory.mktemp("cache")
+def long_llama(tmp_path_factory) -> Path:
+    """A tiny Llama with room for lm-eval's default 256 generated tokens after a prompt."""
+    from harness.testing import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("long") / "llama", "llama", max_positions=1024)
 
 
 @pytest.fixture
-def lm_env(index_cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_CACHE", str(index_cache))
+def lm_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf"))
     monkeypatch.delenv("HARNESS_LM_EVAL_TASKS", raising=False)
     return tmp_path
@@ -36,281 +44,170 @@ def lm_env(index_cache, tmp_path, monkeypatch):
 
 def write_rows(task: str, folder: Path) -> dict[str, str]:
     data = {}
-    for split, rs in rows()[task].items():
+    for split, rs in {**rows(), **EXTRA}[task].items():
         path = folder / f"{task}-{split}.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rs))
         data[split] = str(path)
     return data
 
 
-@functools.lru_cache(maxsize=1)
-def _lm_eval_paths() -> dict[str, Path]:
-    from lm_eval.tasks import TaskManager
-
-    return {name: e.yaml_path for name, e in TaskManager()._index.items()}  # lm-eval's own index
-
-
 def lm_eval_task(task: str, data: dict[str, str], shots: int):
-    """lm-eval's own task object for ``task``, its splits read from the local files (``dataset_path: json``)."""
+    """lm-eval's own task object for ``task``, built without this harness, its splits read from local files."""
     from lm_eval.api.task import ConfigurableTask
+    from lm_eval.tasks import TaskManager
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    cfg = load_yaml(_lm_eval_paths()[task], resolve_func=True)
+    cfg = load_yaml(TaskManager().task_index[task].yaml_path, resolve_func=True)
     for key in ("tag", "group", "task_list"):
         cfg.pop(key, None)
     cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": data})
     t = ConfigurableTask(config=cfg)
     t.set_config(key="num_fewshot", value=shots)
     t.set_fewshot_seed(seed=1234)
-    t.build_all_requests()
     return t
 
 
-def theirs_requests(t) -> list[list[tuple]]:
-    by_doc: dict[int, list] = {}
-    for inst in sorted(t.instances, key=lambda i: (i.doc_id, i.idx)):
-        by_doc.setdefault(inst.doc_id, []).append(inst.arguments)
-    return [by_doc[d] for d in sorted(by_doc)]
-
-
-def ours_requests(task: str, data: dict[str, str], shots: int) -> list[list[tuple]]:
-    (t,) = resolve_tasks([f"lm_eval:{task}"], Path.cwd(), {task: data})
-    t.spec.dataset.lm_eval.num_fewshot = shots
-    out = []
-    for i in prepare(t).instances:
-        if t.spec.output == "multiple_choice":
-            out.append(i.requests)
-        elif t.spec.output == "loglikelihood":
-            out.append([(i.context, i.delimiter + i.target)])
-        else:
-            out.append([(i.context,)])
-    return out
-
-
-@pytest.mark.parametrize("task", TASKS)
-@pytest.mark.parametrize("zero_shot", [True, False], ids=["0-shot", "k-shot"])
-def test_requests_equal_lm_eval(task, zero_shot, lm_env):
-    data = write_rows(task, lm_env)
-    shots = 0 if zero_shot else SHOTS.get(task, 2)
-    theirs = theirs_requests(lm_eval_task(task, data, shots))
-    ours = ours_requests(task, data, shots)
-    assert len(ours) == len(theirs) == len(rows()[task].get("test") or rows()[task]["validation"])
-    assert ours == theirs
-    if shots:  # the shots are there: the contexts differ from the 0-shot ones
-        assert all(a[0][0] != b[0][0] for a, b in zip(ours, ours_requests(task, data, 0)))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("task", ["arc_easy", "winogrande", "lambada_openai", "hellaswag", "copa"])
-def test_scores_equal_lm_eval(task, lm_env, tiny_llama):
-    """Per-request log-likelihoods within 1e-4 of lm-eval's HF backend; acc/acc_norm/perplexity equal."""
-    import lm_eval
+def compare_with_lm_eval(task: str, data: dict[str, str], shots: int, model: Path, batch_size: int = 8):
+    """Our records and scores, and lm-eval's results and samples, for one task on one model."""
+    from lm_eval import evaluator
     from lm_eval.models.huggingface import HFLM
 
     from harness.models.hf import HFBackend
     from harness.models.suite import ModelSpec
-    from harness.scoring import evaluate
+    from harness.scoring_lm_eval import evaluate_lm_eval
 
-    data = write_rows(task, lm_env)
-    (t,) = resolve_tasks([f"lm_eval:{task}"], Path.cwd(), {task: data})
-    backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=8)
-    records = evaluate(backend, prepare(t))
+    (t,) = resolve_tasks([f"lm_eval:{task}"], Path.cwd(), {task: data}, num_fewshot=shots)
+    backend = HFBackend(ModelSpec(model=str(model)), device="cpu", batch_size=batch_size)
+    records, scores, _, _ = evaluate_lm_eval(backend, t)
     backend.close()
-
-    theirs_task = lm_eval_task(task, data, 0)
-    lm = HFLM(pretrained=str(tiny_llama), device="cpu", batch_size=8, dtype="float32")
-    out = lm_eval.simple_evaluate(model=lm, tasks=[theirs_task], log_samples=True, num_fewshot=0)
-    res = out["results"][task]
-    samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
-    theirs_ll = [[float(r[0]) for r in s["filtered_resps"]] for s in samples]
-    if t.spec.output == "multiple_choice":
-        ours_ll = [r["logprobs"] for r in records]
-        for m in ("acc", "acc_norm"):
-            if f"{m},none" in res:
-                assert np.mean([r["metrics"][m] for r in records]) == pytest.approx(res[f"{m},none"], abs=1e-12)
-    else:
-        ours_ll = [[r["target_logprob"]] for r in records]
-        assert np.mean([r["metrics"]["is_greedy"] for r in records]) == pytest.approx(res["acc,none"], abs=1e-12)
-        ppl = float(np.exp(-np.mean([r["target_logprob"] for r in records])))
-        assert ppl == pytest.approx(res["perplexity,none"], rel=1e-6)
-    assert np.abs(np.array(ours_ll) - np.array(theirs_ll)).max() <= 1e-4
+    lm = HFLM(pretrained=str(model), device="cpu", batch_size=8, dtype="float32")
+    out = evaluator.evaluate(lm=lm, task_dict={"tasks": {task: lm_eval_task(task, data, shots)}, "groups": {},
+                                               "group_map": {}}, log_samples=True, verbosity="ERROR")
+    return records, scores, out["results"][task], sorted(out["samples"][task], key=lambda s: (s["doc_id"], s["filter"]))
 
 
-def test_group_resolves_to_its_tasks(lm_env):
-    tasks = resolve_tasks(["lm_eval:mmlu"], Path.cwd())
-    assert len(tasks) == 57 and {t.group for t in tasks} == {"mmlu"}
-    assert all(t.spec.metrics[0].name == "acc" for t in tasks)
-    fs = tasks[0].spec.dataset.lm_eval.config
-    assert fs["fewshot_config"] == {"sampler": "first_n"} and fs["fewshot_split"] == "dev"
+def assert_same_metrics(scores: dict, theirs: dict) -> None:
+    """Every metric lm-eval reports (``metric,filter``) with its stderr, under the name this harness gives it: within
+    1e-4, or 1e-4 relative for perplexities (exponentials of log-likelihoods that agree within 1e-4)."""
+    reported = [k for k in theirs if "," in k and "_stderr" not in k.split(",")[0]]
+    assert reported
+    for key in reported:
+        metric, _, filt = key.partition(",")
+        ours = scores[metric if filt == "none" else key]
+        assert ours["value"] == pytest.approx(theirs[key], abs=1e-4, rel=1e-4), key
+        se = theirs.get(f"{metric}_stderr,{filt}")
+        if isinstance(se, float) and math.isfinite(se):
+            assert ours["stderr"] == pytest.approx(se, abs=1e-4, rel=1e-4), key
+        if metric in ("acc", "acc_norm", "exact_match"):
+            assert ours["value"] == theirs[key], key  # identical decisions, not merely close
 
 
-def test_function_module_is_never_imported(lm_env, tmp_path, monkeypatch):
-    """A task whose !function names a module that writes a file when imported: the file is never written."""
-    folder = tmp_path / "evil"
-    folder.mkdir()
-    marker = tmp_path / "pwned"
-    (folder / "utils.py").write_text(f"open({str(marker)!r}, 'w').write('x')\ndef process_docs(d):\n    return d\n")
-    (folder / "evil.yaml").write_text("task: evil_task\ndataset_path: json\ntest_split: test\n"
-                                      "output_type: multiple_choice\nprocess_docs: !function utils.process_docs\n"
-                                      "doc_to_text: q\ndoc_to_choice: [a, b]\ndoc_to_target: 0\n")
-    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
-    with pytest.raises(HarnessError) as err:
-        resolve_tasks(["lm_eval:evil_task"], Path.cwd())
-    assert "evil.yaml" in str(err.value) and "process_docs" in str(err.value) and "utils.process_docs" in str(err.value)
-    assert not marker.exists()
+@pytest.mark.parametrize("task", TASKS)
+def test_scores_equal_lm_eval(task, lm_env, tiny_llama):
+    """Multiple choice and log-likelihood tasks, few-shot: metrics equal, each request's log-likelihood within 1e-4."""
+    records, scores, theirs, samples = compare_with_lm_eval(task, write_rows(task, lm_env), SHOTS.get(task, 2),
+                                                            tiny_llama)
+    assert_same_metrics(scores, theirs)
+    ours_ll = [[r[0][0] for r in rec["resps"]] for rec in records]
+    theirs_ll = [[float(r[0][0]) for r in s["resps"]] for s in samples]
+    assert len(ours_ll) == len(theirs_ll) and all(
+        abs(a - b) <= 1e-4 for x, y in zip(ours_ll, theirs_ll) for a, b in zip(x, y))
+    if "p_correct" in scores:  # the continuous partners beside lm-eval's metrics
+        assert 0 < scores["p_correct"]["value"] < 1 and "brier" in scores and "target_logprob" in scores
 
 
-@pytest.mark.parametrize("yaml_text, expected", [
-    ("task: t1\ninclude: t1.yaml\n", "include cycle"),
-    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: multiple_choice\ndoc_to_text: q\n"
-     "doc_to_choice: [a, b]\ndoc_to_target: 0\nmetric_list: [{metric: acc_mutual_info}]\n", "metric 'acc_mutual_info' is not supported"),
-    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: multiple_generate\n", "output_type"),
-    ("task: t1\ndataset_path: x\ntest_split: test\nclass: !function task.MyTask\n", "Python-defined task"),
-    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: generate_until\ndoc_to_text: q\ndoc_to_target: a\n"
-     "generation_kwargs: {do_sample: true}\n", "sampled generation"),
-    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: generate_until\ndoc_to_text: q\ndoc_to_target: a\n"
-     "generation_kwargs: {temperature: hot}\n", "must be numbers"),
-    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: generate_until\ndoc_to_text: q\ndoc_to_target: a\n"
-     "filter_list: [{name: f, filter: [{function: majority_vote}]}]\n", "filter 'majority_vote' is not supported"),
-    ("task: t1\ndataset_path: x\ntest_split: test\noutput_type: multiple_choice\ndoc_to_text: q\n"
-     "doc_to_choice: [a, b]\ndoc_to_target: 0\nfewshot_config: {sampler: balanced}\n", "sampler 'balanced'"),
-])
-def test_bad_task_files_are_one_clear_line(yaml_text, expected, lm_env, tmp_path, monkeypatch):
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    (folder / "t1.yaml").write_text(yaml_text)
-    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
-    from harness.tasks import lm_eval
-
-    entries = lm_eval.index()
-    if "t1" not in entries:  # a file lm-eval could not read either is not a task: it is named in `tasks list`
-        assert expected == "include cycle"
-        with pytest.raises(HarnessError, match=expected):
-            lm_eval.read_config(folder / "t1.yaml")
-        return
-    with pytest.raises(HarnessError, match=expected) as err:
-        resolve_tasks(["lm_eval:t1"], Path.cwd())
-    assert "t1.yaml" in str(err.value) and "\n" not in str(err.value)
+@pytest.mark.slow
+def test_gsm8k_both_filters_and_generations_equal_lm_eval(lm_env, long_llama):
+    """Generation through two filter pipelines, each reported as lm-eval names it; every generation identical."""
+    records, scores, theirs, samples = compare_with_lm_eval("gsm8k", write_rows("gsm8k", lm_env), 5, long_llama, 3)
+    assert {"exact_match,strict-match", "exact_match,flexible-extract"} <= set(scores)
+    assert_same_metrics(scores, theirs)
+    assert [rec["resps"] for rec in records] == [s["resps"] for s in samples if s["filter"] == "strict-match"]
+    assert [rec["filtered"]["flexible-extract"] for rec in records] == [
+        s["filtered_resps"] for s in samples if s["filter"] == "flexible-extract"]
 
 
-def test_a_missing_include_and_a_template_that_is_not_a_list_are_one_line(lm_env, tmp_path, monkeypatch):
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    (folder / "t2.yaml").write_text("task: t2\ninclude: _nowhere_yaml\n")
-    with pytest.raises(HarnessError, match="includes '_nowhere_yaml', which does not exist"):
-        from harness.tasks import lm_eval
-
-        lm_eval.read_config(folder / "t2.yaml")
-    (folder / "t3.yaml").write_text("task: t3\ndataset_path: json\ntest_split: test\noutput_type: multiple_choice\n"
-                                    "doc_to_text: '{{q}}'\ndoc_to_choice: '{{q}}'\ndoc_to_target: 0\n")
-    rows = tmp_path / "rows.jsonl"
-    rows.write_text(json.dumps({"q": "plain words"}) + "\n")
-    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
-    (t,) = resolve_tasks(["lm_eval:t3"], Path.cwd(), {"*": {"test": str(rows)}})
-    with pytest.raises(HarnessError, match="t3.yaml: doc_to_choice: row 0: cannot render"):
-        prepare(t)
+def test_wikitext_rolling_equals_lm_eval(lm_env, tiny_llama):
+    """Rolling log-likelihood with the task's own Python (detokenizer, process_results): perplexities equal."""
+    _, scores, theirs, _ = compare_with_lm_eval("wikitext", write_rows("wikitext", lm_env), 0, tiny_llama)
+    assert {"word_perplexity", "byte_perplexity", "bits_per_byte"} <= set(scores)
+    assert_same_metrics(scores, theirs)
 
 
-def test_missing_split_says_how_to_give_it(lm_env):
-    (t,) = resolve_tasks(["lm_eval:arc_easy"], Path.cwd(), {"arc_easy": write_rows("piqa", lm_env)})
-    with pytest.raises(HarnessError, match="split 'test'.*--data test=FILE"):
-        prepare(t)
-
-
-def test_filters_match_lm_eval():
-    """The regex / remove_whitespace / lowercase filters give what lm-eval's own filter classes give."""
-    from lm_eval.filters.extraction import RegexFilter, WhitespaceFilter
-    from lm_eval.filters.transformation import LowercaseFilter
-
-    from harness.extraction import apply_filters
-    from harness.tasks.schema import FilterStep
-
-    texts = ["The answer is 42.\n#### 42", "#### -3,000 and #### 7", "no number", "  padded  ", "A (b) C"]
-    for pattern, group in ((r"#### (\-?[0-9\.\,]+)", 0), (r"#### (\-?[0-9\.\,]+)", -1), (r"(\d+)|([a-z])", 0)):
-        ours = [apply_filters(t, [FilterStep(function="regex", regex_pattern=pattern, group_select=group)])
-                for t in texts]
-        theirs = RegexFilter(regex_pattern=pattern, group_select=group).apply([[t] for t in texts], [])
-        assert ours == [x[0] for x in theirs]
-    assert [apply_filters(t, [FilterStep(function="remove_whitespace")]) for t in texts] == [
-        x[0] for x in WhitespaceFilter().apply([[t] for t in texts], [])]
-    assert [apply_filters(t, [FilterStep(function="lowercase")]) for t in texts] == [
-        x[0] for x in LowercaseFilter().apply([[t] for t in texts], [])]
-
-
-CUSTOM = {  # lm-eval features the twelve tasks do not use, each checked against lm-eval's own requests
-    "gen_prefix_mc": "output_type: multiple_choice\ndoc_to_text: 'Q: {{q}}'\ngen_prefix: 'Answer:'\n"
-                     "doc_to_choice: {a: 'yes', b: 'no'}\ndoc_to_target: \"{{ 'yes' if label == 'a' else 'no' }}\"\n"
-                     "description: 'About {{topic}}.\\n'\n",
-    "generate": "output_type: generate_until\ndoc_to_text: '{{q}} ='\ndoc_to_target: '{{answer}}'\n"
-                "target_delimiter: ''\nfewshot_delimiter: '\\n'\ngeneration_kwargs: {until: ['\\n'], max_gen_toks: 8}\n"
-                "filter_list: [{name: strict, filter: [{function: regex, regex_pattern: '(\\d+)'}, "
-                "{function: take_first}]}]\n",
-    "multi_target": "output_type: generate_until\ndoc_to_text: 'Say {{q}}:'\ndoc_to_target: '{{[answer, q]}}'\n",
-    "rolling": "output_type: loglikelihood_rolling\ndoc_to_text: ''\ndoc_to_target: '{{q}} is {{answer}}'\n",
-    "first_n_split": "output_type: multiple_choice\ndoc_to_text: '{{q}}?'\ndoc_to_choice: '{{[answer, q]}}'\n"
-                     "doc_to_target: 0\nfewshot_config: {sampler: first_n, split: train}\n"
-                     "description: topic\ntarget_delimiter: ' -> '\n",
-}
-
-
-@pytest.mark.parametrize("name", sorted(CUSTOM))
-@pytest.mark.parametrize("shots", [0, 2])
-def test_other_features_equal_lm_eval(name, shots, lm_env, tmp_path, monkeypatch):
-    from lm_eval.api.task import ConfigurableTask
-
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    rs = {split: [{"q": f"{split} q{i}", "answer": str(7 * i + n), "label": "ab"[i % 2], "topic": f"topic {i}"}
-                  for i in range(n)] for split, n in (("train", 4), ("test", 5))}
-    data = {}
-    for split, r in rs.items():
-        data[split] = str(tmp_path / f"{split}.jsonl")
-        Path(data[split]).write_text("".join(json.dumps(x) + "\n" for x in r))
-    head = f"task: {name}\ndataset_path: json\ntraining_split: train\ntest_split: test\n"
-    (folder / f"{name}.yaml").write_text(head + CUSTOM[name])
-    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
-    import yaml
-
-    cfg = yaml.safe_load(head + CUSTOM[name])
-    cfg.update(dataset_kwargs={"data_files": data})
-    theirs = ConfigurableTask(config=cfg)
-    theirs.set_config(key="num_fewshot", value=shots)
-    theirs.set_fewshot_seed(seed=1234)
-    theirs.build_all_requests()
-    expected = theirs_requests(theirs)
-    (t,) = resolve_tasks([f"lm_eval:{name}"], Path.cwd(), {"*": data}, shots)
-    instances = prepare(t).instances
-    if t.spec.output == "multiple_choice":
-        assert [i.requests for i in instances] == expected
-    elif t.spec.output == "perplexity":
-        assert [[(i.context,)] for i in instances] == expected
-    else:
-        assert [[(i.context, {"until": t.spec.generation.until, "max_gen_toks": t.spec.generation.max_new_tokens})]
-                for i in instances] == [[(a[0], {k: a[1][k] for k in ("until", "max_gen_toks") if k in a[1]} |
-                                          {"max_gen_toks": a[1].get("max_gen_toks", 256)})] for (a,) in expected]
-        golds = [theirs.doc_to_target(d) for d in theirs.eval_docs]
-        assert [list(i.references or ()) for i in instances] == [g if isinstance(g, list) else [g] for g in golds]
-
-
-def test_cli_show_prints_the_scored_requests(lm_env, capsys):
+def test_cli_show_prints_lm_evals_own_requests(lm_env, capsys):
     from harness.cli import main
 
     data = write_rows("winogrande", lm_env)
     assert main(["tasks", "show", "lm_eval:winogrande", "--data", f"validation={data['validation']}",
                  "--data", f"train={data['train']}", "--num-fewshot", "1", "--json", "--n", "2"]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    expected = theirs_requests(lm_eval_task("winogrande", data, 1))[:2]
-    assert [list(zip(x["contexts"], x["continuations"])) for x in lines] == [[tuple(a) for a in e] for e in expected]
+    ref = lm_eval_task("winogrande", data, 1)
+    ref.build_all_requests(limit=2)
+    expected: dict[int, list] = {}
+    for inst in sorted(ref.instances, key=lambda i: (i.doc_id, i.idx)):
+        expected.setdefault(inst.doc_id, []).append(list(inst.arguments))
+    assert [x["requests"] for x in lines] == [expected[d] for d in sorted(expected)]
+    assert [x["gold"] for x in lines] == [ref.doc_to_target(d) for d in list(ref.eval_docs)[:2]]
 
 
-def test_cli_list_counts_what_loads_and_why_not(lm_env, capsys):
+def test_user_python_runs_only_when_trusted(lm_env, tiny_llama, monkeypatch, capsys):
+    """A task folder of the user's own whose ``!function`` module writes a file when imported: refused in one line
+    naming the file and the flag, nothing imported; with --trust-task-code it runs."""
+    import yaml
+
+    from harness.cli import main
+
+    folder = lm_env / "mine"
+    folder.mkdir()
+    marker = lm_env / "imported"
+    (folder / "utils.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n"
+                                     "def process_docs(d):\n    return d\n")
+    (folder / "mine.yaml").write_text("task: mine_task\ndataset_path: json\ntest_split: test\n"
+                                      "output_type: multiple_choice\nprocess_docs: !function utils.process_docs\n"
+                                      "doc_to_text: '{{q}}'\ndoc_to_choice: [' yes', ' no']\ndoc_to_target: 0\n")
+    rows_file = lm_env / "rows.jsonl"
+    rows_file.write_text("".join(json.dumps({"q": f"is {i} even?"}) + "\n" for i in range(4)))
+    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
+    cfg = lm_env / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "mine", "suite": [{"model": str(tiny_llama), "label": "t"}],
+                                   "tasks": ["lm_eval:mine_task"], "output": str(lm_env / "out")}))
+    assert main(["run", str(cfg), "--data", f"test={rows_file}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mine.yaml" in err and "--trust-task-code" in err
+    assert not marker.exists() and not (lm_env / "out").exists()
+    assert main(["run", str(cfg), "--data", f"test={rows_file}", "--trust-task-code"]) == 0
+    assert marker.exists() and (lm_env / "out" / "models" / "t" / "mine_task.jsonl").is_file()
+
+
+def test_a_dataset_that_cannot_be_had_offline_says_how_to_give_it(lm_env, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (t,) = resolve_tasks(["lm_eval:arc_easy"], Path.cwd())
+    with pytest.raises(HarnessError, match="lm_eval:arc_easy could not be built.*--data SPLIT=FILE") as err:
+        prepare(t)
+    assert "\n" not in str(err.value)
+
+
+def test_group_resolves_to_its_tasks_without_touching_data(lm_env):
+    tasks = resolve_tasks(["lm_eval:mmlu"], Path.cwd())
+    assert len(tasks) == 57 and {t.group for t in tasks} == {"mmlu_humanities", "mmlu_other", "mmlu_social_sciences",
+                                                             "mmlu_stem"}
+    assert all(t.spec.output == "multiple_choice" for t in tasks)
+    with pytest.raises(HarnessError, match="no lm-eval task, group or tag named 'mmlu_nope'"):
+        resolve_tasks(["lm_eval:mmlu_nope"], Path.cwd())
+
+
+def test_cli_list_counts_what_runs_and_why_not(lm_env, capsys):
     from harness.cli import main
 
     assert main(["tasks", "list", "--source", "lm_eval", "--match", "arc_e*"]) == 0
     text = capsys.readouterr().out
-    assert "load here" in text and "needs the Python function" in text and "process_results" not in text.split(
-        "why the others")[0]
-    assert "arc_easy" in text and "│ ok" in text
+    total, runnable = (int(n.replace(",", "")) for n in text.split(" lm-eval tasks")[0:1] + [
+        text.split(": ")[1].split(" can run")[0]])
+    assert runnable / total >= 0.95 and "multimodal" in text and "arc_easy" in text and "│ ok" in text
+    assert main(["tasks", "list", "--source", "lm_eval", "--json"]) == 0
+    listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert len(listed) == total and set(listed[0]) == {"name", "output", "status", "reason", "path"}
+    assert {r["name"]: r["status"] for r in listed}["gsm8k"] == "ok"
 
 
 @pytest.mark.slow
@@ -345,56 +242,3 @@ def test_pythia_standard_config_resolves(lm_env):
     assert len(config.suite) == 8 and len(tasks) == 7 + 57
     assert {t.name for t in tasks if t.group is None} == {"lambada_openai", "piqa", "winogrande", "arc_easy",
                                                           "arc_challenge", "sciq", "hellaswag"}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("name", ["generate", "rolling"])
-def test_generation_and_perplexity_equal_lm_eval(name, lm_env, tmp_path, monkeypatch, tiny_llama):
-    """Generation through the regex filter: every filtered answer and ``exact_match`` equal lm-eval's; rolling
-    log-likelihood: ``word_perplexity``, ``byte_perplexity`` and ``bits_per_byte`` equal lm-eval's."""
-    import lm_eval
-    import yaml
-    from lm_eval.api.task import ConfigurableTask
-    from lm_eval.models.huggingface import HFLM
-
-    from harness.metrics import aggregate
-    from harness.models.hf import HFBackend
-    from harness.models.suite import ModelSpec
-    from harness.scoring import evaluate
-
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    rows = [{"q": f"the cat sat on {i} red mats and {3 * i} blue ones", "answer": str(7 * i), "label": "a",
-             "topic": "t"} for i in range(6)]
-    data = tmp_path / "test.jsonl"
-    data.write_text("".join(json.dumps(x) + "\n" for x in rows))
-    text = f"task: {name}\ndataset_path: json\ntest_split: test\n" + CUSTOM[name]
-    if name == "generate":
-        text = text.replace("max_gen_toks: 8", "max_gen_toks: 12").replace("until: ['\\n']", "until: ['mats']")
-    (folder / f"{name}.yaml").write_text(text)
-    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
-    (t,) = resolve_tasks([f"lm_eval:{name}"], Path.cwd(), {"*": {"test": str(data)}})
-    backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=4)
-    records = evaluate(backend, prepare(t))
-    backend.close()
-
-    cfg = yaml.safe_load(text)
-    cfg.update(dataset_kwargs={"data_files": {"test": str(data)}})
-    lm = HFLM(pretrained=str(tiny_llama), device="cpu", batch_size=4, dtype="float32")
-    out = lm_eval.simple_evaluate(model=lm, tasks=[ConfigurableTask(config=cfg)], log_samples=True, num_fewshot=0)
-    res = out["results"][name]
-    samples = sorted(out["samples"][name], key=lambda s: s["doc_id"])
-    if name == "generate":
-        assert [r["answer"] for r in records] == [s["filtered_resps"][0] for s in samples]
-        assert np.mean([r["metrics"]["exact_match"] for r in records]) == res["exact_match,strict"]
-    else:
-        for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte"):
-            assert aggregate(metric, records).value == pytest.approx(res[f"{metric},none"], rel=1e-5)
-
-
-def test_regex_replace_takes_lm_evals_argument_order():
-    """``"hello world" | regex_replace('o', '0')``: the string filtered first, then pattern and replacement."""
-    from harness.tasks.lm_eval_docs import _ENV
-
-    assert _ENV.from_string("{{ 'hello world' | regex_replace('o', '0') }}").render() == "hell0 w0rld"
-    assert _ENV.from_string("{{ 'a-b-c' | regex_replace('-', '+', 1) }}").render() == "a+b-c"
