@@ -9,6 +9,7 @@ import numpy as np
 from harness import metrics as M
 from harness.models.suite import ModelMeta, ModelSpec
 from harness.store import PairSummary, RunStore, ScoreDict, ScoreRow
+from harness.tasks.lm_eval_layer import group_scores
 from harness.tasks.prepared import LmEvalPrepared, PreparedTask
 
 
@@ -34,21 +35,23 @@ def score_rows(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedT
             ss = [s for s in found if s is not None]
             if len(ss) < len(members):
                 continue  # aggregate only complete groups
+            meta = ss[0]["model_meta"]
+            if isinstance(members[0], LmEvalPrepared):  # scored as lm-eval scores the group
+                for g in group_scores(members[0].task, [s["scores"] for s in ss]):
+                    rows.append(_row(meta, group, group, g["aggregate"], g["metric"], g["value"], g["stderr"], g["n"],
+                                     None, g))  # type: ignore[arg-type]
+                continue
             common = [m for m in ss[0]["scores"] if all(m in s["scores"] for s in ss)]
-            native = isinstance(members[0], PreparedTask)  # lm-eval groups: macro only (their records are lm-eval's)
-            pooled = [r for p in members for r in store.records(spec.name, p.task.name)] if native else []
+            pooled = [r for p in members for r in store.records(spec.name, p.task.name)]
             for metric in common:
                 vals = [s["scores"][metric] for s in ss]
                 macro = float(np.mean([v["value"] for v in vals]))
-                macro_se = float(np.sqrt(sum(np.nan if v["stderr"] is None else v["stderr"] ** 2 for v in vals)) / len(vals))
+                macro_se = float(np.sqrt(sum(v["stderr"] ** 2 for v in vals)) / len(vals))
                 chances = [s["chance"].get(metric) for s in ss]
                 chance = float(np.mean(chances)) if all(c is not None for c in chances) else None  # type: ignore[arg-type]
-                meta = ss[0]["model_meta"]
-                rows.append(_row(meta, group, group, "macro", metric, macro, macro_se, sum(v["n"] for v in vals), chance,
-                                 vals[0]))
-                if native:
-                    micro = M.aggregate(metric, pooled)
-                    rows.append(_row(meta, group, group, "micro", metric, micro.value, micro.stderr, micro.n, chance))
+                micro = M.aggregate(metric, pooled)
+                rows.append(_row(meta, group, group, "macro", metric, macro, macro_se, sum(v["n"] for v in vals), chance))
+                rows.append(_row(meta, group, group, "micro", metric, micro.value, micro.stderr, micro.n, chance))
     return rows
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import fnmatch
 import functools
 import importlib.util
+import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -88,6 +90,8 @@ class LmEvalTask:
     settings: LmEvalSettings
     spec: LmEvalSpec
     hash: str
+    # the group's ``aggregate_metric_list`` (metric, filters or None, weight_by_size): how lm-eval scores the group
+    group_metrics: tuple[tuple[str, Optional[tuple[str, ...]], bool], ...] = ()
     _built: Any = field(default=None, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -310,15 +314,19 @@ def resolve(pattern: str, data: Optional[dict[str, dict[str, str]]] = None,
     for request in names(pattern):
         given = data or {}
         rows = {**given, "*": {**given.get("*", {}), **given.get(request, {})}}
+        top = tm.task_index[request]
+        named_group = top.kind.name == "GROUP"
         for name, group in _leaves(tm.task_index, request, None, 0):
+            group = request if named_group else group  # a named group is scored as lm-eval scores it
             entry = tm.task_index.get(name)
             cfg = (entry.cfg if entry is not None else None) or {}
             source = Path(entry.yaml_path) if entry is not None and entry.yaml_path else installed_tasks() or Path(".")
             shots = settings.num_fewshot if settings.num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
             output = str(cfg.get("output_type") or "generate_until")
             spec = LmEvalSpec(OUTPUTS.get(output, output), Fewshot(shots, settings.fewshot_seed))
+            agg = _group_metrics(tm.task_index[group].cfg if group in tm.task_index else None)
             out.setdefault(name, LmEvalTask(name, request, group, source, rows, settings, spec,
-                                            _hash(name, source, rows, settings)))
+                                            _hash(name, source, rows, settings), agg))
     return list(out.values())
 
 
@@ -343,6 +351,42 @@ def _leaves(index: dict[str, Any], name: str, group: Optional[str], depth: int) 
             out += _leaves(index, ref, name, depth + 1)
         else:
             out.append((f"{name}::{ref}", name))
+    return out
+
+
+def _group_metrics(cfg: Optional[dict[str, Any]]) -> tuple[tuple[str, Optional[tuple[str, ...]], bool], ...]:
+    out = []
+    for item in (cfg or {}).get("aggregate_metric_list") or []:
+        if isinstance(item, dict) and isinstance(item.get("metric"), str):
+            filters = item.get("filter_list")
+            filters = [filters] if isinstance(filters, str) else filters
+            out.append((item["metric"], tuple(filters) if filters else None, bool(item.get("weight_by_size", True))))
+    return tuple(out)
+
+
+def group_scores(task: LmEvalTask, per_task: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A group's scores as lm-eval computes them from its tasks' (``aggregate_metric_list``: the size-weighted
+    mean with the pooled stderr, or the plain mean with the mean's stderr), one per metric and filter; none
+    where the group names no aggregation (lm-eval reports none either)."""
+    from lm_eval.api.metrics import aggregate_subtask_metrics, pooled_sample_stderr, unweighted_mean_stderr
+
+    out = []
+    for metric, filters, by_size in task.group_metrics:
+        names = {label for scores in per_task for label in scores}
+        wanted = [f"{metric}" if f == "none" else f"{metric},{f}" for f in filters] if filters else sorted(
+            n for n in names if n == metric or n.startswith(f"{metric},"))
+        for label in wanted:
+            found = [scores[label] for scores in per_task if label in scores]
+            if not found:
+                continue
+            values, sizes = [sc["value"] for sc in found], [sc["n"] for sc in found]
+            errs = [sc["stderr"] for sc in found if sc.get("stderr") is not None and math.isfinite(sc["stderr"])]
+            se = None
+            if len(errs) == len(found):
+                se = float(pooled_sample_stderr(errs, sizes) if by_size else unweighted_mean_stderr(errs))
+            out.append({"metric": label, "value": float(aggregate_subtask_metrics(values, sizes, by_size)),
+                        "stderr": se, "n": int(sum(sizes)), "aggregate": "micro" if by_size else "macro",
+                        "kind": found[0].get("kind"), "higher_is_better": found[0].get("higher_is_better")})
     return out
 
 

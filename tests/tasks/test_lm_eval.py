@@ -189,8 +189,8 @@ def test_a_dataset_that_cannot_be_had_offline_says_how_to_give_it(lm_env, monkey
 
 def test_group_resolves_to_its_tasks_without_touching_data(lm_env):
     tasks = resolve_tasks(["lm_eval:mmlu"], Path.cwd())
-    assert len(tasks) == 57 and {t.group for t in tasks} == {"mmlu_humanities", "mmlu_other", "mmlu_social_sciences",
-                                                             "mmlu_stem"}
+    assert len(tasks) == 57 and {t.group for t in tasks} == {"mmlu"}
+    assert tasks[0].group_metrics == (("acc", None, True),)  # MMLU's score: acc weighted by subtask size
     assert all(t.spec.output == "multiple_choice" for t in tasks)
     with pytest.raises(HarnessError, match="no lm-eval task, group or tag named 'mmlu_nope'"):
         resolve_tasks(["lm_eval:mmlu_nope"], Path.cwd())
@@ -242,3 +242,40 @@ def test_pythia_standard_config_resolves(lm_env):
     assert len(config.suite) == 8 and len(tasks) == 7 + 57
     assert {t.name for t in tasks if t.group is None} == {"lambada_openai", "piqa", "winogrande", "arc_easy",
                                                           "arc_challenge", "sciq", "hellaswag"}
+
+
+def test_a_group_is_scored_as_lm_eval_scores_it(lm_env, tiny_llama, monkeypatch):
+    """A group of two tasks with ``aggregate_metric_list`` (size-weighted acc): its row in scores.csv equals the
+    group score lm-eval's own evaluator reports, value and stderr."""
+    import csv
+
+    import lm_eval
+    import yaml
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    from harness.cli import main
+
+    folder = lm_env / "grp"
+    folder.mkdir()
+    for name, n in (("ga", 5), ("gb", 3)):
+        data = lm_env / f"{name}.jsonl"
+        data.write_text("".join(json.dumps({"q": f"{name} question {i}", "a": i % 2}) + "\n" for i in range(n)))
+        (folder / f"{name}.yaml").write_text(
+            f"task: {name}\ndataset_path: json\ndataset_kwargs: {{data_files: {{test: {data}}}}}\ntest_split: test\n"
+            "output_type: multiple_choice\ndoc_to_text: '{{q}}'\ndoc_to_choice: [' no', ' yes']\ndoc_to_target: a\n"
+            "metric_list: [{metric: acc}]\n")
+    (folder / "g.yaml").write_text("group: g\ntask: [ga, gb]\naggregate_metric_list: [{metric: acc, weight_by_size: "
+                                   "true}]\n")
+    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
+    cfg = lm_env / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "g", "suite": [{"model": str(tiny_llama), "label": "t"}],
+                                   "tasks": ["lm_eval:g"], "output": str(lm_env / "out")}))
+    assert main(["run", str(cfg)]) == 0
+    rows = {(r["task"], r["aggregate"], r["metric"]): r for r in csv.DictReader((lm_env / "out" / "scores.csv").open())}
+    lm = HFLM(pretrained=str(tiny_llama), device="cpu", batch_size=8, dtype="float32")
+    theirs = lm_eval.simple_evaluate(model=lm, tasks=["g"], task_manager=TaskManager(include_path=str(folder)),
+                                     verbosity="ERROR")["results"]
+    assert float(rows[("g", "micro", "acc")]["value"]) == pytest.approx(theirs["g"]["acc,none"], abs=1e-12)
+    assert float(rows[("g", "micro", "acc")]["stderr"]) == pytest.approx(theirs["g"]["acc_stderr,none"], abs=1e-9)
+    assert rows[("g", "micro", "acc")]["n"] == "8" and rows[("ga", "", "acc")]["group"] == "g"
