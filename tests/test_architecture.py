@@ -12,7 +12,7 @@ PKG = Path(__file__).resolve().parents[1] / "harness"
 # Each stage of the data flow, lowest first. A module may import its own stage or a lower one; stages that
 # share a rank are independent of each other.
 RANK = {"_version": 0, "errors": 0, "files": 1, "extraction": 1, "metrics": 2, "models": 3, "tasks": 3, "config": 4, "store": 4,
-        "scoring": 4, "ladder": 5, "runner": 6, "analysis": 6, "report": 7, "testing": 8, "cli": 9, "__main__": 10}
+        "scoring": 4, "scoring_lm_eval": 4, "ladder": 5, "runner": 6, "analysis": 6, "report": 7, "testing": 8, "cli": 9, "__main__": 10}
 
 
 def module_name(path: Path) -> str:

@@ -23,7 +23,6 @@ from harness.errors import HarnessError
 from harness.files import atomic_write, cache_dir, digest, file_sha256, hf_datasets
 
 MAX_INCLUDE_DEPTH = 16
-CATALOGUE_RULES = 1  # bump when what makes a task runnable here changes (cached listings are then recomputed)
 OUTPUTS = {"multiple_choice": "multiple_choice", "loglikelihood": "loglikelihood",
            "loglikelihood_rolling": "perplexity", "generate_until": "generate"}
 _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
@@ -122,7 +121,7 @@ def _apply(task: Any, settings: LmEvalSettings) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def _index(folders: tuple[Path, ...]) -> Any:
+def task_manager(folders: tuple[Path, ...]) -> Any:
     """lm-eval's TaskManager over the installed tasks and the user's folders. Its index (every YAML parsed: ~10 s
     for lm-eval's 14,000 files) is kept per folder under the cache, rebuilt when a YAML file changes."""
     from unittest import mock
@@ -185,14 +184,14 @@ def _manager(folders: tuple[Path, ...], data: tuple, settings: LmEvalSettings) -
     class Factory(TaskFactory):
         def _load_full_config(self, entry: Any, overrides: Any = None) -> dict[str, Any]:
             if entry.yaml_path is not None and not settings.trust_task_code:
-                _check_trust(Path(entry.yaml_path), installed)
+                check_trust(Path(entry.yaml_path), installed)
             leaf = entry.kind.name in ("TASK", "PY_TASK")  # a group's own config takes no rows
             local = {**files.get("*", {}), **files.get(entry.name, {})} if leaf else {}
             cfg = super()._load_full_config(entry, {**(overrides or {}), **_local_dataset(entry.name, local)}
                                             if local else overrides)
             return _local_splits(entry.name, cfg, local, settings) if local else cfg
 
-    tm = copy.copy(_index(folders))
+    tm = copy.copy(task_manager(folders))
     tm._factory = Factory(meta=None)
     return tm
 
@@ -229,7 +228,7 @@ def _local_splits(name: str, cfg: dict[str, Any], local: dict[str, str], setting
     return out
 
 
-def _check_trust(path: Path, installed: Path, depth: int = 0) -> None:
+def check_trust(path: Path, installed: Path, depth: int = 0) -> None:
     """A task YAML outside the installed lm-eval package (or any file it includes) that names Python is refused
     unless the user trusts task code."""
     path = path.resolve()
@@ -240,7 +239,7 @@ def _check_trust(path: Path, installed: Path, depth: int = 0) -> None:
         raise HarnessError("this task runs Python from its folder; pass --trust-task-code (config "
                            "run.trust_task_code: true) if you trust it", source=path, where="!function")
     for inc in re.findall(r"^include\s*:\s*['\"]?([^'\"#\n]+?)['\"]?\s*$", text, re.MULTILINE):
-        _check_trust(path.parent / inc, installed, depth + 1)
+        check_trust(path.parent / inc, installed, depth + 1)
 
 
 @functools.lru_cache(maxsize=64)
@@ -269,7 +268,7 @@ def _is_dataset_error(exc: BaseException) -> bool:
 
 def names(pattern: str) -> list[str]:
     """The registered lm-eval names (tasks, groups, tags) matching ``pattern`` (a name or a glob)."""
-    tm = _index(user_folders())
+    tm = task_manager(user_folders())
     if pattern in tm.task_index:
         return [pattern]
     found = [n for n in tm.all_tasks if fnmatch.fnmatchcase(n, pattern)]
@@ -309,7 +308,7 @@ def resolve(pattern: str, data: Optional[dict[str, dict[str, str]]] = None,
     """The leaf tasks of ``lm_eval:PATTERN`` (a task, group, tag or glob), read from lm-eval's index without
     building them (no dataset is touched: ``prepare`` builds them). ``data``: task name (or ``*``) → {split:
     local file}; rows given for a named group or tag apply to each of its tasks."""
-    tm = _index(user_folders())
+    tm = task_manager(user_folders())
     out: dict[str, LmEvalTask] = {}
     for request in names(pattern):
         given = data or {}
@@ -431,117 +430,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
-
-
-@dataclass(frozen=True)
-class Listed:
-    """One registered lm-eval task as ``harness tasks list --source lm_eval`` reports it."""
-
-    name: str
-    output: str
-    status: str  # "ok" | "refused"
-    reason: str
-    path: str
-
-
-def catalogue(trust_task_code: bool = False) -> list[Listed]:
-    """Every registered lm-eval task (groups and tags are names for tasks) and whether it can run here: its YAML
-    chain loads with its Python (installed packages' ``utils.py``, task classes), it is text-only, and (for the
-    user's own folders) its Python is trusted. Kept per index under the cache."""
-    import json
-
-    import lm_eval
-    from lm_eval.tasks._index import Kind
-
-    tm, installed = _index(user_folders()), require_lm_eval()
-    entries = sorted((n, e) for n, e in tm.task_index.items() if e.kind in (Kind.TASK, Kind.PY_TASK))
-    key = digest([CATALOGUE_RULES, lm_eval.__version__, trust_task_code, [(n, str(e.yaml_path)) for n, e in entries],
-                  [str(p) for p in user_folders()], _installed_packages()])
-    path = cache_dir() / "lm_eval_index" / f"catalogue-{key}.json"
-    if path.is_file():
-        try:
-            return [Listed(**row) for row in json.loads(path.read_text())]
-        except (ValueError, TypeError):
-            pass
-    out = []
-    for name, entry in entries:
-        cfg = entry.cfg or {}
-        where = str(entry.yaml_path or "")
-        output = OUTPUTS.get(str(cfg.get("output_type") or "generate_until"), str(cfg.get("output_type")))
-        reason = ""
-        gen: dict[str, Any] = cfg["generation_kwargs"] if isinstance(cfg.get("generation_kwargs"), dict) else {}
-        if cfg.get("doc_to_image") or cfg.get("doc_to_audio"):
-            reason = "multimodal (images or audio): this harness scores text"
-        elif gen.get("do_sample") or _positive(gen.get("temperature")) or _positive((cfg.get("repeats") or 1) - 1):
-            reason = "sampled generation (do_sample, temperature or repeats): the engine decodes greedily"
-        elif entry.yaml_path is not None:
-            try:
-                if not trust_task_code:
-                    _check_trust(Path(entry.yaml_path), installed)
-                missing = sorted({m for f in _python_files(cfg) for m in _missing_imports(f)})
-                if missing:
-                    reason = f"needs the package(s) {', '.join(missing)} (pip install {' '.join(missing)})"
-            except HarnessError:
-                reason = "runs Python of your own: needs --trust-task-code"
-        out.append(Listed(name, output, "refused" if reason else "ok", reason, where))
-    try:
-        atomic_write(path, json.dumps([vars(x) for x in out]).encode())
-    except OSError:
-        pass
-    return out
-
-
-def _positive(value: Any) -> bool:
-    try:
-        return float(value) > 0
-    except (TypeError, ValueError):
-        return False
-
-
-def _installed_packages() -> list[str]:
-    """Names of the installed distributions: a listing is recomputed when they change."""
-    from importlib import metadata
-
-    return sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions())
-
-
-def _python_files(cfg: Any) -> set[Path]:
-    """The Python modules a task's config names (``!function`` values, read unresolved as ``/dir/module.name``)."""
-    found: set[Path] = set()
-    if isinstance(cfg, dict):
-        for value in cfg.values():
-            found |= _python_files(value)
-    elif isinstance(cfg, list):
-        for value in cfg:
-            found |= _python_files(value)
-    elif isinstance(cfg, str) and cfg.startswith("/") and "." in cfg.rsplit("/", 1)[-1]:
-        module = Path(cfg.rsplit(".", 1)[0] + ".py")
-        if module.is_file():
-            found.add(module)
-    return found
-
-
-@functools.cache
-def _missing_imports(module: Path) -> tuple[str, ...]:
-    """Top-level packages ``module`` imports (read, never run) that are not installed; a module beside it counts
-    as present."""
-    import ast
-
-    try:
-        tree = ast.parse(module.read_text(encoding="utf-8", errors="replace"))
-    except (SyntaxError, ValueError):
-        return ()
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    def absent(name: str) -> bool:
-        if (module.parent / f"{name}.py").is_file() or (module.parent / name).is_dir():
-            return False
-        try:
-            return importlib.util.find_spec(name) is None
-        except (ImportError, ValueError):
-            return True
-    return tuple(sorted(n for n in names if absent(n)))
