@@ -7,6 +7,7 @@ and metric values, beside the continuous partners the requests allow (choice log
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any, Optional
@@ -67,7 +68,7 @@ def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = 
 
     lm = engine_lm(backend)
     built = task.build()
-    with _quiet():
+    with _lm_eval_context():
         out = evaluator.evaluate(lm=lm, task_dict={"tasks": {task.name: built}, "groups": {}, "group_map": {}},
                                  limit=limit, bootstrap_iters=bootstrap_iters, log_samples=True, verbosity="ERROR")
     if out is None:
@@ -84,16 +85,22 @@ def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = 
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """lm-eval's progress bar (building requests) and info logs off: the run shows its own progress."""
+def _lm_eval_context() -> Iterator[None]:
+    """lm-eval as the run needs it: its progress bar (building requests) and info logs off (the run shows its own
+    progress), and each Jinja template compiled once instead of once per document (lm-eval's ``apply_template``
+    compiles on every call; the environment and so every rendering are its own)."""
     import logging
     from unittest import mock
 
+    from lm_eval import utils
+
+    compiled = functools.lru_cache(maxsize=4096)(utils.env.from_string)
     log = logging.getLogger("lm_eval")
     level = log.level
     log.setLevel(logging.ERROR)
     try:
-        with mock.patch("lm_eval.api.task.tqdm", lambda items, **_: items):
+        with mock.patch("lm_eval.api.task.tqdm", lambda items, **_: items), \
+                mock.patch.object(utils, "apply_template", lambda template, doc: compiled(template).render(**doc)):
             yield
     finally:
         log.setLevel(level)
@@ -125,8 +132,11 @@ def _records(samples: list[dict], output: str, answers: dict[tuple[int, int], Lo
             if value is not None:
                 rec["metrics"][metric if filt == "none" else f"{metric},{filt}"] = value
     records = list(by_doc.values())
+    per_doc: dict[int, list[LogLikelihood]] = {}
+    for (doc_id, _), ll in sorted(answers.items()):
+        per_doc.setdefault(doc_id, []).append(ll)
     for rec in records:
-        mine = [ll for (d, _), ll in sorted(answers.items()) if d == rec["doc_id"]]
+        mine = per_doc.get(rec["doc_id"], [])
         if any(ll.truncated for ll in mine):
             rec["truncated"] = True
         if output == "multiple_choice":
