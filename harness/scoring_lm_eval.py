@@ -20,6 +20,7 @@ from harness.models.backend import Backend, GenerationRequest, LogLikelihood
 from harness.tasks.lm_eval_layer import LmEvalTask
 
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF backend default
+PARTNERS = ("p_correct", "brier", "target_logprob")  # continuous partners, where the requests allow them
 
 
 def engine_lm(backend: Backend) -> Any:
@@ -180,7 +181,7 @@ def _scores(out: dict, name: str, records: list[dict]) -> dict[str, dict]:
         scores[label] = {"metric": label, "value": value, "stderr": se, "n": n,
                          "kind": "discontinuous" if binary else "continuous",
                          "higher_is_better": bool(better.get(metric, True))}
-    for partner in ("p_correct", "brier", "target_logprob"):
+    for partner in PARTNERS:
         vals = [r["metrics"][partner] for r in records if partner in r["metrics"]]
         if vals and partner not in scores:
             sc = M.aggregate(partner, [{"metrics": {partner: v}} for v in vals])

@@ -8,6 +8,7 @@ import numpy as np
 
 from harness import metrics as M
 from harness.models.suite import ModelMeta, ModelSpec
+from harness.scoring_lm_eval import PARTNERS
 from harness.store import PairSummary, RunStore, ScoreDict, ScoreRow
 from harness.tasks.lm_eval_layer import group_scores
 from harness.tasks.prepared import LmEvalPrepared, PreparedTask
@@ -27,7 +28,8 @@ def score_rows(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedT
             s = summaries.get((spec.name, p.task.name))
             if s is None:
                 continue
-            for metric, sc in s["scores"].items():  # in the task's metric order
+            for metric in _metric_order(p, s["scores"]):
+                sc = s["scores"][metric]
                 rows.append(_row(s["model_meta"], p.task.name, p.task.group, "", metric, sc["value"], sc["stderr"],
                                  sc["n"], s["chance"].get(metric), sc))
         for group, members in groups.items():
@@ -41,7 +43,7 @@ def score_rows(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedT
                     rows.append(_row(meta, group, group, g["aggregate"], g["metric"], g["value"], g["stderr"], g["n"],
                                      None, g))  # type: ignore[arg-type]
                 continue
-            common = [m for m in ss[0]["scores"] if all(m in s["scores"] for s in ss)]
+            common = [m for m in _metric_order(members[0], ss[0]["scores"]) if all(m in s["scores"] for s in ss)]
             pooled = [r for p in members for r in store.records(spec.name, p.task.name)]
             for metric in common:
                 vals = [s["scores"][metric] for s in ss]
@@ -53,6 +55,14 @@ def score_rows(store: RunStore, suite: list[ModelSpec], prepared: list[PreparedT
                 rows.append(_row(meta, group, group, "macro", metric, macro, macro_se, sum(v["n"] for v in vals), chance))
                 rows.append(_row(meta, group, group, "micro", metric, micro.value, micro.stderr, micro.n, chance))
     return rows
+
+
+def _metric_order(p: PreparedTask | LmEvalPrepared, scores: dict) -> list[str]:
+    """A task's metrics in a fixed order (stored summaries are read back with sorted keys): a native task's as it
+    lists them; an lm-eval task's as lm-eval names them, sorted, then the continuous partners."""
+    if isinstance(p, PreparedTask):
+        return [m.name for m in p.task.spec.metrics]
+    return sorted(m for m in scores if m not in PARTNERS) + [m for m in PARTNERS if m in scores]
 
 
 def _row(meta: ModelMeta, task: str, group: Optional[str], aggregate: str, metric: str, value: float,

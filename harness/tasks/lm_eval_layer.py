@@ -97,15 +97,16 @@ class LmEvalTask:
         return {**self.__dict__, "_built": None}
 
     def build(self) -> Any:
-        """lm-eval's task object (its dataset loaded, its requests not yet built)."""
+        """lm-eval's task object (its dataset loaded), its few-shot sampler seeded afresh: every model of a suite
+        gets the shots a fresh lm-eval run draws, however often the object was used before."""
         if self._built is None:
             tasks = _load(self.request, _freeze(self.data), self.settings, user_folders())["tasks"]
             if self.name not in tasks:
                 raise HarnessError(f"lm-eval built no task {self.name!r} for {self.request!r} (built: "
                                    f"{', '.join(list(tasks)[:5])})", where="tasks")
             self._built = tasks[self.name]
-            _apply(self._built, self.settings)
             self.spec = built_spec(self._built, self.settings)
+        _apply(self._built, self.settings)
         return self._built
 
 

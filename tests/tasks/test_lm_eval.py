@@ -116,6 +116,24 @@ def test_scores_equal_lm_eval(task, lm_env, tiny_llama):
         assert 0 < scores["p_correct"]["value"] < 1 and "brier" in scores and "target_logprob" in scores
 
 
+def test_every_model_of_a_suite_gets_the_same_shots(lm_env, tiny_llama):
+    """The task object is built once per process; its sampler is seeded afresh for each evaluation, so a second
+    model (or a second run) sees the shots a fresh lm-eval run draws."""
+    from harness.models.hf import HFBackend
+    from harness.models.suite import ModelSpec
+    from harness.scoring_lm_eval import evaluate_lm_eval
+
+    data = write_rows("arc_easy", lm_env)
+    (t,) = resolve_tasks(["lm_eval:arc_easy"], Path.cwd(), {"arc_easy": data}, num_fewshot=2)
+    backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
+    first, again = (evaluate_lm_eval(backend, t)[0] for _ in range(2))
+    backend.close()
+    assert [r["requests"] for r in first] == [r["requests"] for r in again]
+    ref = lm_eval_task("arc_easy", data, 2)
+    ref.build_all_requests()
+    assert list(first[0]["requests"][0]) == list(sorted(ref.instances, key=lambda i: (i.doc_id, i.idx))[0].arguments)
+
+
 @pytest.mark.slow
 def test_gsm8k_both_filters_and_generations_equal_lm_eval(lm_env, long_llama):
     """Generation through two filter pipelines, each reported as lm-eval names it; every generation identical."""
@@ -225,8 +243,10 @@ def test_run_with_local_data_and_resume(lm_env, tiny_llama, capsys):
     assert main(["run", str(cfg), "--data", f"validation={data['validation']}"]) == 0
     recs = [json.loads(x) for x in (lm_env / "out" / "models" / "t" / "piqa.jsonl").read_text().splitlines()]
     assert len(recs) == 6 and {"acc", "acc_norm", "p_correct", "brier", "target_logprob"} <= set(recs[0]["metrics"])
+    first = (lm_env / "out" / "scores.csv").read_bytes()
     assert main(["run", str(cfg), "--data", f"validation={data['validation']}"]) == 0
     assert "(0 computed, 1 reused" in capsys.readouterr().out
+    assert (lm_env / "out" / "scores.csv").read_bytes() == first  # reused summaries give the same table
     cfg.write_text(yaml.safe_dump({"name": "lme", "suite": [{"model": str(tiny_llama), "label": "t"}],
                                    "tasks": ["lm_eval:piqa"], "output": str(lm_env / "out"),
                                    "data": {"piqa": {"validation": data["validation"]}}}))
