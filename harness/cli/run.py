@@ -160,7 +160,7 @@ def _run_one(config: Any) -> bool:
     for w in result.warnings:
         console.print("[yellow]WARNING[/] " + safe(w), soft_wrap=True)
     for f in result.failures:
-        console.print("[red]FAILED[/] " + safe(f"{f.model}" + (f" / {f.task}" if f.task else "") + f": {f.error}"),
+        console.print("[red]FAILED[/] " + safe(" / ".join(p for p in (f.model, f.task) if p) + f": {f.error}"),
                       soft_wrap=True)  # one line, never wrapped
     return bool(result.failures)
 

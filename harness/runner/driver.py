@@ -18,6 +18,8 @@ from harness.runner.provenance import manifest
 from harness.runner.tabulate import score_rows
 from harness.store import PairSummary, RunStore, ScoreRow
 from harness.tasks import prepare, resolve_tasks
+from harness.tasks.lm_eval_layer import TaskUnavailable
+from harness.tasks.prepared import AnyPrepared
 
 
 @dataclass
@@ -39,7 +41,16 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     store.check_writable()
     tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, config.run.num_fewshot, config.run.trust_task_code)
     roots = [Path(r) for r in config.data_roots]
-    prepared = [prepare(t, config.run.limit, roots) for t in tasks]  # every input error surfaces before any write
+    prepared: list[AnyPrepared] = []
+    unavailable: list[Failure] = []
+    for task in tasks:  # every input error surfaces before any write
+        try:
+            prepared.append(prepare(task, config.run.limit, roots))
+        except TaskUnavailable as err:  # an lm-eval task whose package or data cannot be had: the others go on
+            if config.run.on_error == "stop":
+                raise
+            unavailable.append(Failure("", task.name, str(err)))
+            rep.log(f"failed {task.name}: {err}")
     suite = resolve_suite(config, rep)
     store.clean_tmp()
     for spec in suite:
@@ -52,7 +63,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     if executor is None:
         executor = RayExecutor(config.run.ray) if config.run.executor == "ray" else LocalExecutor()
     plans = plan(store, suite, prepared, config.run, executor.prepare(config.run.device, len(suite)))
-    result = RunResult(config.output_dir, [])
+    result = RunResult(config.output_dir, [], failures=list(unavailable))
     for problem in store.damaged:
         result.warnings.append(problem)
         rep.log(f"WARNING {problem}")

@@ -29,6 +29,11 @@ _FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parqu
 _CODE = re.compile(r"!function|^\s*class\s*:", re.MULTILINE)
 
 
+class TaskUnavailable(HarnessError):
+    """An lm-eval task that cannot be had here (a package not installed, a dataset not reachable): a run goes on
+    with its other tasks."""
+
+
 def installed_tasks() -> Optional[Path]:
     """The installed lm-eval package's ``tasks`` folder, or None without lm-eval."""
     spec = importlib.util.find_spec("lm_eval")
@@ -253,13 +258,14 @@ def _load(request: str, data: tuple, settings: LmEvalSettings, folders: tuple[Pa
     except HarnessError:
         raise
     except ModuleNotFoundError as exc:
-        raise HarnessError(f"lm_eval:{request} needs the package '{exc.name}': pip install {exc.name}",
-                           where="tasks") from None
+        raise TaskUnavailable(f"lm_eval:{request} needs the package '{exc.name}': pip install {exc.name}",
+                              where="tasks") from None
     except Exception as exc:  # lm-eval and datasets raise many kinds; one line naming the task
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        hint = "; pass local rows with --data SPLIT=FILE" if _is_dataset_error(exc) else ""
-        raise HarnessError(f"lm_eval:{request} could not be built: {type(exc).__name__}: {first}{hint}",
-                           where="tasks") from None
+        error = TaskUnavailable if _is_dataset_error(exc) else HarnessError
+        hint = "; pass local rows with --data SPLIT=FILE" if error is TaskUnavailable else ""
+        raise error(f"lm_eval:{request} could not be built: {type(exc).__name__}: {first}{hint}",
+                    where="tasks") from None
 
 
 def _is_dataset_error(exc: BaseException) -> bool:

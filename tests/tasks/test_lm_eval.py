@@ -299,3 +299,22 @@ def test_a_group_is_scored_as_lm_eval_scores_it(lm_env, tiny_llama, monkeypatch)
     assert float(rows[("g", "micro", "acc")]["value"]) == pytest.approx(theirs["g"]["acc,none"], abs=1e-12)
     assert float(rows[("g", "micro", "acc")]["stderr"]) == pytest.approx(theirs["g"]["acc_stderr,none"], abs=1e-9)
     assert rows[("g", "micro", "acc")]["n"] == "8" and rows[("ga", "", "acc")]["group"] == "g"
+
+
+def test_a_task_whose_data_cannot_be_had_fails_alone(lm_env, tiny_llama, monkeypatch, capsys):
+    """Offline, a task without local rows is one FAILED line naming it and ``--data``; the run scores the others
+    and exits non-zero."""
+    import yaml
+
+    from harness.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = lm_env / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "two", "suite": [{"model": str(tiny_llama), "label": "t"}],
+                                   "tasks": ["lm_eval:arc_easy", "lm_eval:piqa"], "output": str(lm_env / "out"),
+                                   "data": {"arc_easy": write_rows("arc_easy", lm_env)}}))
+    assert main(["run", str(cfg)]) == 1
+    failed = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and failed[0].startswith("FAILED piqa: ") and "--data SPLIT=FILE" in failed[0]
+    assert (lm_env / "out" / "models" / "t" / "arc_easy.jsonl").is_file()
+    assert not (lm_env / "out" / "models" / "t" / "piqa.jsonl").exists()
