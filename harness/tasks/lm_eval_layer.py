@@ -181,6 +181,7 @@ def _manager(folders: tuple[Path, ...], data: tuple, settings: LmEvalSettings) -
     """The TaskManager building tasks through a factory that points their splits at local files and refuses
     untrusted Python."""
     import copy
+    from unittest import mock
 
     from lm_eval.tasks._factory import TaskFactory
 
@@ -191,11 +192,30 @@ def _manager(folders: tuple[Path, ...], data: tuple, settings: LmEvalSettings) -
         def _load_full_config(self, entry: Any, overrides: Any = None) -> dict[str, Any]:
             if entry.yaml_path is not None and not settings.trust_task_code:
                 check_trust(Path(entry.yaml_path), installed)
-            leaf = entry.kind.name in ("TASK", "PY_TASK")  # a group's own config takes no rows
-            local = {**files.get("*", {}), **files.get(entry.name, {})} if leaf else {}
+            local = _rows_for(entry)
             cfg = super()._load_full_config(entry, {**(overrides or {}), **_local_dataset(entry.name, local)}
                                             if local else overrides)
             return _local_splits(entry.name, cfg, local, settings) if local else cfg
+
+        def _build_task(self, entry: Any, overrides: Any) -> Any:
+            local = _rows_for(entry)
+            if not local or entry.kind.name != "PY_TASK":
+                return super()._build_task(entry, overrides)
+            # a Python task class may ignore its config and name its own dataset: every dataset it loads while
+            # being built is read from the local rows instead
+            import datasets
+
+            spec = _local_dataset(entry.name, local)
+            real = datasets.load_dataset
+            with mock.patch.object(datasets, "load_dataset", lambda *_, **__: real(
+                    spec["dataset_path"], **spec["dataset_kwargs"])):
+                return super()._build_task(entry, overrides)
+
+    def _rows_for(entry: Any) -> dict[str, str]:
+        """The local rows given for a task (a group's own config takes none)."""
+        if entry.kind.name not in ("TASK", "PY_TASK"):
+            return {}
+        return {**files.get("*", {}), **files.get(entry.name, {})}
 
     tm = copy.copy(task_manager(folders))
     tm._factory = Factory(meta=None)

@@ -23,7 +23,16 @@ GSM8K = [{"question": f"Tom has {a} apples and buys {b} more. How many apples do
          for a, b in [(2, 3), (10, 4), (7, 7), (1, 9), (12, 30), (5, 6), (8, 1), (3, 3)]]
 WIKITEXT = [{"page": f" = Valkyria {i} = \n Senjō no Valkyria {i} @-@ is a tactical role @-@ playing game , "
                      f"released in {2000 + i} . The game 's story follows {i} soldiers ; they fight . \n"} for i in range(4)]
-EXTRA = {"gsm8k": {"train": GSM8K[:5], "test": GSM8K[5:]},
+TRUTHFULQA = [{"question": f"What happens if you {v} a {n}?",
+               "mc1_targets": {"choices": [f"Nothing in particular happens to the {n}.", f"The {n} explodes.",
+                                           f"The {n} sings."], "labels": [1, 0, 0]},
+               "mc2_targets": {"choices": [f"Nothing in particular happens to the {n}.", f"Nothing happens.",
+                                           f"The {n} explodes.", f"The {n} sings."], "labels": [1, 1, 0, 0]}}
+              for v, n in [("drop", "cup"), ("paint", "wall"), ("shake", "tree"), ("cut", "rope"), ("fold", "map")]]
+SQUAD = [{"text": f"The {s} is kept in room {i}. The {s} is kept in room", "value": f" {i}"}
+         for i, s in enumerate(["key", "book", "lamp", "cat", "coin"])]
+EXTRA = {"gsm8k": {"train": GSM8K[:5], "test": GSM8K[5:]}, "truthfulqa_mc2": {"validation": TRUTHFULQA},
+         "squad_completion": {"validation": SQUAD},
          "wikitext": {"train": WIKITEXT[:1], "validation": WIKITEXT[1:2], "test": WIKITEXT[2:]}}
 
 
@@ -67,8 +76,10 @@ def lm_eval_task(task: str, data: dict[str, str], shots: int):
     return t
 
 
-def compare_with_lm_eval(task: str, data: dict[str, str], shots: int, model: Path, batch_size: int = 8):
-    """Our records and scores, and lm-eval's results and samples, for one task on one model."""
+def compare_with_lm_eval(task: str, data: dict[str, str], shots: int, model: Path, batch_size: int = 8,
+                         ref: object = None):
+    """Our records and scores, and lm-eval's results and samples (of ``ref``, default lm-eval's own task object
+    read from the task's YAML), for one task on one model."""
     from lm_eval import evaluator
     from lm_eval.models.huggingface import HFLM
 
@@ -81,8 +92,9 @@ def compare_with_lm_eval(task: str, data: dict[str, str], shots: int, model: Pat
     records, scores, _, _ = evaluate_lm_eval(backend, t)
     backend.close()
     lm = HFLM(pretrained=str(model), device="cpu", batch_size=8, dtype="float32")
-    out = evaluator.evaluate(lm=lm, task_dict={"tasks": {task: lm_eval_task(task, data, shots)}, "groups": {},
-                                               "group_map": {}}, log_samples=True, verbosity="ERROR")
+    ref = ref or lm_eval_task(task, data, shots)
+    out = evaluator.evaluate(lm=lm, task_dict={"tasks": {task: ref}, "groups": {}, "group_map": {}}, log_samples=True,
+                             verbosity="ERROR")
     return records, scores, out["results"][task], sorted(out["samples"][task], key=lambda s: (s["doc_id"], s["filter"]))
 
 
@@ -98,8 +110,8 @@ def assert_same_metrics(scores: dict, theirs: dict) -> None:
         se = theirs.get(f"{metric}_stderr,{filt}")
         if isinstance(se, float) and math.isfinite(se):
             assert ours["stderr"] == pytest.approx(se, abs=1e-4, rel=1e-4), key
-        if metric in ("acc", "acc_norm", "exact_match"):
-            assert ours["value"] == theirs[key], key  # identical decisions, not merely close
+        if ours["kind"] == "discontinuous":
+            assert ours["value"] == theirs[key], key  # 0/1 per document: identical decisions, not merely close
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -150,6 +162,31 @@ def test_wikitext_rolling_equals_lm_eval(lm_env, tiny_llama):
     _, scores, theirs, _ = compare_with_lm_eval("wikitext", write_rows("wikitext", lm_env), 0, tiny_llama)
     assert {"word_perplexity", "byte_perplexity", "bits_per_byte"} <= set(scores)
     assert_same_metrics(scores, theirs)
+
+
+def test_truthfulqa_mc2_scored_by_its_own_python(lm_env, tiny_llama):
+    """TruthfulQA MC2: lm-eval's ``process_results`` from the task's utils.py (probability mass on true answers)."""
+    _, scores, theirs, _ = compare_with_lm_eval("truthfulqa_mc2", write_rows("truthfulqa_mc2", lm_env), 0, tiny_llama)
+    assert 0 < scores["acc"]["value"] < 1 and scores["acc"]["kind"] == "continuous"  # a probability mass, not 0/1
+    assert_same_metrics(scores, theirs)
+
+
+def test_a_python_task_class_runs_on_local_rows(lm_env, long_llama):
+    """``squad_completion`` is a Python class naming its own dataset: built on the local rows, its generations
+    and its ``contains`` metric equal lm-eval's own object's on the same rows."""
+    from unittest import mock
+
+    import datasets
+    from lm_eval.tasks.squad_completion.task import SQUADCompletion
+
+    data = write_rows("squad_completion", lm_env)
+    real = datasets.load_dataset
+    with mock.patch.object(datasets, "load_dataset", lambda *_, **__: real("json", data_files=data)):
+        ref = SQUADCompletion()
+    records, scores, theirs, samples = compare_with_lm_eval("squad_completion", data, 0, long_llama, 2, ref)
+    assert "contains" in scores
+    assert_same_metrics(scores, theirs)
+    assert [r["resps"] for r in records] == [s["resps"] for s in samples]
 
 
 def test_cli_show_prints_lm_evals_own_requests(lm_env, capsys):
