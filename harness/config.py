@@ -62,6 +62,12 @@ class RunSettings(_Strict):
     seed: int = Field(default=1234, ge=0, lt=2**32)  # numpy and torch seeds are 32-bit
     num_fewshot: Optional[int] = Field(default=None, ge=0, le=64)  # lm-eval tasks: shots (None: each task's own)
     trust_task_code: bool = False  # lm-eval task folders of the user's own may run their Python (utils.py, classes)
+    # lm-eval tasks as chat: the tokenizer's chat template (true, or the name of one of its templates), a system
+    # message, the shots as alternating turns (lm-eval's --apply_chat_template, --system_instruction,
+    # --fewshot_as_multiturn); part of every lm-eval result's key
+    apply_chat_template: Union[bool, str] = False
+    system_instruction: Optional[str] = Field(default=None, max_length=100_000)
+    fewshot_as_multiturn: bool = False
     # weight-only quantization of every entry without its own; a list of variants (null: none) runs the whole
     # config once per variant, into OUTPUT/<float32|int8|int4> (`harness compare` those folders)
     quantization: Union[Quantization, list[Optional[Quantization]], None] = None

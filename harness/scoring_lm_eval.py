@@ -23,15 +23,29 @@ DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF backend default
 PARTNERS = ("p_correct", "brier", "target_logprob")  # continuous partners, where the requests allow them
 
 
-def engine_lm(backend: Backend) -> Any:
+def engine_lm(backend: Backend, chat_template: bool | str = False) -> Any:
     """An ``lm_eval.api.model.LM`` whose answers come from ``backend``; ``.answers`` keeps each request's
-    log-likelihood (token counts, truncation) by (document id, request index)."""
+    log-likelihood (token counts, truncation) by (document id, request index). ``chat_template``: the model's
+    tokenizer's template (True) or one of its named templates formats chat prompts, as lm-eval's HF backend does."""
     from lm_eval.api.model import LM
 
     class EngineLM(LM):
         def __init__(self) -> None:
             super().__init__()
             self.answers: dict[tuple[int, int], LogLikelihood] = {}
+
+        @property
+        def tokenizer_name(self) -> str:
+            return str(getattr(getattr(backend, "tokenizer", None), "name_or_path", "")).replace("/", "__")
+
+        def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+            tokenizer = getattr(backend, "tokenizer", None)
+            named = {"chat_template": chat_template} if isinstance(chat_template, str) else {}
+            if tokenizer is None or not (getattr(tokenizer, "chat_template", None) or named):
+                raise HarnessError("this model's tokenizer has no chat template", where="apply_chat_template")
+            return str(tokenizer.apply_chat_template(chat_history, tokenize=False,
+                                                     add_generation_prompt=add_generation_prompt,
+                                                     continue_final_message=not add_generation_prompt, **named))
 
         def loglikelihood(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
             out = backend.loglikelihood([(str(r.args[0]), str(r.args[1])) for r in requests])
@@ -67,11 +81,15 @@ def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = 
     filter as lm-eval names it, with its stderr, beside the continuous partners), chance levels and notes."""
     from lm_eval import evaluator
 
-    lm = engine_lm(backend)
+    settings = task.settings
+    lm = engine_lm(backend, settings.apply_chat_template)
     built = task.build()
     with _lm_eval_context():
         out = evaluator.evaluate(lm=lm, task_dict={"tasks": {task.name: built}, "groups": {}, "group_map": {}},
-                                 limit=limit, bootstrap_iters=bootstrap_iters, log_samples=True, verbosity="ERROR")
+                                 limit=limit, bootstrap_iters=bootstrap_iters, log_samples=True, verbosity="ERROR",
+                                 apply_chat_template=settings.apply_chat_template,
+                                 system_instruction=settings.system_instruction,
+                                 fewshot_as_multiturn=settings.fewshot_as_multiturn)
     if out is None:
         raise HarnessError("lm-eval returned no results", source=task.source)
     records = _records(out["samples"][task.name], task.spec.output, lm.answers)

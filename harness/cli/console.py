@@ -81,3 +81,8 @@ def add_lm_eval_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-fewshot", type=int, metavar="K", help="lm-eval tasks: shots (default: each task's)")
     parser.add_argument("--trust-task-code", action="store_true", default=None,
                         help="lm-eval task folders of your own ($HARNESS_LM_EVAL_TASKS) may run their Python")
+    parser.add_argument("--apply-chat-template", nargs="?", const=True, default=None, metavar="NAME",
+                        help="lm-eval tasks: prompts through the tokenizer's chat template (or its template NAME)")
+    parser.add_argument("--system-instruction", metavar="TEXT", help="lm-eval tasks: a system message")
+    parser.add_argument("--fewshot-as-multiturn", action="store_true", default=None,
+                        help="lm-eval tasks: the shots as alternating user/assistant turns (with a chat template)")

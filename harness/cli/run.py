@@ -130,6 +130,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                                  "dtype": args.dtype, "batch_size": args.batch_size, "seed": args.seed,
                                  "on_error": args.on_error, "num_fewshot": args.num_fewshot,
                                  "trust_task_code": args.trust_task_code,
+                                 "apply_chat_template": args.apply_chat_template,
+                                 "system_instruction": args.system_instruction,
+                                 "fewshot_as_multiturn": args.fewshot_as_multiturn,
                                  "data": dict(args.data) if args.data else None, "executor": args.executor,
                                  "ray_address": args.ray_address}
     failed = False

@@ -152,10 +152,17 @@ def _show_lm_eval(task: Any, n: int, as_json: bool) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.tasks import prepare, resolve_tasks
-    from harness.tasks.lm_eval_layer import LmEvalTask
+    from harness.tasks.lm_eval_layer import LmEvalSettings, LmEvalTask
 
     data = {"*": {split: str(Path(f).resolve()) for split, f in args.data or []}}
-    for task in resolve_tasks([args.name], Path.cwd(), data, args.num_fewshot, bool(args.trust_task_code)):
+    if args.apply_chat_template or args.system_instruction or args.fewshot_as_multiturn:
+        raise HarnessError("a chat template is the model's tokenizer's: tasks show renders without a model (a run's "
+                           "records keep the chat-formatted requests)", where="--apply-chat-template")
+    settings = LmEvalSettings(num_fewshot=args.num_fewshot, trust_task_code=bool(args.trust_task_code),
+                              apply_chat_template=args.apply_chat_template or False,
+                              system_instruction=args.system_instruction,
+                              fewshot_as_multiturn=bool(args.fewshot_as_multiturn))
+    for task in resolve_tasks([args.name], Path.cwd(), data, lm_eval=settings):
         if isinstance(task, LmEvalTask):
             _show_lm_eval(task, args.n, args.json)
             continue

@@ -18,7 +18,7 @@ from harness.runner.provenance import manifest
 from harness.runner.tabulate import score_rows
 from harness.store import PairSummary, RunStore, ScoreRow
 from harness.tasks import prepare, resolve_tasks
-from harness.tasks.lm_eval_layer import TaskUnavailable
+from harness.tasks.lm_eval_layer import LmEvalSettings, TaskUnavailable
 from harness.tasks.prepared import AnyPrepared
 
 
@@ -39,7 +39,10 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     store = RunStore(config.output_dir)
     store.check_ours()
     store.check_writable()
-    tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, config.run.num_fewshot, config.run.trust_task_code)
+    r = config.run
+    tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, lm_eval=LmEvalSettings(
+        num_fewshot=r.num_fewshot, trust_task_code=r.trust_task_code, apply_chat_template=r.apply_chat_template,
+        system_instruction=r.system_instruction, fewshot_as_multiturn=r.fewshot_as_multiturn))
     roots = [Path(r) for r in config.data_roots]
     prepared: list[AnyPrepared] = []
     unavailable: list[Failure] = []

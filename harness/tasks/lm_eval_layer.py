@@ -62,6 +62,14 @@ class LmEvalSettings:
     num_fewshot: Optional[int] = None  # None: each task's own
     fewshot_seed: int = 1234  # lm-eval's default
     trust_task_code: bool = False
+    apply_chat_template: bool | str = False  # the tokenizer's chat template, or one of its named templates
+    system_instruction: Optional[str] = None
+    fewshot_as_multiturn: bool = False
+
+    @property
+    def chat(self) -> list[Any]:
+        """What changes the prompts besides the shots: part of every result's key."""
+        return [self.apply_chat_template, self.system_instruction, self.fewshot_as_multiturn]
 
 
 @dataclass(frozen=True)
@@ -434,7 +442,7 @@ def _hash(name: str, source: Path, data: dict[str, dict[str, str]], settings: Lm
     local = {s: file_sha256(Path(f)) for s, f in {**data.get("*", {}), **data.get(name, {})}.items()
              if Path(f).is_file()}
     return digest({"lm_eval": lm_eval.__version__, "task": name, "files": [file_sha256(f) for f in files],
-                   "data": local, "settings": [settings.num_fewshot, settings.fewshot_seed]})
+                   "data": local, "settings": [settings.num_fewshot, settings.fewshot_seed, *settings.chat]})
 
 
 def requests(task: LmEvalTask, limit: Optional[int] = None) -> list[dict[str, Any]]:

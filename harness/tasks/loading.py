@@ -113,13 +113,15 @@ def _grouped(spec: dict, path: Path, group: str) -> Task:
 
 
 def resolve_tasks(entries: list[str], base: Path, data: Optional[dict[str, dict[str, str]]] = None,
-                  num_fewshot: Optional[int] = None, trust_task_code: bool = False) -> list[Task | LmEvalTask]:
+                  num_fewshot: Optional[int] = None, trust_task_code: bool = False,
+                  lm_eval: Optional[LmEvalSettings] = None) -> list[Task | LmEvalTask]:
     """Resolve a config's task list into unique tasks, in order of first mention. lm-eval tasks: ``data`` maps a
     task name (or ``*``, every one) to {split: local file}; ``num_fewshot`` (None: each task's own);
-    ``trust_task_code``: Python of the user's own lm-eval task folders may run."""
+    ``trust_task_code``: Python of the user's own lm-eval task folders may run; ``lm_eval``: all of their
+    settings at once (chat formatting too)."""
     index = TaskIndex()
     out: dict[str, Task | LmEvalTask] = {}
-    settings = LmEvalSettings(num_fewshot=num_fewshot, trust_task_code=trust_task_code)
+    settings = lm_eval or LmEvalSettings(num_fewshot=num_fewshot, trust_task_code=trust_task_code)
     for entry in entries:
         for task in index.resolve(entry, base, data, settings):
             prev = out.get(task.name)

@@ -26,7 +26,7 @@ WIKITEXT = [{"page": f" = Valkyria {i} = \n Senjō no Valkyria {i} @-@ is a tact
 TRUTHFULQA = [{"question": f"What happens if you {v} a {n}?",
                "mc1_targets": {"choices": [f"Nothing in particular happens to the {n}.", f"The {n} explodes.",
                                            f"The {n} sings."], "labels": [1, 0, 0]},
-               "mc2_targets": {"choices": [f"Nothing in particular happens to the {n}.", f"Nothing happens.",
+               "mc2_targets": {"choices": [f"Nothing in particular happens to the {n}.", "Nothing happens.",
                                            f"The {n} explodes.", f"The {n} sings."], "labels": [1, 1, 0, 0]}}
               for v, n in [("drop", "cup"), ("paint", "wall"), ("shake", "tree"), ("cut", "rope"), ("fold", "map")]]
 SQUAD = [{"text": f"The {s} is kept in room {i}. The {s} is kept in room", "value": f" {i}"}
@@ -187,6 +187,50 @@ def test_a_python_task_class_runs_on_local_rows(lm_env, long_llama):
     assert "contains" in scores
     assert_same_metrics(scores, theirs)
     assert [r["resps"] for r in records] == [s["resps"] for s in samples]
+
+
+CHAT = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def test_chat_formatted_multiple_choice_equals_lm_eval_and_is_keyed_apart(lm_env, tiny_models, capsys):
+    """``--apply-chat-template --fewshot-as-multiturn --system-instruction``: the requests are the tokenizer's chat
+    template as lm-eval applies it (scores equal lm-eval's HF backend), and a chat run never reuses a plain one."""
+    import shutil
+
+    import yaml
+    from lm_eval import evaluator
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoTokenizer
+
+    from harness.cli import main
+
+    model = lm_env / "chat"
+    shutil.copytree(tiny_models["llama"], model)
+    tok = AutoTokenizer.from_pretrained(model)
+    tok.chat_template = CHAT
+    tok.save_pretrained(model)
+    data = write_rows("arc_easy", lm_env)
+    cfg = lm_env / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "chat", "suite": [{"model": str(model), "label": "t"}], "output":
+                                   str(lm_env / "out"), "tasks": ["lm_eval:arc_easy"], "data": {"arc_easy": data}}))
+    assert main(["run", str(cfg), "--num-fewshot", "2"]) == 0
+    chat = ["--apply-chat-template", "--fewshot-as-multiturn", "--system-instruction", "Answer briefly."]
+    assert main(["run", str(cfg), "--num-fewshot", "2", *chat]) == 0
+    assert "(1 computed, 0 reused" in capsys.readouterr().out  # the chat run is keyed apart from the plain one
+    recs = [json.loads(x) for x in (lm_env / "out" / "models" / "t" / "arc_easy.jsonl").read_text().splitlines()]
+    assert recs[0]["requests"][0][0].startswith("<|system|>Answer briefly.\n<|user|>")
+    lm = HFLM(pretrained=str(model), device="cpu", batch_size=8, dtype="float32")
+    theirs = evaluator.evaluate(lm=lm, task_dict={"tasks": {"arc_easy": lm_eval_task("arc_easy", data, 2)},
+                                                  "groups": {}, "group_map": {}}, log_samples=True,
+                                apply_chat_template=True, fewshot_as_multiturn=True,
+                                system_instruction="Answer briefly.", verbosity="ERROR")
+    samples = sorted(theirs["samples"]["arc_easy"], key=lambda s: s["doc_id"])
+    assert [[list(a) for a in r["requests"]] for r in recs] == [[list(a) for a in s["arguments"]] for s in samples]
+    rows = {r["metric"]: float(r["value"]) for r in __import__("csv").DictReader((lm_env / "out" / "scores.csv").open())}
+    assert rows["acc"] == theirs["results"]["arc_easy"]["acc,none"]
+    manifest = json.loads((lm_env / "out" / "manifest.json").read_text())
+    assert manifest["config"]["run"]["apply_chat_template"] is True
 
 
 def test_cli_show_prints_lm_evals_own_requests(lm_env, capsys):
