@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -76,9 +76,9 @@ def engine_lm(backend: Backend, chat_template: bool | str = False) -> Any:
 
 
 def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = None,
-                     bootstrap_iters: int = 100_000) -> tuple[list[dict], dict[str, dict], dict[str, float], list[str]]:
+                     bootstrap_iters: int = 100_000) -> tuple[list[dict], dict[str, dict], dict[str, float]]:
     """Run one lm-eval task on a loaded model: per-document records, scores (every metric lm-eval reports, each
-    filter as lm-eval names it, with its stderr, beside the continuous partners), chance levels and notes."""
+    filter as lm-eval names it, with its stderr, beside the continuous partners) and chance levels."""
     from lm_eval import evaluator
 
     settings = task.settings
@@ -95,12 +95,7 @@ def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = 
     records = _records(out["samples"][task.name], task.spec.output, lm.answers)
     scores = _scores(out, task.name, records)
     chance = _chance(records) if task.spec.output == "multiple_choice" else {}
-    notes = []
-    cut = sum(1 for r in records if r.get("truncated"))
-    if cut:
-        notes.append(f"{cut} of {len(records)} documents are longer than the model's context: their prompts were cut "
-                     "to the last tokens (records: truncated)")
-    return records, scores, {k: v for k, v in chance.items() if k in scores}, notes
+    return records, scores, {k: v for k, v in chance.items() if k in scores}
 
 
 @contextlib.contextmanager
@@ -221,3 +216,29 @@ def _chance(records: list[dict]) -> dict[str, float]:
         golds = [r["gold"] for r in scored]
         acc = max(golds.count(g) for g in set(golds)) / len(golds)
     return {"acc": acc, "acc_norm": acc, "p_correct": uniform}
+
+
+def group_scores(task: LmEvalTask, per_task: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A group's scores as lm-eval computes them from its tasks' (``aggregate_metric_list``: the size-weighted
+    mean with the pooled stderr, or the plain mean with the mean's stderr), one per metric and filter; none
+    where the group names no aggregation (lm-eval reports none either)."""
+    from lm_eval.api.metrics import aggregate_subtask_metrics, pooled_sample_stderr, unweighted_mean_stderr
+
+    out = []
+    for metric, filters, by_size in task.group_metrics:
+        names = {label for scores in per_task for label in scores}
+        wanted = [f"{metric}" if f == "none" else f"{metric},{f}" for f in filters] if filters else sorted(
+            n for n in names if n == metric or n.startswith(f"{metric},"))
+        for label in wanted:
+            found = [scores[label] for scores in per_task if label in scores]
+            if not found:
+                continue
+            values, sizes = [sc["value"] for sc in found], [sc["n"] for sc in found]
+            errs = [sc["stderr"] for sc in found if sc.get("stderr") is not None and math.isfinite(sc["stderr"])]
+            se = None
+            if len(errs) == len(found):
+                se = float(pooled_sample_stderr(errs, sizes) if by_size else unweighted_mean_stderr(errs))
+            out.append({"metric": label, "value": float(aggregate_subtask_metrics(values, sizes, by_size)),
+                        "stderr": se, "n": int(sum(sizes)), "aggregate": "micro" if by_size else "macro",
+                        "kind": found[0].get("kind"), "higher_is_better": found[0].get("higher_is_better")})
+    return out

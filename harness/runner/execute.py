@@ -171,13 +171,17 @@ def score_task(unit: Unit, p: PreparedTask | LmEvalPrepared, backend: Backend, m
     if tied:
         notes.append(f"{tied} of {len(records)} documents have an exact tie for the highest choice log-prob: acc takes "
                      "the first of the tied choices (as lm-eval does)")
-    cut = sum(1 for r in records if r.get("truncated"))
-    if cut:
-        notes.append(f"{cut} of {len(records)} documents are longer than the model's context: their prompts were cut "
-                     "to the last tokens (records: truncated)")
+    notes += _truncated(records)
     if notes:
         summary["notes"] = notes
     yield PairResult(name, task, records, summary)
+
+
+def _truncated(records: Sequence[Record]) -> list[str]:
+    """A note when documents were longer than the model's context."""
+    cut = sum(1 for r in records if r.get("truncated"))
+    return [f"{cut} of {len(records)} documents are longer than the model's context: their prompts were cut to the "
+            "last tokens (records: truncated)"] if cut else []
 
 
 def _score_lm_eval(unit: Unit, p: LmEvalPrepared, backend: Backend, meta: ModelMeta, stop: bool) -> Iterator[Event]:
@@ -186,7 +190,7 @@ def _score_lm_eval(unit: Unit, p: LmEvalPrepared, backend: Backend, meta: ModelM
     yield TaskStarted(name, task, len(p.instances))
     t0 = time.perf_counter()
     try:
-        records, scores, chance, notes = evaluate_lm_eval(backend, p.task, p.limit)
+        records, scores, chance = evaluate_lm_eval(backend, p.task, p.limit)
     except HarnessError as err:
         if err.source is None:
             err.source = p.task.source
@@ -204,7 +208,7 @@ def _score_lm_eval(unit: Unit, p: LmEvalPrepared, backend: Backend, meta: ModelM
                           scores={k: ScoreDict(**v) for k, v in scores.items()})  # type: ignore[typeddict-item]
     if (peak := _peak_memory(unit.device)) is not None:
         summary["peak_memory_bytes"] = peak
-    if notes:
+    if notes := _truncated(records):  # type: ignore[arg-type]
         summary["notes"] = notes
     yield PairResult(name, task, records, summary)  # type: ignore[arg-type]
 

@@ -8,9 +8,8 @@ import numpy as np
 
 from harness import metrics as M
 from harness.models.suite import ModelMeta, ModelSpec
-from harness.scoring_lm_eval import PARTNERS
+from harness.scoring_lm_eval import PARTNERS, group_scores
 from harness.store import PairSummary, RunStore, ScoreDict, ScoreRow
-from harness.tasks.lm_eval_layer import group_scores
 from harness.tasks.prepared import LmEvalPrepared, PreparedTask
 
 

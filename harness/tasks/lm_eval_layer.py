@@ -11,10 +11,8 @@ from __future__ import annotations
 import fnmatch
 import functools
 import importlib.util
-import math
 import os
 import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -396,32 +394,6 @@ def _group_metrics(cfg: Optional[dict[str, Any]]) -> tuple[tuple[str, Optional[t
             filters = [filters] if isinstance(filters, str) else filters
             out.append((item["metric"], tuple(filters) if filters else None, bool(item.get("weight_by_size", True))))
     return tuple(out)
-
-
-def group_scores(task: LmEvalTask, per_task: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """A group's scores as lm-eval computes them from its tasks' (``aggregate_metric_list``: the size-weighted
-    mean with the pooled stderr, or the plain mean with the mean's stderr), one per metric and filter; none
-    where the group names no aggregation (lm-eval reports none either)."""
-    from lm_eval.api.metrics import aggregate_subtask_metrics, pooled_sample_stderr, unweighted_mean_stderr
-
-    out = []
-    for metric, filters, by_size in task.group_metrics:
-        names = {label for scores in per_task for label in scores}
-        wanted = [f"{metric}" if f == "none" else f"{metric},{f}" for f in filters] if filters else sorted(
-            n for n in names if n == metric or n.startswith(f"{metric},"))
-        for label in wanted:
-            found = [scores[label] for scores in per_task if label in scores]
-            if not found:
-                continue
-            values, sizes = [sc["value"] for sc in found], [sc["n"] for sc in found]
-            errs = [sc["stderr"] for sc in found if sc.get("stderr") is not None and math.isfinite(sc["stderr"])]
-            se = None
-            if len(errs) == len(found):
-                se = float(pooled_sample_stderr(errs, sizes) if by_size else unweighted_mean_stderr(errs))
-            out.append({"metric": label, "value": float(aggregate_subtask_metrics(values, sizes, by_size)),
-                        "stderr": se, "n": int(sum(sizes)), "aggregate": "micro" if by_size else "macro",
-                        "kind": found[0].get("kind"), "higher_is_better": found[0].get("higher_is_better")})
-    return out
 
 
 def built_spec(task: Any, settings: LmEvalSettings) -> LmEvalSpec:

@@ -89,7 +89,7 @@ def compare_with_lm_eval(task: str, data: dict[str, str], shots: int, model: Pat
 
     (t,) = resolve_tasks([f"lm_eval:{task}"], Path.cwd(), {task: data}, num_fewshot=shots)
     backend = HFBackend(ModelSpec(model=str(model)), device="cpu", batch_size=batch_size)
-    records, scores, _, _ = evaluate_lm_eval(backend, t)
+    records, scores, _ = evaluate_lm_eval(backend, t)
     backend.close()
     lm = HFLM(pretrained=str(model), device="cpu", batch_size=8, dtype="float32")
     ref = ref or lm_eval_task(task, data, shots)
