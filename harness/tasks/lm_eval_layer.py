@@ -277,8 +277,14 @@ def check_trust(path: Path, installed: Path, depth: int = 0) -> None:
 @functools.lru_cache(maxsize=64)
 def _load(request: str, data: tuple, settings: LmEvalSettings, folders: tuple[Path, ...]) -> dict[str, Any]:
     """``TaskManager.load`` of one name, cached per process; lm-eval's errors become one line."""
+    import random
+
+    import numpy as np
+
     tm = _manager(folders, data, settings)
     hf_datasets()
+    random.seed(0)  # lm-eval's simple_evaluate seeds these before building tasks (GPQA shuffles its choices)
+    np.random.seed(1234)
     try:
         return tm.load([request])
     except HarnessError:

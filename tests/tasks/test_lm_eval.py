@@ -31,7 +31,18 @@ TRUTHFULQA = [{"question": f"What happens if you {v} a {n}?",
               for v, n in [("drop", "cup"), ("paint", "wall"), ("shake", "tree"), ("cut", "rope"), ("fold", "map")]]
 SQUAD = [{"text": f"The {s} is kept in room {i}. The {s} is kept in room", "value": f" {i}"}
          for i, s in enumerate(["key", "book", "lamp", "cat", "coin"])]
+GPQA = [{"Question": f"Which gas makes up most of planet {p}'s air?", "Correct Answer": "nitrogen [title] gas",
+         "Incorrect Answer 1": "oxygen", "Incorrect Answer 2": "argon", "Incorrect Answer 3": f"{p} vapour"}
+        for p in ["Earth", "Mars", "Venus", "Titan", "Io"]]
+MMLU_PRO = [{"question_id": i, "question": f"What is {i} + {i}?", "options": [str(2 * i + d) for d in range(-2, 4)],
+             "answer": "C", "answer_index": 2, "cot_content": "", "category": "math", "src": "hand"} for i in range(9)]
+MUSR = [{"narrative": f"Ann and Bo must staff the {job} and the desk. Ann is good at the {job}.",
+         "question": "Who should take which job?", "choices": str([f"Ann: {job}, Bo: desk", f"Bo: {job}, Ann: desk"]),
+         "answer_index": 0, "answer_choice": f"Ann: {job}, Bo: desk"} for job in ["kitchen", "garden", "shop", "lab"]]
 EXTRA = {"gsm8k": {"train": GSM8K[:5], "test": GSM8K[5:]}, "truthfulqa_mc2": {"validation": TRUTHFULQA},
+         "leaderboard_gpqa_main": {"train": GPQA}, "leaderboard_mmlu_pro": {"validation": MMLU_PRO[:5],
+                                                                           "test": MMLU_PRO[5:]},
+         "leaderboard_musr_team_allocation": {"team_allocation": MUSR},
          "squad_completion": {"validation": SQUAD},
          "wikitext": {"train": WIKITEXT[:1], "validation": WIKITEXT[1:2], "test": WIKITEXT[2:]}}
 
@@ -162,6 +173,26 @@ def test_wikitext_rolling_equals_lm_eval(lm_env, tiny_llama):
     _, scores, theirs, _ = compare_with_lm_eval("wikitext", write_rows("wikitext", lm_env), 0, tiny_llama)
     assert {"word_perplexity", "byte_perplexity", "bits_per_byte"} <= set(scores)
     assert_same_metrics(scores, theirs)
+
+
+@pytest.mark.parametrize("task, shots", [("leaderboard_gpqa_main", 0), ("leaderboard_mmlu_pro", 5),
+                                         ("leaderboard_musr_team_allocation", 0)])
+def test_open_llm_leaderboard_tasks_equal_lm_eval(task, shots, lm_env, tiny_llama):
+    """Open LLM Leaderboard v2 tasks with their Python (GPQA shuffles its choices under lm-eval's seeds; MMLU-Pro
+    and MuSR render with utils functions): metrics and every log-likelihood equal lm-eval's."""
+    import random
+
+    import numpy as np
+
+    data = write_rows(task, lm_env)
+    random.seed(0)  # as lm-eval's simple_evaluate, and this harness, seed before building the task
+    np.random.seed(1234)
+    ref = lm_eval_task(task, data, shots)
+    records, scores, theirs, samples = compare_with_lm_eval(task, data, shots, tiny_llama, ref=ref)
+    assert_same_metrics(scores, theirs)
+    assert [[list(a) for a in r["requests"]] for r in records] == [[list(a) for a in s["arguments"]] for s in samples]
+    ours = [r[0][0] for rec in records for r in rec["resps"]]
+    assert ours == pytest.approx([float(r[0][0]) for s in samples for r in s["resps"]], abs=1e-4)
 
 
 def test_truthfulqa_mc2_scored_by_its_own_python(lm_env, tiny_llama):
