@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Protocol, Union
 
 from harness import metrics as M
@@ -139,17 +140,8 @@ def score_task(unit: Unit, p: PreparedTask | LmEvalPrepared, backend: Backend, m
             if n_chunks > 1:
                 yield ChunkResult(name, task, unit.keys[task], size, i, chunk)
             records += chunk
-    except HarnessError as err:  # bad input found while scoring (an output regex that times out): this task only
-        if err.source is None:
-            err.source = p.task.source
-        if stop:
-            raise
-        yield Failure(name, task, str(err))
-        return
-    except Exception as exc:
-        if stop:
-            raise
-        yield Failure(name, task, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # bad input found while scoring (an output regex that times out): this task only
+        yield _failure(exc, name, task, p.task.source, stop)
         return
     scores = {}
     for m in p.task.spec.metrics:
@@ -177,6 +169,16 @@ def score_task(unit: Unit, p: PreparedTask | LmEvalPrepared, backend: Backend, m
     yield PairResult(name, task, records, summary)
 
 
+def _failure(exc: Exception, model: str, task: str, source: Path, stop: bool) -> Failure:
+    """A task that failed while scoring (the unit goes on with its other tasks), or, with ``stop``, the error
+    raised again; a one-line error names the task's file."""
+    if isinstance(exc, HarnessError) and exc.source is None:
+        exc.source = source
+    if stop:
+        raise exc
+    return Failure(model, task, str(exc) if isinstance(exc, HarnessError) else f"{type(exc).__name__}: {exc}")
+
+
 def _truncated(records: Sequence[Record]) -> list[str]:
     """A note when documents were longer than the model's context."""
     cut = sum(1 for r in records if r.get("truncated"))
@@ -191,17 +193,8 @@ def _score_lm_eval(unit: Unit, p: LmEvalPrepared, backend: Backend, meta: ModelM
     t0 = time.perf_counter()
     try:
         records, scores, chance = evaluate_lm_eval(backend, p.task, p.limit)
-    except HarnessError as err:
-        if err.source is None:
-            err.source = p.task.source
-        if stop:
-            raise
-        yield Failure(name, task, str(err))
-        return
     except Exception as exc:
-        if stop:
-            raise
-        yield Failure(name, task, f"{type(exc).__name__}: {exc}")
+        yield _failure(exc, name, task, p.task.source, stop)
         return
     summary = PairSummary(key=unit.keys[task], model=name, task=task, group=p.task.group, output=p.task.spec.output,
                           n=len(records), model_meta=meta, seconds=round(time.perf_counter() - t0, 3), chance=chance,
