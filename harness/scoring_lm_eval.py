@@ -136,8 +136,7 @@ def _records(samples: list[dict], output: str, answers: dict[tuple[int, int], Lo
         doc_id = int(s["doc_id"])
         rec = by_doc.setdefault(doc_id, {
             "doc_id": doc_id, "doc_hash": s.get("doc_hash"), "target": s.get("target"),
-            "requests": [list(a.values()) for a in s.get("arguments", {}).values()] if isinstance(
-                s.get("arguments"), dict) else s.get("arguments"),
+            "requests": [list(a) for a in s.get("arguments") or []],
             "resps": s.get("resps"), "filtered": {}, "metrics": {}})
         filt = s.get("filter", "none")
         rec["filtered"][filt] = s.get("filtered_resps")
