@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
@@ -16,17 +17,19 @@ import numpy as np
 
 from harness import metrics as M
 from harness.errors import HarnessError
-from harness.models.backend import Backend, GenerationRequest, LogLikelihood
+from harness.files import digest
+from harness.models.backend import Backend, GenerationRequest, LogLikelihood, Sampling
 from harness.tasks.lm_eval_layer import LmEvalTask
 
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF backend default
 PARTNERS = ("p_correct", "brier", "target_logprob")  # continuous partners, where the requests allow them
 
 
-def engine_lm(backend: Backend, chat_template: bool | str = False) -> Any:
+def engine_lm(backend: Backend, chat_template: bool | str = False, seed: int = 1234) -> Any:
     """An ``lm_eval.api.model.LM`` whose answers come from ``backend``; ``.answers`` keeps each request's
     log-likelihood (token counts, truncation) by (document id, request index). ``chat_template``: the model's
-    tokenizer's template (True) or one of its named templates formats chat prompts, as lm-eval's HF backend does."""
+    tokenizer's template (True) or one of its named templates formats chat prompts, as lm-eval's HF backend does.
+    ``seed``: sampled requests draw from streams seeded by it, the task, the document, the request and the copy."""
     from lm_eval.api.model import LM
 
     class EngineLM(LM):
@@ -60,19 +63,42 @@ def engine_lm(backend: Backend, chat_template: bool | str = False) -> Any:
             return [ll.logprob for ll in out]
 
         def generate_until(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[str]:
-            asks = []
-            for r in requests:
-                context, kwargs = r.args[0], dict(r.args[1] or {})
-                if kwargs.get("do_sample") or float(kwargs.get("temperature") or 0.0) > 0.0:
-                    raise HarnessError("sampled generation (do_sample / temperature > 0) is not supported yet: the "
-                                       "engine decodes greedily", where="generation_kwargs")
-                until = kwargs.get("until") or []
-                until = [until] if isinstance(until, str) else list(until)
-                asks.append(GenerationRequest(str(context), tuple(until),
-                                              int(kwargs.get("max_gen_toks") or DEFAULT_MAX_GEN_TOKS)))
+            from lm_eval.models.utils import normalize_gen_kwargs
+
+            asks, seen = [], Counter[tuple[int, int]]()
+            for r in requests:  # lm-eval repeats a request ``repeats`` times: each copy draws its own stream
+                kwargs = normalize_gen_kwargs(dict(r.args[1] or {}), DEFAULT_MAX_GEN_TOKS)
+                copy = seen[(r.doc_id, r.idx)]
+                seen[(r.doc_id, r.idx)] += 1
+                stream = digest([seed, r.task_name, r.doc_id, r.idx, copy])
+                asks.append(GenerationRequest(str(r.args[0]), tuple(kwargs["until"]), int(kwargs["max_gen_toks"]),
+                                              sampling(kwargs, int(stream[:15], 16))))
             return backend.generate(asks)
 
     return EngineLM()
+
+
+GENERATION_KWARGS = {"until", "max_gen_toks", "do_sample", "temperature", "top_p", "top_k", "num_beams"}
+
+
+def sampling(kwargs: Mapping[str, Any], seed: int) -> Optional[Sampling]:
+    """How to decode one request, from lm-eval's normalized generation keyword arguments: greedy unless
+    ``do_sample`` (temperature 1 where none is given, as Hugging Face's default; temperature 0 is greedy)."""
+    unknown = sorted(set(kwargs) - GENERATION_KWARGS)
+    if unknown:
+        raise HarnessError(f"generation keyword(s) {', '.join(unknown)} not supported (the engine takes "
+                           f"{', '.join(sorted(GENERATION_KWARGS))})", where="generation_kwargs")
+    if int(kwargs.get("num_beams") or 1) != 1:
+        raise HarnessError(f"beam search (num_beams={kwargs['num_beams']}) is not supported: the engine decodes "
+                           "greedily or samples", where="generation_kwargs")
+    temperature = float(kwargs["temperature"]) if kwargs.get("temperature") is not None else 1.0
+    if not kwargs.get("do_sample") or temperature == 0.0:
+        return None
+    top_p, top_k = float(kwargs.get("top_p") or 1.0), int(kwargs.get("top_k") or 0)
+    if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
+        raise HarnessError(f"sampling needs temperature >= 0, 0 < top_p <= 1, top_k >= 0 (got {temperature}, "
+                           f"{top_p}, {top_k})", where="generation_kwargs")
+    return Sampling(temperature, top_k, top_p, seed)
 
 
 def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = None,
@@ -82,7 +108,7 @@ def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = 
     from lm_eval import evaluator
 
     settings = task.settings
-    lm = engine_lm(backend, settings.apply_chat_template)
+    lm = engine_lm(backend, settings.apply_chat_template, settings.seed)
     built = task.build()
     with _lm_eval_context():
         out = evaluator.evaluate(lm=lm, task_dict={"tasks": {task.name: built}, "groups": {}, "group_map": {}},

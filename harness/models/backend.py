@@ -20,10 +20,22 @@ class LogLikelihood(NamedTuple):
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """Sampled decoding as Hugging Face's ``generate`` means it (temperature, then top-k, then nucleus top-p).
+    ``seed`` starts this request's own random stream: its answer does not depend on the batch it lands in."""
+
+    temperature: float = 1.0
+    top_k: int = 0  # 0: no top-k cut
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     context: str
     until: tuple[str, ...]
     max_new_tokens: int
+    sampling: Optional[Sampling] = None  # None: greedy
 
 
 class Backend(Protocol):
@@ -44,7 +56,8 @@ class Backend(Protocol):
         ...
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """Greedy continuation of each context, cut at the first stop sequence."""
+        """Continuation of each context (greedy, or sampled where the request says), cut at the first stop
+        sequence."""
         ...
 
     def tokenize(self, text: str) -> list[int]:

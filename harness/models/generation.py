@@ -1,4 +1,5 @@
-"""Greedy generation on the Hugging Face backend: batched, KV-cached, each row leaving the batch when it stops.
+"""Generation on the Hugging Face backend (greedy, or sampled from each request's own seeded stream): batched,
+KV-cached, each row leaving the batch when it stops.
 
 Prompts of one batch that start with the same tokens (a shared few-shot block) have that prefix prefilled once:
 its key/value cache is computed on one row, and only the rest of each prompt is run; every step attends to the
@@ -12,7 +13,7 @@ from typing import Any, Optional
 
 import torch
 
-from harness.models.backend import GenerationRequest
+from harness.models.backend import GenerationRequest, Sampling
 from harness.models.encoding import encode_texts
 
 HFBackend = Any  # the loaded harness.models.hf.HFBackend (not imported: it imports this module)
@@ -37,7 +38,8 @@ def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[
         for batch in backend._batches(lengths, order):
             def step(b: list[int], encoded: dict = encoded, until: tuple = until, max_new: int = max_new,
                      n_shared: int = n_shared, prefix: list[int] = prefix) -> list[str]:
-                return generate_batch(backend, [encoded[i][n_shared:] for i in b], until, max_new, prefix)
+                return generate_batch(backend, [encoded[i][n_shared:] for i in b], until, max_new, prefix,
+                                      [requests[i].sampling for i in b])
 
             for i, text in zip(batch, backend._run(step, batch)):
                 out[i] = text
@@ -46,10 +48,11 @@ def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[
 
 @torch.inference_mode()
 def generate_batch(backend: HFBackend, prompts: list[list[int]], until: tuple[str, ...], max_new: int,
-                   prefix: Sequence[int] = ()) -> list[str]:
-    """Greedy decoding with a KV cache, the shared ``prefix`` (if any) prefilled once. A row leaves the batch
-    (and its cache) as soon as it emits EOS or completes a stop sequence; only rows whose new token could end a
-    stop sequence decode their last few tokens to check."""
+                   prefix: Sequence[int] = (), samplings: Sequence[Optional[Sampling]] = ()) -> list[str]:
+    """Decoding with a KV cache, the shared ``prefix`` (if any) prefilled once; row r greedy unless
+    ``samplings[r]`` says how to sample it. A row leaves the batch (and its cache) as soon as it emits EOS or
+    completes a stop sequence; only rows whose new token could end a stop sequence decode their last few tokens
+    to check."""
     from transformers import DynamicCache
 
     device = backend.device
@@ -68,14 +71,15 @@ def generate_batch(backend: HFBackend, prompts: list[list[int]], until: tuple[st
     else:
         cached, attention = {"use_cache": True, backend._cache_arg: DynamicCache(config=backend.model.config)}, nullcontext()
     with attention:
-        generated = _decode(backend, ids, mask, position, cached, until, max_new)
+        chooser = TokenChooser(list(samplings) or [None] * len(prompts))
+        generated = _decode(backend, ids, mask, position, cached, until, max_new, chooser)
     texts = backend.tokenizer.batch_decode(generated, skip_special_tokens=True)
     return [cut_at_stop(t, until) for t in texts]
 
 
 def _decode(backend: HFBackend, ids: torch.Tensor, mask: torch.Tensor, position: torch.Tensor, cached: dict[str, Any],
-            until: tuple[str, ...], max_new: int) -> list[list[int]]:
-    """The greedy loop: the prompts' forward pass, then one token per step for the rows still going."""
+            until: tuple[str, ...], max_new: int, chooser: TokenChooser) -> list[list[int]]:
+    """The decoding loop: the prompts' forward pass, then one token per step for the rows still going."""
     cache, device = cached[backend._cache_arg], ids.device
     stops = [u for u in until if u]
     window = max((len(u) for u in stops), default=0) + 2  # tokens: each yields >= 1 char or is special
@@ -85,7 +89,7 @@ def _decode(backend: HFBackend, ids: torch.Tensor, mask: torch.Tensor, position:
     last = (slice(None), slice(-1, None))  # the newest position of every row
     logits = backend._logits_at(last, input_ids=ids, attention_mask=mask, position_ids=position, **cached)[:, 0]
     for step in range(max_new):
-        next_ids = logits.float().argmax(-1)
+        next_ids = chooser(logits, active)
         keep = []
         for j, (r, tok) in enumerate(zip(active, next_ids.tolist())):
             if tok == eos:
@@ -108,6 +112,41 @@ def _decode(backend: HFBackend, ids: torch.Tensor, mask: torch.Tensor, position:
         logits = backend._logits_at(last, input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
                                     **cached)[:, 0]
     return generated
+
+
+class TokenChooser:
+    """Each row's next token: the argmax, or a draw from the row's own generator (seeded by its request), so a
+    sampled answer is the same at any batch size. Probabilities are float32 softmax of logits / temperature,
+    cut to the top-k and then the top-p nucleus (the smallest set of most likely tokens reaching ``top_p``), as
+    Hugging Face's sampling warpers do; the draw is the inverse of their cumulative sum at a uniform number."""
+
+    def __init__(self, samplings: Sequence[Optional[Sampling]]) -> None:
+        self.samplings = samplings
+        self.generators = [torch.Generator().manual_seed(s.seed) if s else None for s in samplings]
+
+    def __call__(self, logits: torch.Tensor, rows: Sequence[int]) -> torch.Tensor:
+        """Next token ids for ``logits`` (one row per entry of ``rows``, the batch rows still decoding)."""
+        chosen = logits.float().argmax(-1)
+        sampled = [j for j, r in enumerate(rows) if self.samplings[r] is not None]
+        if not sampled:
+            return chosen
+        params = [self.samplings[rows[j]] for j in sampled]
+        temperature = torch.tensor([s.temperature for s in params], device=logits.device)  # type: ignore[union-attr]
+        probs = torch.softmax(logits[sampled].float() / temperature[:, None], dim=-1)
+        probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+        rank = torch.arange(probs.shape[-1], device=logits.device)
+        top_k = torch.tensor([s.top_k if s.top_k > 0 else probs.shape[-1] for s in params],  # type: ignore[union-attr]
+                             device=logits.device)
+        top_p = torch.tensor([s.top_p for s in params], device=logits.device)  # type: ignore[union-attr]
+        before = probs.cumsum(-1) - probs  # mass of the more likely tokens: a token is kept while that is < top_p
+        keep = (rank[None, :] < top_k[:, None]) & ((before < top_p[:, None]) | (rank[None, :] == 0))
+        total = (probs * keep).cumsum(-1)
+        draws = torch.tensor([torch.rand((), generator=self.generators[rows[j]], dtype=torch.float64).item()
+                              for j in sampled], device=logits.device)
+        at = torch.searchsorted(total, (draws * total[:, -1].double()).to(total.dtype)[:, None], right=True)
+        at = torch.minimum(at, keep.sum(-1, keepdim=True) - 1)
+        chosen[sampled] = order.gather(1, at)[:, 0]
+        return chosen
 
 
 def may_stop(backend: HFBackend, token: int, stops: list[str]) -> bool:

@@ -96,7 +96,11 @@ class Seq2SeqBackend(HFBackend):
                            "encoder see?); score perplexity tasks on decoder-only models")
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """Greedy ``model.generate`` (one beam, no sampling), batched; each text cut at its first stop sequence."""
+        """Greedy ``model.generate`` (one beam), batched; each text cut at its first stop sequence. Sampled
+        requests are refused: only the decoder-only engine draws from per-request seeded streams."""
+        if any(r.sampling is not None for r in requests):
+            raise HarnessError("sampled generation (do_sample / temperature > 0) runs on decoder-only models only; "
+                               "this encoder-decoder model decodes greedily", where="generation_kwargs")
         out: list[Optional[str]] = [None] * len(requests)
         encoded = [e[-self.max_length:] for e in encode_texts(self.tokenizer, [r.context for r in requests])]
         lengths = [len(e) + r.max_new_tokens for e, r in zip(encoded, requests)]

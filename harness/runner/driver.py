@@ -42,7 +42,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     r = config.run
     tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, lm_eval=LmEvalSettings(
         num_fewshot=r.num_fewshot, trust_task_code=r.trust_task_code, apply_chat_template=r.apply_chat_template,
-        system_instruction=r.system_instruction, fewshot_as_multiturn=r.fewshot_as_multiturn))
+        system_instruction=r.system_instruction, fewshot_as_multiturn=r.fewshot_as_multiturn, seed=r.seed))
     roots = [Path(r) for r in config.data_roots]
     prepared: list[AnyPrepared] = []
     unavailable: list[Failure] = []

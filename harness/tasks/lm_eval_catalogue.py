@@ -1,5 +1,5 @@
 """lm-eval's catalogue as this harness sees it: every registered task, whether it can run here (text only, no
-sampled generation, the packages its Python imports installed, user Python trusted) and why not. The modules are
+beam search, the packages its Python imports installed, user Python trusted) and why not. The modules are
 read, never imported; the listing is cached per index and set of installed packages."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from harness.errors import HarnessError
 from harness.files import atomic_write, cache_dir, digest
 from harness.tasks.lm_eval_layer import OUTPUTS, check_trust, require_lm_eval, task_manager, user_folders
 
-CATALOGUE_RULES = 1  # bump when what makes a task runnable here changes (cached listings are then recomputed)
+CATALOGUE_RULES = 3  # bump when what makes a task runnable here changes (cached listings are then recomputed)
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ def catalogue(trust_task_code: bool = False) -> list[Listed]:
         gen: dict[str, Any] = cfg["generation_kwargs"] if isinstance(cfg.get("generation_kwargs"), dict) else {}
         if cfg.get("doc_to_image") or cfg.get("doc_to_audio"):
             reason = "multimodal (images or audio): this harness scores text"
-        elif gen.get("do_sample") or _positive(gen.get("temperature")) or _positive((cfg.get("repeats") or 1) - 1):
-            reason = "sampled generation (do_sample, temperature or repeats): the engine decodes greedily"
+        elif _positive((gen.get("num_beams") or 1) - 1):
+            reason = "beam search (num_beams > 1): the engine decodes greedily or samples"
         elif entry.yaml_path is not None:
             try:
                 if not trust_task_code:
@@ -105,27 +105,67 @@ def _python_files(cfg: Any) -> set[Path]:
     return found
 
 
+PIP_NAMES = {"antlr4": "antlr4-python3-runtime", "math_verify": "math-verify", "sklearn": "scikit-learn",
+             "bert_score": "bert-score", "yaml": "pyyaml"}  # import names that are not their package's name
+
+
 @functools.cache
 def _missing_imports(module: Path) -> tuple[str, ...]:
-    """Top-level packages ``module`` imports (read, never run) that are not installed; a module beside it counts
-    as present."""
+    """Packages (pip names) that ``module`` and the task modules it imports (modules beside it, lm-eval's own
+    ``lm_eval.tasks`` modules) import, read and never run, that are not installed."""
+    return tuple(sorted(PIP_NAMES.get(n, n) for n in _imports(module, set())))
+
+
+def _imports(module: Path, seen: set[Path]) -> set[str]:
     import ast
 
+    if module in seen or not module.is_file():
+        return set()
+    seen.add(module)
     try:
         tree = ast.parse(module.read_text(encoding="utf-8", errors="replace"))
     except (SyntaxError, ValueError):
-        return ()
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+        return set()
+    tasks_root = Path(importlib.util.find_spec("lm_eval").origin or ".").parent.parent  # type: ignore[union-attr]
+    missing: set[str] = set()
+
+    def follow(path: Path, names: tuple[str, ...] = ()) -> bool:
+        """Walk a module that is a file here (or, for a package folder, the modules ``names`` it imports)."""
+        if path.with_suffix(".py").is_file():
+            missing.update(_imports(path.with_suffix(".py"), seen))
+            return True
+        if path.is_dir():
+            for name in names:
+                missing.update(_imports(path / f"{name}.py", seen))
+            missing.update(_imports(path / "__init__.py", seen))
+            return True
+        return False
+
     def absent(name: str) -> bool:
-        if (module.parent / f"{name}.py").is_file() or (module.parent / name).is_dir():
-            return False
         try:
             return importlib.util.find_spec(name) is None
         except (ImportError, ValueError):
             return True
-    return tuple(sorted(n for n in names if absent(n)))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = module.parent
+            for _ in range(node.level - 1):
+                base = base.parent
+            follow(base.joinpath(*(node.module or "").split(".")) if node.module else base,
+                   tuple(a.name for a in node.names))
+            continue
+        dotted: list[tuple[str, tuple[str, ...]]]
+        if isinstance(node, ast.Import):
+            dotted = [(a.name, ()) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            dotted = [(node.module, tuple(a.name for a in node.names))]
+        else:
+            continue
+        for name, names in dotted:
+            top = name.split(".")[0]
+            if name.startswith("lm_eval.tasks."):
+                follow(tasks_root.joinpath(*name.split(".")), names)
+            elif not follow(module.parent.joinpath(*name.split(".")), names) and absent(top):
+                missing.add(top)
+    return missing

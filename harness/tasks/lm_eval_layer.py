@@ -63,6 +63,7 @@ class LmEvalSettings:
     apply_chat_template: bool | str = False  # the tokenizer's chat template, or one of its named templates
     system_instruction: Optional[str] = None
     fewshot_as_multiturn: bool = False
+    seed: int = 1234  # the run's seed: sampled generation draws from it
 
     @property
     def chat(self) -> list[Any]:
@@ -243,14 +244,15 @@ def _local_dataset(name: str, splits: dict[str, str]) -> dict[str, Any]:
 
 def _local_splits(name: str, cfg: dict[str, Any], local: dict[str, str], settings: LmEvalSettings) -> dict[str, Any]:
     """A task read from local rows uses the splits given: the scored split must be there (and the shots' split when
-    there are shots); a split the task names only for shots, with none asked, is dropped."""
+    there are shots and the task does not list them itself); a split the task names only for shots, with none asked, is dropped."""
     scored = cfg.get("test_split") or cfg.get("validation_split")
     if scored and scored not in local:
         raise HarnessError(f"lm_eval:{name} scores the split '{scored}': give it with --data {scored}=FILE (given: "
                            f"{', '.join(sorted(local))})", where="data")
     shots = settings.num_fewshot if settings.num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
     source = cfg.get("fewshot_split") or cfg.get("training_split") or cfg.get("validation_split")
-    if shots and source and source not in local:
+    fixed = isinstance(cfg.get("fewshot_config"), dict) and cfg["fewshot_config"].get("samples")  # shots listed
+    if shots and source and source not in local and not fixed:
         raise HarnessError(f"lm_eval:{name} takes its {shots} shot(s) from the split '{source}': give it with "
                            f"--data {source}=FILE", where="data")
     out = dict(cfg)
@@ -420,7 +422,7 @@ def _hash(name: str, source: Path, data: dict[str, dict[str, str]], settings: Lm
     local = {s: file_sha256(Path(f)) for s, f in {**data.get("*", {}), **data.get(name, {})}.items()
              if Path(f).is_file()}
     return digest({"lm_eval": lm_eval.__version__, "task": name, "files": [file_sha256(f) for f in files],
-                   "data": local, "settings": [settings.num_fewshot, settings.fewshot_seed, *settings.chat]})
+                   "data": local, "settings": [settings.num_fewshot, settings.fewshot_seed, settings.seed, *settings.chat]})
 
 
 def requests(task: LmEvalTask, limit: Optional[int] = None) -> list[dict[str, Any]]:

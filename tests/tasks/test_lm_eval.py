@@ -39,11 +39,25 @@ MMLU_PRO = [{"question_id": i, "question": f"What is {i} + {i}?", "options": [st
 MUSR = [{"narrative": f"Ann and Bo must staff the {job} and the desk. Ann is good at the {job}.",
          "question": "Who should take which job?", "choices": str([f"Ann: {job}, Bo: desk", f"Bo: {job}, Ann: desk"]),
          "answer_index": 0, "answer_choice": f"Ann: {job}, Bo: desk"} for job in ["kitchen", "garden", "shop", "lab"]]
+NO_DATE = {"day": "", "month": "", "year": ""}
+DROP = [{"section_id": f"s{i}", "query_id": f"q{i}", "passage": f"{a} had {x} goals and {b} had {y} goals in the match.",
+         "question": q, "answer": {"number": n, "date": NO_DATE, "spans": spans},
+         "validated_answers": {"number": [n], "date": [NO_DATE], "spans": [spans]}}
+        for i, (a, b, x, y, q, n, spans) in enumerate([
+            ("Ann", "Bo", 2, 3, "How many goals in all?", "5", []),
+            ("Cy", "Di", 1, 4, "Who had more goals?", "", ["Di"]),
+            ("Ed", "Flo", 6, 2, "How many more goals did Ed have?", "4", []),
+            ("Gus", "Hal", 3, 5, "Who had fewer goals?", "", ["Gus"]),
+            ("Ivy", "Jo", 7, 1, "Who scored 1 goal?", "", ["Jo"]),
+            ("Kim", "Lu", 2, 2, "How many goals did Kim have?", "2", [])])]
+MATH = [{"problem": f"What is ${a} + {b}$?", "level": "Level 1", "type": "Algebra",
+         "solution": f"We add: ${a} + {b} = \\boxed{{{a + b}}}$."} for a, b in [(2, 3), (10, 4), (7, 7), (1, 9)]]
 EXTRA = {"gsm8k": {"train": GSM8K[:5], "test": GSM8K[5:]}, "truthfulqa_mc2": {"validation": TRUTHFULQA},
          "leaderboard_gpqa_main": {"train": GPQA}, "leaderboard_mmlu_pro": {"validation": MMLU_PRO[:5],
                                                                            "test": MMLU_PRO[5:]},
          "leaderboard_musr_team_allocation": {"team_allocation": MUSR},
-         "squad_completion": {"validation": SQUAD},
+         "squad_completion": {"validation": SQUAD}, "drop": {"train": DROP[:3], "validation": DROP[3:]},
+         "minerva_math_algebra": {"test": MATH}, "mmlu_pro_math": {"validation": MMLU_PRO[:5], "test": MMLU_PRO[5:]},
          "wikitext": {"train": WIKITEXT[:1], "validation": WIKITEXT[1:2], "test": WIKITEXT[2:]}}
 
 
@@ -166,6 +180,25 @@ def test_gsm8k_both_filters_and_generations_equal_lm_eval(lm_env, long_llama):
     assert [rec["resps"] for rec in records] == [s["resps"] for s in samples if s["filter"] == "strict-match"]
     assert [rec["filtered"]["flexible-extract"] for rec in records] == [
         s["filtered_resps"] for s in samples if s["filter"] == "flexible-extract"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, shots", [("drop", 2), ("minerva_math_algebra", 4), ("mmlu_pro_math", 2)])
+def test_generation_with_task_python_equals_lm_eval(task, shots, lm_env, long_llama):
+    """Generation scored by each task's own Python: DROP's ``process_results`` (em, f1 over answer bags), Minerva
+    math's (exact match and ``math_verify``, its shots from ``list_fewshot_samples``), MMLU-Pro's chain of thought
+    (``custom-extract`` filter; 2,048 new tokens, so a model with 4,096 positions): every metric equals lm-eval's
+    and every generation is identical."""
+    from harness.testing import build_tiny_model
+
+    model = long_llama
+    if task == "mmlu_pro_math":
+        model = build_tiny_model(lm_env / "llama4k", "llama", max_positions=4096)
+    records, scores, theirs, samples = compare_with_lm_eval(task, write_rows(task, lm_env), shots, model, 4)
+    assert_same_metrics(scores, theirs)
+    assert [rec["resps"] for rec in records] == [s["resps"] for s in samples if s["filter"] == samples[0]["filter"]]
+    assert [rec["filtered"] for rec in records] == [{s["filter"]: s["filtered_resps"] for s in samples
+                                                     if s["doc_id"] == rec["doc_id"]} for rec in records]
 
 
 def test_wikitext_rolling_equals_lm_eval(lm_env, tiny_llama):
@@ -337,7 +370,30 @@ def test_cli_list_counts_what_runs_and_why_not(lm_env, capsys):
     assert main(["tasks", "list", "--source", "lm_eval", "--json"]) == 0
     listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(listed) == total and set(listed[0]) == {"name", "output", "status", "reason", "path"}
-    assert {r["name"]: r["status"] for r in listed}["gsm8k"] == "ok"
+    status = {r["name"]: r["status"] for r in listed}
+    assert status["gsm8k"] == status["gsm8k_cot_self_consistency"] == status["minerva_math_algebra"] == "ok"
+
+
+def test_ifeval_names_the_packages_it_needs(lm_env):
+    """IFEval's instruction checkers import langdetect and immutabledict from modules its utils.py imports: the
+    listing follows those imports, and a run names what to install in one line."""
+    import importlib.util
+
+    from harness.tasks.lm_eval_catalogue import catalogue
+    from harness.tasks.lm_eval_layer import TaskUnavailable
+
+    missing = [m for m in ("langdetect", "immutabledict") if importlib.util.find_spec(m) is None]
+    if not missing:
+        pytest.skip("IFEval's packages are installed here, so its one-line refusal cannot be reached")
+    (listed,) = [x for x in catalogue() if x.name == "ifeval"]
+    assert listed.status == "refused" and all(m in listed.reason for m in missing)
+    rows_file = lm_env / "ifeval.jsonl"
+    rows_file.write_text(json.dumps({"key": 1, "prompt": "Say hi", "instruction_id_list": ["punctuation:no_comma"],
+                                     "kwargs": [{}]}) + "\n")
+    (t,) = resolve_tasks(["lm_eval:ifeval"], Path.cwd(), {"ifeval": {"train": str(rows_file)}})
+    with pytest.raises(TaskUnavailable, match=f"pip install {missing[0]}") as err:
+        prepare(t)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.slow
@@ -430,3 +486,79 @@ def test_a_task_whose_data_cannot_be_had_fails_alone(lm_env, tiny_llama, monkeyp
     assert len(failed) == 1 and failed[0].startswith("FAILED piqa: ") and "--data SPLIT=FILE" in failed[0]
     assert (lm_env / "out" / "models" / "t" / "arc_easy.jsonl").is_file()
     assert not (lm_env / "out" / "models" / "t" / "piqa.jsonl").exists()
+
+
+SAMPLED = """task: sampled_sum
+dataset_path: json
+test_split: test
+output_type: generate_until
+doc_to_text: "Q: {{q}}\\nA:"
+doc_to_target: "{{a}}"
+repeats: 4
+generation_kwargs: {until: ["\\n"], do_sample: true, temperature: 1.0, top_p: 0.95, max_gen_toks: 12}
+filter_list:
+  - {name: score-first, filter: [{function: take_first}]}
+  - {name: maj@4, filter: [{function: majority_vote}, {function: take_first}]}
+  - {name: maj@2, filter: [{function: take_first_k, k: 2}, {function: majority_vote}, {function: take_first}]}
+metric_list:
+  - {metric: exact_match, aggregation: mean, higher_is_better: true}
+"""
+
+
+def test_sampled_repeats_are_the_same_at_any_batch_size(lm_env, tiny_llama, monkeypatch):
+    """A task with ``repeats: 4`` and ``do_sample``: every copy of a request draws its own seeded stream, so the
+    answers are the same at batch sizes 1 and 8, differ between copies and between seeds; majority vote over
+    them runs through lm-eval's filters and is reported under lm-eval's names."""
+    from dataclasses import replace
+
+    from harness.models.hf import HFBackend
+    from harness.models.suite import ModelSpec
+    from harness.scoring_lm_eval import evaluate_lm_eval
+
+    folder = lm_env / "mine"
+    folder.mkdir()
+    (folder / "sampled.yaml").write_text(SAMPLED)
+    rows_file = lm_env / "rows.jsonl"
+    rows_file.write_text("".join(json.dumps({"q": f"{i} + {i} =", "a": str(2 * i)}) + "\n" for i in range(5)))
+    monkeypatch.setenv("HARNESS_LM_EVAL_TASKS", str(folder))
+    (t,) = resolve_tasks(["lm_eval:sampled_sum"], Path.cwd(), {"sampled_sum": {"test": str(rows_file)}})
+
+    def answers(task, batch_size: int) -> tuple[list, dict]:
+        backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=batch_size)
+        records, scores, _ = evaluate_lm_eval(backend, task)
+        backend.close()
+        return [r["resps"] for r in records], scores
+
+    one, scores = answers(t, 1)
+    eight, _ = answers(t, 8)
+    assert one == eight
+    assert all(len(r[0]) == 4 for r in one)  # lm-eval keeps the four copies' answers of each document
+    assert len({a for r in one for a in r[0]}) > 5  # copies (and documents) draw different answers
+    other, _ = answers(replace(t, settings=replace(t.settings, seed=7), _built=None), 8)
+    assert other != one
+    assert {"exact_match,score-first", "exact_match,maj@4", "exact_match,maj@2"} <= set(scores)
+
+
+def test_sampling_draws_from_hugging_faces_distribution():
+    """The engine's draws follow the distribution Hugging Face's temperature, top-k and top-p warpers define
+    (computed by transformers itself): 40,000 draws, every token's frequency within 5 standard errors, and no
+    token outside the kept set."""
+    import torch
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from harness.models.backend import Sampling
+    from harness.models.generation import TokenChooser
+
+    logits = torch.tensor([[2.0, 1.5, 1.0, 0.5, 0.0, -0.5, -1.0, -3.0]])
+    for temperature, top_k, top_p in [(1.0, 0, 1.0), (0.7, 0, 0.8), (1.3, 4, 0.95)]:
+        scores = TemperatureLogitsWarper(temperature)(None, logits.clone())
+        if top_k:
+            scores = TopKLogitsWarper(top_k)(None, scores)
+        scores = TopPLogitsWarper(top_p)(None, scores)
+        expected = torch.softmax(scores, -1)[0].double()
+        n = 40_000
+        chooser = TokenChooser([Sampling(temperature, top_k, top_p, seed=s) for s in range(n)])
+        drawn = chooser(logits.expand(n, -1), list(range(n)))
+        freq = torch.bincount(drawn, minlength=logits.shape[-1]).double() / n
+        se = (expected * (1 - expected) / n).sqrt()
+        assert bool(((freq - expected).abs() <= 5 * se + 1e-12).all()), (temperature, top_k, top_p, freq, expected)
