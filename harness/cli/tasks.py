@@ -62,7 +62,7 @@ def _list_lm_eval(match: Optional[str], as_json: bool, trust: bool) -> int:
     """lm-eval's catalogue: how many tasks can run here, the reasons the others cannot, and (``--match``) the
     tasks; with ``--json`` one object per task."""
     from harness.tasks.lm_eval_catalogue import catalogue
-    from harness.tasks.lm_eval_layer import require_lm_eval, user_folders
+    from harness.tasks.lm_eval_index import require_lm_eval, user_folders
 
     root = require_lm_eval()
     rows = catalogue(trust)
