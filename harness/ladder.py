@@ -251,7 +251,7 @@ def _meta(recipe: Recipe, size: Size, seed: int, model: Any, tokens: int, step: 
           t0: float, out_dir: Path) -> dict:
     import numpy as np
 
-    total, nonemb = count_parameters(model)
+    total, nonemb, _ = count_parameters(model)
     return {"ladder": recipe.name, "size": size.name, "seed": seed, "params": total, "nonembedding_params": nonemb,
             "tokens": tokens, "flops": 6.0 * total * tokens, "steps": recipe.steps, "step": step,
             "recipe": asdict(recipe), "recipe_hash": out_dir.parent.name, "final_loss": float(np.mean(losses[-20:])),

@@ -77,6 +77,7 @@ class ScoreRow(TypedDict):
     step: Optional[int]  # a checkpoint's training step, when known
     params: int
     nonembedding_params: int
+    active_params: int  # parameters one token uses: all of a dense model's, k of E experts' of a mixture of experts
     tokens: Optional[float]
     flops: Optional[float]
     task: str
@@ -92,6 +93,8 @@ class ScoreRow(TypedDict):
 
 
 SCORE_COLUMNS = list(ScoreRow.__annotations__)  # scores.csv's columns, in this order
+# the scale variables an analysis can put on x (step: checkpoints of one run; active_params: parameters per token)
+X_COLUMNS = ("params", "nonembedding_params", "active_params", "tokens", "flops", "step")
 
 
 def display_name(task: str, aggregate: str) -> str:

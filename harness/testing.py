@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-ARCHS = ("gpt2", "neox", "llama")
+ARCHS = ("gpt2", "neox", "llama", "mixtral", "qwen2_moe", "olmoe", "mamba", "mamba2", "jamba")
 
 
 def corpus(n: int = 400) -> list[str]:
@@ -23,21 +23,16 @@ def corpus(n: int = 400) -> list[str]:
 
 def build_tiny_model(folder: Path, arch: str = "llama", hidden: int = 32, layers: int = 2, seed: int = 0,
                      chars: Optional[str] = None, max_positions: int = 256) -> Path:
-    """A random-init causal LM (``gpt2``, ``neox`` or ``llama``) saved with its tokenizer, loadable by
-    ``from_pretrained(folder)``. The tokenizer is a byte-level BPE, or with ``chars`` the toy ladder's
-    character-level one over just those characters (anything else is unknown)."""
+    """A random-init causal LM of one of ``ARCHS`` (dense: ``gpt2``, ``neox``, ``llama``; mixtures of experts:
+    ``mixtral``, ``qwen2_moe``, ``olmoe``; state-space: ``mamba``, ``mamba2``; hybrid: ``jamba``) saved with its
+    tokenizer, loadable by ``from_pretrained(folder)``. The tokenizer is a byte-level BPE, or with ``chars`` the
+    toy ladder's character-level one over just those characters (anything else is unknown)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import (
-        GPT2Config,
-        GPT2LMHeadModel,
-        GPTNeoXConfig,
-        GPTNeoXForCausalLM,
-        LlamaConfig,
-        LlamaForCausalLM,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
+    if arch not in ARCHS:
+        raise ValueError(f"unknown arch {arch!r} (use one of {ARCHS})")
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -53,21 +48,36 @@ def build_tiny_model(folder: Path, arch: str = "llama", hidden: int = 32, layers
     ids = dict(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
-    model: Any
-    if arch == "gpt2":
-        model = GPT2LMHeadModel(GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=max_positions, **ids))
-    elif arch == "neox":
-        model = GPTNeoXForCausalLM(GPTNeoXConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                                 num_attention_heads=2, max_position_embeddings=max_positions, **ids))
-    elif arch == "llama":
-        model = LlamaForCausalLM(LlamaConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                             num_attention_heads=2, max_position_embeddings=max_positions, **ids))
-    else:
-        raise ValueError(f"unknown arch {arch!r} (use one of {ARCHS})")
+    model = AutoModelForCausalLM.from_config(tiny_config(arch, hidden, layers, max_positions, ids))
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def tiny_config(arch: str, hidden: int, layers: int, max_positions: int, ids: Mapping[str, Any]) -> Any:
+    """The transformers config of a tiny ``arch`` model: two attention heads, feed-forward 2 × hidden; the
+    mixtures of experts route each token to 2 of 4 experts (Qwen2-MoE also runs a shared expert)."""
+    import transformers as tf
+
+    attention = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
+                     max_position_embeddings=max_positions, **ids)
+    experts = dict(num_experts_per_tok=2, **attention)
+    state = dict(hidden_size=hidden, num_hidden_layers=layers, state_size=8, expand=2, conv_kernel=4, **ids)
+    return {
+        "gpt2": lambda: tf.GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, n_positions=max_positions, **ids),
+        "neox": lambda: tf.GPTNeoXConfig(**attention),
+        "llama": lambda: tf.LlamaConfig(**attention),
+        "mixtral": lambda: tf.MixtralConfig(num_local_experts=4, num_key_value_heads=1, **experts),
+        "qwen2_moe": lambda: tf.Qwen2MoeConfig(num_experts=4, moe_intermediate_size=hidden, num_key_value_heads=2,
+                                               shared_expert_intermediate_size=2 * hidden, **experts),
+        "olmoe": lambda: tf.OlmoeConfig(num_experts=4, **experts),
+        "mamba": lambda: tf.MambaConfig(use_mambapy=True, **state),
+        "mamba2": lambda: tf.Mamba2Config(num_heads=4, head_dim=16, n_groups=1, **state),
+        "jamba": lambda: tf.JambaConfig(num_experts=4, num_key_value_heads=1, attn_layer_period=2, attn_layer_offset=1,
+                                        expert_layer_period=2, expert_layer_offset=1, mamba_d_state=8, mamba_d_conv=4,
+                                        mamba_expand=2, use_mamba_kernels=False, **experts),
+    }[arch]()
 
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:

@@ -24,9 +24,7 @@ from harness.analysis.scaling import Curve, known_chance, metric_info
 from harness.errors import HarnessError
 from harness.files import TOO_DEEP
 from harness.models.suite import parse_size
-from harness.store import SCORE_COLUMNS, RunStore
-
-X_COLUMNS = ("params", "nonembedding_params", "tokens", "flops", "step")  # step: checkpoints of one run
+from harness.store import SCORE_COLUMNS, X_COLUMNS, RunStore
 
 
 @dataclass
@@ -40,6 +38,7 @@ class Results:
     samples: dict[tuple[str, str], Path] = field(default_factory=dict)  # lm-eval --log_samples files
     parts: list[Results] = field(default_factory=list)  # several sources read together: each one's own
     left_out: dict[str, str] = field(default_factory=dict)  # family → which of its models lack an x value
+    axis_notes: list[str] = field(default_factory=list)  # how the x axis counts models of different kinds
     _read: dict[tuple[str, str], list[dict]] = field(default_factory=dict, repr=False)
 
     def _owner(self, model: str) -> Optional[Results]:
@@ -334,10 +333,14 @@ def _fill_sizes(res: Results, sizes: dict[str, float], x: str) -> Results:
         df.loc[df["model"] == model, x] = float(value)
     from_name = pd.Series([np.nan if (s := parse_size(m)) is None else s for m in df["model"]], index=df.index)
     params = pd.to_numeric(df["params"], errors="coerce").astype(float).fillna(from_name)
+    active = pd.to_numeric(df["active_params"], errors="coerce").astype(float).fillna(params)  # dense: all of them
     if x == "params":
         df[x] = df[x].fillna(params)
-    elif x == "flops":  # training compute ≈ 6 · parameters · tokens (Kaplan et al. 2020)
-        df[x] = df[x].fillna(6.0 * params * pd.to_numeric(df["tokens"], errors="coerce").astype(float))
+    elif x == "active_params":
+        df[x] = active
+    elif x == "flops":  # training compute ≈ 6 · active parameters · tokens (Kaplan et al. 2020)
+        df[x] = df[x].fillna(6.0 * active * pd.to_numeric(df["tokens"], errors="coerce").astype(float))
+    res.axis_notes = _axis_notes(df, params, active, x)
     lacking = df[x].isna() | (df[x] <= 0)
     still = sorted(set(df.loc[lacking, "model"]))
     if still and df["family"].nunique() > 1 and not lacking.all():
@@ -353,6 +356,19 @@ def _fill_sizes(res: Results, sizes: dict[str, float], x: str) -> Results:
         raise HarnessError(f"no {x} for model(s) {still}: none in the file or the name; pass --size MODEL=VALUE",
                            source=res.source)
     return res
+
+
+def _axis_notes(df: pd.DataFrame, params: pd.Series, active: pd.Series, x: str) -> list[str]:
+    """What the axis means where dense models and mixtures of experts are read together."""
+    moe = sorted(set(df.loc[active < params, "model"]))
+    if not moe or x in ("tokens", "step"):
+        return []
+    named = f"{len(moe)} mixture-of-experts model(s) ({', '.join(moe[:3])}{', …' if len(moe) > 3 else ''})"
+    if x == "active_params":
+        return [f"x = parameters per token: {named} count the experts a token runs; dense models all parameters"]
+    if x == "flops":
+        return [f"x = training FLOPs, 6 · active parameters · tokens for {named} (where the FLOPs are not given)"]
+    return [f"x = {x.replace('_', ' ')}, experts included, for {named}; --x active_params plots parameters per token"]
 
 
 def curves(res: Results, x: str = "params", metrics: Optional[Sequence[str]] = None,

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from harness.cli.console import console, out, safe, whole
 from harness.errors import HarnessError
-from harness.store import display_name
+from harness.store import X_COLUMNS, display_name
 
 
 def _pairs(values: Optional[list[str]], flag: str, low: float, high: float) -> dict[str, float]:
@@ -79,6 +79,8 @@ def _print_skipped(classified: Any, families: Optional[Sequence[str]] = None) ->
     for family, msg in classified.results.left_out.items():
         if families is None or family in families:
             console.print(f"note: {msg}", markup=False)
+    for msg in classified.results.axis_notes:
+        console.print(f"note: {msg}", markup=False)
     for msg in classified.skipped:
         console.print(f"skipped: {msg}", markup=False)
 
@@ -313,7 +315,7 @@ def _results_args(q: argparse.ArgumentParser, several: str = "") -> None:
                        help="the family of the models in one of the sources (default: the source's name)")
     else:
         q.add_argument("results", metavar="RESULTS", help=what)
-    q.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops", "step"],
+    q.add_argument("--x", default="params", choices=X_COLUMNS,
                    help="scale variable (default: params)")
     q.add_argument("--metric", action="append", help="only this metric (repeatable)")
     q.add_argument("--task", action="append", help="only this task (repeatable)")
@@ -341,7 +343,7 @@ def add_parsers(sub: Any) -> None:
     dp.add_argument("results", metavar="RESULTS", help="a run folder of this harness")
     dp.add_argument("--task", required=True)
     dp.add_argument("--metric", help="the composite (default: the task's first discontinuous metric)")
-    dp.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops", "step"])
+    dp.add_argument("--x", default="params", choices=X_COLUMNS)
     dp.add_argument("--json", action="store_true")
     dp.set_defaults(func=cmd_decompose)
 
@@ -350,7 +352,7 @@ def add_parsers(sub: Any) -> None:
     fp.add_argument("results", metavar="RESULTS", help="a run folder of this harness")
     fp.add_argument("--task", required=True)
     fp.add_argument("--metric", help="the discontinuous metric (default: the task's first)")
-    fp.add_argument("--x", default="params", choices=["params", "nonembedding_params", "tokens", "flops", "step"])
+    fp.add_argument("--x", default="params", choices=X_COLUMNS)
     fp.add_argument("--threshold", type=float, help="the crossing (default: halfway from chance to the ceiling)")
     fp.add_argument("--fit-below", type=float, help="fit on sizes below this x (default: sizes before the crossing)")
     fp.add_argument("--bootstrap", type=whole(1, 10_000), default=400, help="resamples for the interval (default 400)")

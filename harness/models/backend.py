@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Optional, Protocol, Union
 
 from harness.errors import HarnessError
-from harness.models.suite import ModelSpec
+from harness.models.suite import ModelSpec, ParamCounts
 
 
 class LogLikelihood(NamedTuple):
@@ -69,8 +69,8 @@ class Backend(Protocol):
         sees what the task says)?"""
         ...
 
-    def parameter_counts(self) -> tuple[int, int]:
-        """(total, non-embedding) parameters of the loaded model."""
+    def parameter_counts(self) -> ParamCounts:
+        """Total, non-embedding and active (per token) parameters of the loaded model."""
         ...
 
     def describe(self) -> str:

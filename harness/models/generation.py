@@ -21,7 +21,8 @@ MIN_SHARED_PREFIX = 32  # tokens every context of a task must share before its c
 
 
 def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[str]:
-    """Requests grouped by (stop sequences, token limit), batched longest first within the token budget."""
+    """Requests grouped by (stop sequences, token limit), batched longest first within the token budget; a model
+    with recurrent layers takes ``generate_unpadded``."""
     out: list[Optional[str]] = [None] * len(requests)
     groups: dict[tuple[tuple[str, ...], int], list[int]] = {}
     for i, r in enumerate(requests):
@@ -30,6 +31,10 @@ def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[
         keep = max(1, backend.max_length - max_new)
         texts = encode_texts(backend.tokenizer, [requests[i].context for i in members])
         encoded = {i: ids[-keep:] for i, ids in zip(members, texts)}
+        if backend.recurrent:
+            for i, text in generate_unpadded(backend, encoded, requests, until, max_new).items():
+                out[i] = text
+            continue
         n_shared = shared_prefix(list(encoded.values()), MIN_SHARED_PREFIX) if backend.prefix_reuse else 0
         prefix = encoded[members[0]][:n_shared]
         own = n_shared if backend.shared_attention else 0  # one copy of the prefix: rows hold their own tokens only
@@ -112,6 +117,43 @@ def _decode(backend: HFBackend, ids: torch.Tensor, mask: torch.Tensor, position:
         logits = backend._logits_at(last, input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
                                     **cached)[:, 0]
     return generated
+
+
+def generate_unpadded(backend: HFBackend, encoded: dict[int, list[int]], requests: Sequence[GenerationRequest],
+                      until: tuple[str, ...], max_new: int) -> dict[int, str]:
+    """Generation that is exact for any causal model, recurrent ones included: Hugging Face's ``generate`` (the
+    model's own cache) over batches of prompts with the same number of tokens, so no row carries padding; the
+    tokens chosen as ``generate_batch`` chooses them (``TokenChooser``)."""
+    from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+
+    class Choose(LogitsProcessor):
+        def __init__(self, chooser: TokenChooser) -> None:
+            self.chooser = chooser
+
+        def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            chosen = self.chooser(scores, range(len(scores)))
+            return torch.full_like(scores, -float("inf")).scatter_(1, chosen[:, None], 0.0)
+
+    config = GenerationConfig(max_new_tokens=max_new, do_sample=False, num_beams=1, pad_token_id=backend.pad_id,
+                              eos_token_id=backend.tokenizer.eos_token_id, stop_strings=[u for u in until if u] or None)
+    by_length: dict[int, list[int]] = {}
+    for i, ids in encoded.items():
+        by_length.setdefault(len(ids), []).append(i)
+    out: dict[int, str] = {}
+    for n, members in sorted(by_length.items(), reverse=True):
+        for batch in backend._batches({i: n + max_new for i in members}, members):
+            def step(b: list[int], n: int = n) -> list[str]:
+                ids = torch.tensor([encoded[i] for i in b], device=backend.device)
+                chooser = TokenChooser([requests[i].sampling for i in b])
+                with torch.inference_mode():
+                    gen = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                                                 generation_config=config, tokenizer=backend.tokenizer,
+                                                 logits_processor=LogitsProcessorList([Choose(chooser)]))
+                texts = backend.tokenizer.batch_decode(gen[:, n:], skip_special_tokens=True)
+                return [cut_at_stop(t, until) for t in texts]
+
+            out.update(zip(batch, backend._run(step, batch)))
+    return out
 
 
 class TokenChooser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional, TypeVar, Union
 
@@ -21,12 +22,22 @@ from harness.models.backend import GenerationRequest, LogLikelihood
 from harness.models.encoding import encode_texts
 from harness.models.generation import MIN_SHARED_PREFIX, generate, shared_prefix
 from harness.models.hub import load_pretrained, max_length
-from harness.models.suite import ModelSpec, count_parameters
+from harness.models.suite import ModelSpec, ParamCounts, count_parameters
 
 T = TypeVar("T")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 CPU_TOKEN_BUDGET = 16_384
 GPU_TOKEN_BUDGET = 262_144
+
+
+RECURRENT = re.compile(r"mamba|ssm|rwkv|xlstm|recurrent|deltanet", re.IGNORECASE)
+
+
+def recurrent_layers(model: Any) -> list[str]:
+    """Class names of a model's layers that carry a state along the sequence (Mamba mixers, RWKV blocks, …): the
+    modules so named that hold parameters of their own, norms aside."""
+    return sorted({name for m in model.modules() if RECURRENT.search(name := type(m).__name__)
+                   and "norm" not in name.lower() and next(m.parameters(recurse=False), None) is not None})
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -47,7 +58,10 @@ class HFBackend:
 
         self._load(spec, AutoModelForCausalLM, device, dtype, batch_size, token_budget)
         self._head = self._output_head()
-        self.packing = self._packing_works()
+        # state-space / recurrent layers carry a state along the sequence: packed rows would leak one choice into
+        # the next, and a left-padded batch feeds padding into the state; such models take the exact paths
+        self.recurrent = recurrent_layers(self.model)
+        self.packing = not self.recurrent and self._packing_works()
         # a custom mask replaces sliding-window masking: pack only sequences inside the window
         self.pack_limit = min(self.max_length, getattr(self.model.config, "sliding_window", None) or self.max_length)
         self._stop_cache: dict[tuple[int, tuple[str, ...]], bool] = {}
@@ -132,7 +146,7 @@ class HFBackend:
         flagged = {t for t, ids in zip(unique, encode_texts(tok, unique, special=False)) if bad & set(ids)}
         return [t in flagged for t in texts]
 
-    def parameter_counts(self) -> tuple[int, int]:
+    def parameter_counts(self) -> ParamCounts:
         return self._counts
 
     def _prefix_works(self) -> bool:
@@ -185,6 +199,9 @@ class HFBackend:
 
     def describe(self) -> str:
         how = "choices packed behind a shared context" if self.packing else "one sequence per choice"
+        if self.recurrent:
+            how = (f"state-space/recurrent layers ({', '.join(self.recurrent)}): one right-padded sequence per "
+                   "choice, no shared-prefix reuse; generation batches prompts of equal length (no padding)")
         if self.spec.quantization is not None:
             how = f"{self.spec.quantization.name} weights ({self.weight_bytes:,} bytes); " + how
         if self.packing:
@@ -440,6 +457,7 @@ class HFBackend:
     # ------------------------------------------------------------------ generation
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """Greedy decoding, batched; each row stops at EOS or its first stop sequence (see ``generation``)."""
+        """Greedy or sampled decoding, batched; each row stops at EOS or its first stop sequence (see
+        ``generation``)."""
         return generate(self, requests)
 

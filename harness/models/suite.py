@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, NamedTuple, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from typing_extensions import NotRequired, TypedDict
@@ -136,9 +136,23 @@ def expand_checkpoints(suite: list[ModelSpec]) -> list[ModelSpec]:
     return out
 
 
-def count_parameters(model: Any) -> tuple[int, int]:
-    """(total, non-embedding) parameters. Non-embedding excludes token and position embeddings and an
-    untied output embedding, as in Kaplan et al. (2020)."""
+class ParamCounts(NamedTuple):
+    """A loaded model's parameters: all of them, without embeddings (Kaplan et al. 2020), and those one token
+    uses (a mixture of experts runs ``k`` of its ``E`` experts per token; a dense model uses all)."""
+
+    total: int
+    nonembedding: int
+    active: int
+
+
+EXPERTS_PER_TOKEN = ("num_experts_per_tok", "moe_topk", "num_selected_experts")
+EXPERTS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+
+
+def count_parameters(model: Any) -> ParamCounts:
+    """Total, non-embedding and active parameters. Non-embedding excludes token and position embeddings and an
+    untied output embedding. Active: every parameter except the share ``(E - k) / E`` of the routed experts'
+    (parameters under a module named ``experts``; shared experts and routers always run)."""
     import torch
 
     total = sum(p.numel() for p in model.parameters())
@@ -153,7 +167,20 @@ def count_parameters(model: Any) -> tuple[int, int]:
             if id(p) not in seen:
                 seen.add(id(p))
                 embed += p.numel()
-    return total, total - embed
+    return ParamCounts(total, total - embed, total - idle_expert_parameters(model))
+
+
+def idle_expert_parameters(model: Any) -> int:
+    """Parameters of the routed experts a token does not use: ``(E - k) / E`` of those under ``experts``."""
+    config = getattr(model, "config", None)
+    if config is not None and hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    k = next((v for a in EXPERTS_PER_TOKEN if isinstance(v := getattr(config, a, None), int) and v > 0), 0)
+    n = next((v for a in EXPERTS if isinstance(v := getattr(config, a, None), int) and v > 0), 0)
+    if not k or not n or k >= n:
+        return 0
+    experts = sum(p.numel() for name, p in model.named_parameters() if "experts" in name.split("."))
+    return round(experts * (n - k) / n)
 
 
 def weights_hash(spec: ModelSpec, cache_dir: Path) -> str:
@@ -195,24 +222,26 @@ class ModelMeta(TypedDict):
     step: Optional[int]  # a checkpoint's training step, when known
     params: int
     nonembedding_params: int
+    active_params: NotRequired[int]  # parameters one token uses (a mixture of experts: k of its E experts)
     tokens: Optional[float]
     flops: Optional[float]
     ladder: Optional[dict[str, Any]]
 
 
-def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str, arch: str = "causal",
+def model_metadata(spec: ModelSpec, counts: ParamCounts, dtype: str, arch: str = "causal",
                    weight_bytes: int = 0, model_type: str = "") -> ModelMeta:
     """Scale metadata of a loaded model: parameter counts, its family, and tokens/FLOPs from the spec or a ladder
-    build."""
-    total, nonemb = counts
+    build (training FLOPs 6·N·D with N the active parameters: all of a dense model's)."""
+    total, nonemb, active = counts
     local = spec.local_metadata()
     family = spec.family or local.get("ladder") or infer_family(spec.model, model_type) or None
     tokens = spec.tokens if spec.tokens is not None else local.get("tokens")
-    flops = spec.flops if spec.flops is not None else (6.0 * total * tokens if tokens else None)
+    flops = spec.flops if spec.flops is not None else (6.0 * active * tokens if tokens else None)
     step = spec.step if spec.step is not None else local.get("step")
     return ModelMeta(label=spec.name, model=spec.model, family=family, model_type=model_type, revision=spec.revision,
                      dtype=dtype, arch=arch, quantization=spec.quantization.name if spec.quantization else None,
-                     weight_bytes=weight_bytes, step=step, params=total, nonembedding_params=nonemb, tokens=tokens,
+                     weight_bytes=weight_bytes, step=step, params=total, nonembedding_params=nonemb,
+                     active_params=active, tokens=tokens,
                      flops=flops,
                      ladder={k: local[k] for k in ("ladder", "size", "seed", "recipe_hash") if k in local} or None)
 
@@ -220,7 +249,7 @@ def model_metadata(spec: ModelSpec, counts: tuple[int, int], dtype: str, arch: s
 def refresh_metadata(spec: ModelSpec, meta: ModelMeta) -> ModelMeta:
     """A stored result's metadata with what the spec says now (tokens, FLOPs, step, label): none of it changes a
     computation, so a reused result must not keep values the config has since corrected."""
-    counts = (meta["params"], meta["nonembedding_params"])
+    counts = ParamCounts(meta["params"], meta["nonembedding_params"], meta.get("active_params", meta["params"]))
     fresh = model_metadata(spec, counts, meta["dtype"], meta.get("arch", "causal"), meta.get("weight_bytes", 0),
                            meta.get("model_type", ""))
     return ModelMeta(**{**meta, **{k: fresh.get(k) for k in ("label", "family", "step", "tokens", "flops", "ladder")}})  # type: ignore[typeddict-item]

@@ -87,7 +87,7 @@ def _families(classified: Classified, figs: Path) -> Optional[dict]:
         name = f"{safe_name(display_name(task, aggregate))}__{safe_name(metric)}__families.png"
         figures.append({"name": display_name(task, aggregate), "metric": metric, "n": len(lines),
                         "image": _uri(family_png(lines, figs / name)), "file": f"figures/{name}"})
-    return {"names": names, "rows": rows, "figures": figures, "notes": list(classified.results.left_out.values())}
+    return {"names": names, "rows": rows, "figures": figures, "notes": [*classified.results.left_out.values(), *classified.results.axis_notes]}
 
 
 def build_report(classified: Classified, out_dir: Path, title: Optional[str] = None) -> Path:

@@ -18,7 +18,8 @@ from harness.analysis.scaling import LABELS, Classification, Curve, display_name
 
 COLORS = {"smooth": "#2e7d32", "inverse": "#c62828", "flat": "#757575", "emergent": "#6a1b9a",
           "u_shaped": "#ef6c00", "inverted_u": "#ad1457", "not_correlated": "#1565c0"}
-X_LABELS = {"params": "parameters", "nonembedding_params": "non-embedding parameters", "tokens": "training tokens",
+X_LABELS = {"params": "parameters", "nonembedding_params": "non-embedding parameters",
+            "active_params": "active parameters (per token)", "tokens": "training tokens",
             "flops": "training FLOPs"}
 
 

@@ -73,6 +73,7 @@ def _row(meta: ModelMeta, task: str, group: Optional[str], aggregate: str, metri
     higher = higher if higher is not None else (known.higher_is_better if known else True)
     return ScoreRow(model=meta["label"], family=meta.get("family") or "", arch=meta.get("arch", "causal"), step=meta.get("step"),
                     params=meta["params"], nonembedding_params=meta["nonembedding_params"],
+                    active_params=meta.get("active_params", meta["params"]),
                     tokens=meta["tokens"], flops=meta["flops"], task=task, group=group or "", aggregate=aggregate,
                     metric=metric, value=value, stderr=float("nan") if stderr is None else stderr, n=n, kind=kind,
                     higher_is_better=bool(higher),

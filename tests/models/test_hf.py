@@ -184,9 +184,9 @@ def test_parameter_counts(tiny_models):
     from transformers import AutoModelForCausalLM
 
     m = AutoModelForCausalLM.from_pretrained(tiny_models["gpt2"])
-    total, nonemb = count_parameters(m)
+    total, nonemb, active = count_parameters(m)
     emb = m.transformer.wte.weight.numel() + m.transformer.wpe.weight.numel()  # lm_head is tied to wte
-    assert total == sum(p.numel() for p in m.parameters()) and nonemb == total - emb
+    assert total == sum(p.numel() for p in m.parameters()) and nonemb == total - emb and active == total
 
 
 def test_missing_model_path_is_a_clear_error(tmp_path):

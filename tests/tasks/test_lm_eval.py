@@ -139,6 +139,19 @@ def assert_same_metrics(scores: dict, theirs: dict) -> None:
             assert ours["value"] == theirs[key], key  # 0/1 per document: identical decisions, not merely close
 
 
+@pytest.mark.parametrize("arch", ["mixtral", "mamba", "jamba"])
+def test_other_model_kinds_equal_lm_eval(arch, lm_env):
+    """A mixture of experts, a state-space and a hybrid model (tiny, from transformers' config classes) on ARC
+    2-shot: every metric equals lm-eval's HF backend's, every choice's log-likelihood within 1e-4."""
+    from harness.testing import build_tiny_model
+
+    model = build_tiny_model(lm_env / arch, arch)
+    records, scores, theirs, samples = compare_with_lm_eval("arc_easy", write_rows("arc_easy", lm_env), 2, model)
+    assert_same_metrics(scores, theirs)
+    ours = [r[0][0] for rec in records for r in rec["resps"]]
+    assert ours == pytest.approx([float(r[0][0]) for s in samples for r in s["resps"]], abs=1e-4)
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_scores_equal_lm_eval(task, lm_env, tiny_llama):
     """Multiple choice and log-likelihood tasks, few-shot: metrics equal, each request's log-likelihood within 1e-4."""
