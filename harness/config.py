@@ -143,6 +143,17 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
         if importlib.util.find_spec("torchao") is None:  # before anything is computed, and said once
             raise HarnessError("quantization needs torchao: pip install torchao (or 'scaling-harness[quant]')",
                                source=path, where=f"suite.{quantized[0]}.quantization" if quantized else "run.quantization")
+    suite = config.suite if isinstance(config.suite, list) else []
+    for i, m in enumerate(suite):
+        if m.adapter and (m.quantization or (q if not isinstance(q, list) else any(q))):
+            raise HarnessError("an adapter on quantized weights is not supported: drop quantization for this entry",
+                               source=path, where=f"suite.{i}.adapter")
+    if any(m.adapter for m in suite):
+        import importlib.util
+
+        if importlib.util.find_spec("peft") is None:
+            raise HarnessError("adapters need PEFT: pip install peft (or 'scaling-harness[adapters]')", source=path,
+                               where=f"suite.{next(i for i, m in enumerate(suite) if m.adapter)}.adapter")
     lm_eval_tasks = {t.partition(":")[2] for t in config.tasks if t.startswith("lm_eval:")}
     if config.data and not lm_eval_tasks:
         raise HarnessError("local splits (--data, data:) are read by lm-eval tasks only, and this config names none "

@@ -17,6 +17,7 @@ from typing import Any, Optional, TypeVar, Union
 import torch
 import torch.nn.functional as F
 
+from harness.models import adapters
 from harness.models import prefix as prefix_attention
 from harness.models.backend import GenerationRequest, LogLikelihood
 from harness.models.encoding import encode_texts
@@ -85,11 +86,22 @@ class HFBackend:
         self.spec, self.device, self.dtype = spec, device, dtype
         # a model given several GPUs (`gpus: N`) is spread across the visible ones; inputs go to the first
         spread = device == "cuda" and (spec.gpus or 1) > 1 and torch.cuda.device_count() > 1
-        self.tokenizer, model = load_pretrained(spec, auto_class, DTYPES[dtype], "auto" if spread else None)
-        self.model: Any = (model if spread else model.to(self.device)).eval()
-        self._counts = count_parameters(self.model)  # before quantization: a model's size is its unquantized one
+        self._base_key = adapters.base_key(spec, device, dtype) if spec.adapter else None
+        if self._base_key is None:
+            adapters.release()
+        kept = adapters.take_base(self._base_key) if self._base_key else None
+        self.base_reused = kept is not None
+        if kept is None:
+            self.tokenizer, model = load_pretrained(spec, auto_class, DTYPES[dtype], "auto" if spread else None)
+            model = (model if spread else model.to(self.device)).eval()
+        else:
+            self.tokenizer, model = kept
+        self._counts = count_parameters(model)  # the base's; before quantization: its unquantized size
         if spec.quantization is not None:
-            quantize(self.model, spec.quantization)
+            quantize(model, spec.quantization)
+        # an adapter is scored through the base's own forward, into which PEFT injected its layers
+        self._peft = adapters.attach(model, spec) if spec.adapter else None
+        self.model: Any = model
         self.weight_bytes = weight_bytes(self.model)
         self.model_type = str(getattr(self.model.config, "model_type", "") or "")
         tok = self.tokenizer
@@ -204,6 +216,9 @@ class HFBackend:
                    "choice, no shared-prefix reuse; generation batches prompts of equal length (no padding)")
         if self.spec.quantization is not None:
             how = f"{self.spec.quantization.name} weights ({self.weight_bytes:,} bytes); " + how
+        if self.spec.adapter:
+            how = (f"adapter {self.spec.adapter} on {self.spec.model} (the base's weights "
+                   f"{'kept from the previous model' if self.base_reused else 'loaded'}); " + how)
         if self.packing:
             how += ("; no shared-prefix reuse (this model's cache failed the probe)" if not self.prefix_reuse else
                     "; a prefix shared by a task's contexts computed once" +
@@ -211,7 +226,11 @@ class HFBackend:
         return how
 
     def close(self) -> None:
-        """Release the weights (and GPU memory) before loading the next model."""
+        """Release the weights (and GPU memory) before loading the next model; an adapter's base is kept for
+        the next entry on the same base (see ``adapters``)."""
+        if self._peft is not None and self._base_key is not None:
+            adapters.keep_base(self._base_key, self.tokenizer, adapters.detach(self._peft))
+        self._peft = None
         del self.model
         gc.collect()
         if torch.cuda.is_available():

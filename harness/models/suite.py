@@ -73,6 +73,8 @@ class ModelSpec(BaseModel):
     step: Optional[int] = Field(default=None, ge=0)
     tokens_per_step: Optional[float] = Field(default=None, gt=0, allow_inf_nan=False)
     quantization: Optional[Quantization] = None  # None: the run's (none by default)
+    # a PEFT adapter (LoRA, …) on this base: a local folder or a hub id; entries on one base share its weights
+    adapter: Optional[str] = Field(default=None, min_length=1, max_length=1000)
     # GPUs this model needs (a fraction shares one; N > 1 spreads it across N with a device map); None: sized from
     # its weights by the Ray executor, one GPU locally
     gpus: Optional[float] = Field(default=None, gt=0, le=64, allow_inf_nan=False)
@@ -97,10 +99,19 @@ class ModelSpec(BaseModel):
         if self.label:
             return self.label
         base = self.path.name if self.is_local else self.model.replace("/", "__")
-        return base + (f"@{self.revision}" if self.revision else "")
+        base += f"@{self.revision}" if self.revision else ""
+        if self.adapter:
+            folder = Path(self.adapter).expanduser()
+            base += "+" + (folder.resolve().name if folder.is_dir() else self.adapter.replace("/", "__"))
+        return base
 
     def path_problem(self) -> Optional[str]:
-        """Why a local model folder cannot be used, or None (hub ids are checked when loaded)."""
+        """Why a local model (or adapter) folder cannot be used, or None (hub ids are checked when loaded)."""
+        adapter = Path(self.adapter).expanduser() if self.adapter else None
+        if adapter is not None and adapter.is_dir() and not (adapter / "adapter_config.json").is_file():
+            return f"adapter folder {self.adapter} has no adapter_config.json (not a folder PEFT saved)"
+        if self.adapter and self.adapter.startswith((".", "/", "~")) and not adapter.is_dir():  # type: ignore[union-attr]
+            return f"adapter folder {self.adapter} does not exist"
         if not self.is_local:
             return None
         if self.path.is_dir():
@@ -188,18 +199,23 @@ def weights_hash(spec: ModelSpec, cache_dir: Path) -> str:
     ``hub.hub_weights_hash`` (this falls back to the id and revision)."""
     if not spec.is_local:
         return digest(f"{spec.model}@{spec.revision or 'main'}".encode())
+    return folder_hash(spec.path, cache_dir)
+
+
+def folder_hash(folder: Path, cache_dir: Path) -> str:
+    """sha256 over a folder's files (each file's hash cached by its size, times and inode)."""
     cache_file = cache_dir / "weights-hashes.json"
     try:
         cache = json.loads(cache_file.read_text())
     except (OSError, ValueError):
         cache = {}
     parts = []
-    for f in sorted(p for p in spec.path.rglob("*") if p.is_file() and p.name != METADATA_FILE):
+    for f in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != METADATA_FILE):
         st = f.stat()
         key = f"{f}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"  # ctime: no one can set it back
         if key not in cache:
             cache[key] = file_sha256(f)
-        parts.append(f"{f.relative_to(spec.path)}:{cache[key]}".encode())
+        parts.append(f"{f.relative_to(folder)}:{cache[key]}".encode())
     try:
         atomic_write(cache_file, json.dumps(cache).encode())
     except OSError:
@@ -218,6 +234,8 @@ class ModelMeta(TypedDict):
     dtype: str
     arch: str  # causal | seq2seq
     quantization: Optional[str]  # int8 | int4 | None
+    adapter: NotRequired[Optional[str]]  # the PEFT adapter on the base (a folder or hub id), if any
+    adapter_hash: NotRequired[str]  # its files' hashes (see ``adapters.adapter_hash``)
     weight_bytes: int  # what the loaded weights take (after quantization)
     step: Optional[int]  # a checkpoint's training step, when known
     params: int
@@ -228,8 +246,24 @@ class ModelMeta(TypedDict):
     ladder: Optional[dict[str, Any]]
 
 
+def adapter_step(spec: ModelSpec) -> Optional[int]:
+    """A fine-tuning run's step of an adapter checkpoint: ``global_step`` in its ``trainer_state.json`` (written
+    by transformers' Trainer), else ``checkpoint-N`` in its folder name."""
+    if spec.adapter is None:
+        return None
+    folder = Path(spec.adapter).expanduser()
+    try:
+        step = json.loads((folder / "trainer_state.json").read_text()).get("global_step")
+        if isinstance(step, int) and step >= 0:
+            return step
+    except (OSError, ValueError, AttributeError):
+        pass
+    found = re.search(r"checkpoint[-_](\d+)$", folder.name)
+    return int(found.group(1)) if found else None
+
+
 def model_metadata(spec: ModelSpec, counts: ParamCounts, dtype: str, arch: str = "causal",
-                   weight_bytes: int = 0, model_type: str = "") -> ModelMeta:
+                   weight_bytes: int = 0, model_type: str = "", adapter_hash: str = "") -> ModelMeta:
     """Scale metadata of a loaded model: parameter counts, its family, and tokens/FLOPs from the spec or a ladder
     build (training FLOPs 6·N·D with N the active parameters: all of a dense model's)."""
     total, nonemb, active = counts
@@ -237,9 +271,10 @@ def model_metadata(spec: ModelSpec, counts: ParamCounts, dtype: str, arch: str =
     family = spec.family or local.get("ladder") or infer_family(spec.model, model_type) or None
     tokens = spec.tokens if spec.tokens is not None else local.get("tokens")
     flops = spec.flops if spec.flops is not None else (6.0 * active * tokens if tokens else None)
-    step = spec.step if spec.step is not None else local.get("step")
+    step = spec.step if spec.step is not None else local.get("step", adapter_step(spec))
     return ModelMeta(label=spec.name, model=spec.model, family=family, model_type=model_type, revision=spec.revision,
                      dtype=dtype, arch=arch, quantization=spec.quantization.name if spec.quantization else None,
+                     **({"adapter": spec.adapter, "adapter_hash": adapter_hash} if spec.adapter else {}),  # type: ignore[typeddict-item]
                      weight_bytes=weight_bytes, step=step, params=total, nonembedding_params=nonemb,
                      active_params=active, tokens=tokens,
                      flops=flops,

@@ -14,6 +14,8 @@ from typing import Optional, Protocol, Union
 from harness import metrics as M
 from harness.config import RunSettings
 from harness.errors import HarnessError
+from harness.files import cache_dir
+from harness.models.adapters import adapter_hash
 from harness.models.backend import Backend, BackendFactory, resolve_device
 from harness.models.suite import ModelMeta, model_metadata
 from harness.runner.plan import Unit
@@ -108,7 +110,7 @@ def open_unit(unit: Unit, settings: RunSettings, factory: BackendFactory, worker
                       token_budget=settings.token_budget)
     try:
         meta = model_metadata(unit.spec, backend.parameter_counts(), unit.dtype, backend.arch, backend.weight_bytes,
-                              backend.model_type)
+                              backend.model_type, adapter_hash(unit.spec, cache_dir()))
     except BaseException:
         backend.close()
         raise

@@ -9,6 +9,7 @@ from typing import Optional
 from harness.config import ExperimentConfig, RunSettings
 from harness.files import cache_dir, digest
 from harness.ladder import ensure_ladder
+from harness.models.adapters import adapter_hash
 from harness.models.backend import resolve_device, resolve_dtype
 from harness.models.hub import hub_weights_hash
 from harness.models.suite import ModelSpec, weights_hash
@@ -67,6 +68,8 @@ def plan(store: RunStore, suite: list[ModelSpec], prepared: list[AnyPrepared], s
     for spec in suite:
         dtype = resolve_dtype(spec, settings.dtype, device)
         whash = weights_hash(spec, cache_dir()) if spec.is_local else hub_weights_hash(spec)
+        if spec.adapter:  # the base's weights and the adapter's files
+            whash = digest([whash, adapter_hash(spec, cache_dir())])
         keys = {p.task.name: pair_key(spec, dtype, whash, p) for p in prepared}
         done = {p.task.name: s for p in prepared if (s := store.summary(spec.name, p.task.name, keys[p.task.name]))}
         todo = tuple(p for p in prepared if p.task.name not in done)
