@@ -97,3 +97,28 @@ def test_generation_equals_hf_generate_at_any_batch_size(arch, kinds):
         b.close()
     assert outs[1] == outs[8] and sampled[1] == sampled[8]
     assert sampled[1] != outs[1]
+
+
+def test_a_suite_mixing_dense_and_moe_models_plots_active_parameters(kinds, tmp_path, monkeypatch, capsys):
+    """Dense Llamas and Mixtrals of two widths in one family: scores.csv records each model's active parameters
+    (all of a dense model's), ``classify --x active_params`` places them by those, and says what the axis is."""
+    import csv
+
+    from harness.cli import main
+    from harness.testing import write_config, write_toy_tasks
+
+    models = [build_tiny_model(tmp_path / f"{arch}-{h}", arch, hidden=h)
+              for arch in ("llama", "mixtral") for h in (16, 32)]
+    write_toy_tasks(tmp_path / "tasks")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(write_config(tmp_path, models, ["toy_mc"], family="mix"))]) == 0
+    with open(tmp_path / "results" / "t" / "scores.csv") as fh:
+        rows = {r["model"]: r for r in csv.DictReader(fh)}
+    for name, row in rows.items():
+        assert (int(row["active_params"]) < int(row["params"])) == name.startswith("mixtral"), name
+    capsys.readouterr()
+    assert main(["classify", str(tmp_path / "results" / "t"), "--x", "active_params", "--metric", "acc"]) == 0
+    printed = " ".join(capsys.readouterr().err.split())  # notes go to the log
+    assert "x = parameters per token: 2 mixture-of-experts model(s)" in printed
+    assert main(["classify", str(tmp_path / "results" / "t"), "--metric", "acc"]) == 0
+    assert "--x active_params plots parameters per token" in " ".join(capsys.readouterr().err.split())
