@@ -31,9 +31,9 @@ def base_key(spec: ModelSpec, device: str, dtype: str) -> str:
     return digest([spec.model, spec.revision, spec.tokenizer, spec.trust_remote_code, device, dtype])
 
 
-def take_base(key: str) -> Optional[tuple[Any, Any]]:
+def take_base(key: Optional[str]) -> Optional[tuple[Any, Any]]:
     """The kept base for ``key`` (taken out of the keep), or None; a kept base of another key is released."""
-    kept = _KEPT.pop(key, None)
+    kept = _KEPT.pop(key, None) if key else None
     release()
     return kept
 

@@ -81,3 +81,27 @@ def _encode_unique(tokenizer: Any, texts: list[str], special: bool, depth: int) 
     for i, ids in zip(whole, encoded[len(probe):]):
         out[i] = ids
     return out
+
+
+def encode_pairs(tokenizer: Any, requests: Sequence[tuple[str, str]], prefix_id: int) -> list[tuple[list[int], list[int]]]:
+    """(context, continuation) tokens of each request, split at the context boundary of the joint encoding
+    (lm-eval's convention): each distinct context is encoded once (the choices of a document share it) and the
+    texts go to the tokenizer in one batch. Trailing context whitespace moves to the continuation; an empty
+    context becomes ``prefix_id`` (the BOS, or EOS, token)."""
+    split: dict[int, tuple[str, str]] = {}  # requests with a context, after the whitespace move
+    for i, (context, continuation) in enumerate(requests):
+        if context:
+            n_spaces = len(context) - len(context.rstrip())
+            split[i] = (context[:-n_spaces], context[-n_spaces:] + continuation) if n_spaces else (context, continuation)
+    contexts = list(dict.fromkeys(c for c, _ in split.values()))
+    encoded = encode_texts(tokenizer, contexts + [c + x for c, x in split.values()])  # one call: see encode_texts
+    ctx_ids = dict(zip(contexts, encoded))
+    whole = dict(zip(split, encoded[len(contexts):]))
+    out = []
+    for i, (_, continuation) in enumerate(requests):
+        if i in split:
+            ctx = ctx_ids[split[i][0]]
+            out.append((ctx, whole[i][len(ctx):]))
+        else:
+            out.append(([prefix_id], tokenizer(continuation, add_special_tokens=False)["input_ids"]))
+    return out

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Optional, TypeVar, Union
 
@@ -20,25 +19,15 @@ import torch.nn.functional as F
 from harness.models import adapters
 from harness.models import prefix as prefix_attention
 from harness.models.backend import GenerationRequest, LogLikelihood
-from harness.models.encoding import encode_texts
+from harness.models.encoding import encode_pairs, encode_texts
 from harness.models.generation import MIN_SHARED_PREFIX, generate, shared_prefix
 from harness.models.hub import load_pretrained, max_length
-from harness.models.suite import ModelSpec, ParamCounts, count_parameters
+from harness.models.suite import ModelSpec, ParamCounts, count_parameters, recurrent_layers
 
 T = TypeVar("T")
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 CPU_TOKEN_BUDGET = 16_384
 GPU_TOKEN_BUDGET = 262_144
-
-
-RECURRENT = re.compile(r"mamba|ssm|rwkv|xlstm|recurrent|deltanet", re.IGNORECASE)
-
-
-def recurrent_layers(model: Any) -> list[str]:
-    """Class names of a model's layers that carry a state along the sequence (Mamba mixers, RWKV blocks, …): the
-    modules so named that hold parameters of their own, norms aside."""
-    return sorted({name for m in model.modules() if RECURRENT.search(name := type(m).__name__)
-                   and "norm" not in name.lower() and next(m.parameters(recurse=False), None) is not None})
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -87,15 +76,12 @@ class HFBackend:
         # a model given several GPUs (`gpus: N`) is spread across the visible ones; inputs go to the first
         spread = device == "cuda" and (spec.gpus or 1) > 1 and torch.cuda.device_count() > 1
         self._base_key = adapters.base_key(spec, device, dtype) if spec.adapter else None
-        if self._base_key is None:
-            adapters.release()
-        kept = adapters.take_base(self._base_key) if self._base_key else None
+        kept = adapters.take_base(self._base_key)  # the base an adapter entry before left (any other: released)
         self.base_reused = kept is not None
         if kept is None:
-            self.tokenizer, model = load_pretrained(spec, auto_class, DTYPES[dtype], "auto" if spread else None)
-            model = (model if spread else model.to(self.device)).eval()
-        else:
-            self.tokenizer, model = kept
+            tokenizer, model = load_pretrained(spec, auto_class, DTYPES[dtype], "auto" if spread else None)
+            kept = tokenizer, (model if spread else model.to(self.device)).eval()
+        self.tokenizer, model = kept
         self._counts = count_parameters(model)  # the base's; before quantization: its unquantized size
         if spec.quantization is not None:
             quantize(model, spec.quantization)
@@ -250,26 +236,8 @@ class HFBackend:
         return self.encode_pairs([(context, continuation)])[0]
 
     def encode_pairs(self, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
-        """``encode_pair`` for many requests at once: each distinct context is encoded once (the choices
-        of a document share it) and the texts go to the tokenizer in one batch. Trailing context
-        whitespace moves to the continuation; an empty context becomes the BOS (or EOS) token."""
-        split: dict[int, tuple[str, str]] = {}  # requests with a context, after the whitespace move
-        for i, (context, continuation) in enumerate(requests):
-            if context:
-                n_spaces = len(context) - len(context.rstrip())
-                split[i] = (context[:-n_spaces], context[-n_spaces:] + continuation) if n_spaces else (context, continuation)
-        contexts = list(dict.fromkeys(c for c, _ in split.values()))
-        encoded = encode_texts(self.tokenizer, contexts + [c + x for c, x in split.values()])  # one call: see encoding
-        ctx_ids = dict(zip(contexts, encoded))
-        whole = dict(zip(split, encoded[len(contexts):]))
-        out = []
-        for i, (_, continuation) in enumerate(requests):
-            if i in split:
-                ctx = ctx_ids[split[i][0]]
-                out.append((ctx, whole[i][len(ctx):]))
-            else:
-                out.append(([self.prefix_id], self.tokenize(continuation)))
-        return out
+        """``encode_pair`` for many requests at once (see ``encoding.encode_pairs``)."""
+        return encode_pairs(self.tokenizer, requests, self.prefix_id)
 
     # ------------------------------------------------------------------ batching
 

@@ -194,6 +194,16 @@ def idle_expert_parameters(model: Any) -> int:
     return round(experts * (n - k) / n)
 
 
+RECURRENT = re.compile(r"mamba|ssm|rwkv|xlstm|recurrent|deltanet", re.IGNORECASE)
+
+
+def recurrent_layers(model: Any) -> list[str]:
+    """Class names of a model's layers that carry a state along the sequence (Mamba mixers, RWKV blocks, …): the
+    modules so named that hold parameters of their own, norms aside."""
+    return sorted({name for m in model.modules() if RECURRENT.search(name := type(m).__name__)
+                   and "norm" not in name.lower() and next(m.parameters(recurse=False), None) is not None})
+
+
 def weights_hash(spec: ModelSpec, cache_dir: Path) -> str:
     """sha256 over a local folder's files (cached by size and mtime); for hub models see
     ``hub.hub_weights_hash`` (this falls back to the id and revision)."""
