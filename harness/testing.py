@@ -9,7 +9,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-ARCHS = ("gpt2", "neox", "llama", "mixtral", "qwen2_moe", "olmoe", "mamba", "mamba2", "jamba")
+ARCHS = ("gpt2", "neox", "llama")  # dense decoders: the test suite's tiny models
+KINDS = ("mixtral", "qwen2_moe", "olmoe", "mamba", "mamba2", "jamba")  # mixtures of experts, state-space, hybrid
 
 
 def corpus(n: int = 400) -> list[str]:
@@ -23,16 +24,16 @@ def corpus(n: int = 400) -> list[str]:
 
 def build_tiny_model(folder: Path, arch: str = "llama", hidden: int = 32, layers: int = 2, seed: int = 0,
                      chars: Optional[str] = None, max_positions: int = 256) -> Path:
-    """A random-init causal LM of one of ``ARCHS`` (dense: ``gpt2``, ``neox``, ``llama``; mixtures of experts:
-    ``mixtral``, ``qwen2_moe``, ``olmoe``; state-space: ``mamba``, ``mamba2``; hybrid: ``jamba``) saved with its
+    """A random-init causal LM of one of ``ARCHS`` or ``KINDS`` (mixtures of experts: ``mixtral``, ``qwen2_moe``,
+    ``olmoe``; state-space: ``mamba``, ``mamba2``; hybrid: ``jamba``) saved with its
     tokenizer, loadable by ``from_pretrained(folder)``. The tokenizer is a byte-level BPE, or with ``chars`` the
     toy ladder's character-level one over just those characters (anything else is unknown)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    if arch not in ARCHS:
-        raise ValueError(f"unknown arch {arch!r} (use one of {ARCHS})")
+    if arch not in ARCHS + KINDS:
+        raise ValueError(f"unknown arch {arch!r} (use one of {ARCHS + KINDS})")
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
