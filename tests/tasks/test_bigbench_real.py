@@ -1,7 +1,7 @@
 """Against the real BIG-bench data (``harness bigbench fetch``; CI fetches it in ``.ci/run`` where it can, else these
 are skipped and say why): for ten tasks that together use every formatting field (example and choice prefixes,
 choices appended or not, separators, task prefixes, output regexes, stop strings, subtasks, fractional
-target_scores), the prompts equal BIG-bench's own functions' and the golden hashes in ``bigbench_golden.json``
+target_scores), the prompts hash as BIG-bench's own functions' did when ``bigbench_golden.json`` was recorded
 (hashes only: no BIG-bench text is committed)."""
 
 from __future__ import annotations
@@ -22,16 +22,14 @@ pytestmark = pytest.mark.skipif(not bb.root().is_dir(), reason="BIG-bench not fe
 
 @pytest.mark.parametrize("key", sorted(GOLDEN))
 def test_real_task_prompts(key):
-    from test_bigbench import reference
-
+    """The first five documents' prompts, choices and targets hash to what BIG-bench's own functions gave when the
+    hashes were recorded (``bigbench_golden.json``); every document carries the task's canary."""
     task, subtask, shots = key.split(":")
     data = bb.read_task(bb.task_path(task))
     part = bb.part(data, subtask or None, bb.task_path(task))
     docs = bb.format_examples(copy.deepcopy(part), int(shots))
     mine = [(d["input"], d.get("choices"), d["targets"]) for d in docs]
     assert hashlib.sha256(json.dumps(mine[:5]).encode()).hexdigest() == GOLDEN[key]
-    if len(part["examples"]) <= 1500 or shots == "0":  # BIG-bench's n-shot sampler is quadratic in examples
-        assert mine == [tuple(r) for r in reference(copy.deepcopy(part), int(shots))]
     assert all(d["canary"] == data["canary"] for d in bb.documents(task, subtask or None)[:3])
 
 
