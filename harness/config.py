@@ -8,10 +8,10 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, pydantic_error
-from harness.files import read_yaml, safe_name
+from harness.files import read_yaml, safe_name, shipped
 from harness.models.suite import DType, ModelSpec, Quantization, expand_checkpoints
 
-PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped configs (package data), run by name
+PACKAGE_CONFIGS = shipped("configs")  # the shipped configs, run by name: configs/ of the checkout, or package data
 
 
 def packaged_configs() -> list[str]:

@@ -46,6 +46,13 @@ def hf_datasets() -> Any:
     return datasets
 
 
+def shipped(name: str) -> Path:
+    """A folder the project ships (``tasks``, ``configs``): in an installed wheel ``harness/_data/<name>`` (setup.py
+    maps it there), in a checkout (an editable install) the top-level ``<name>/`` itself."""
+    packaged = Path(__file__).resolve().parent / "_data" / name
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / name
+
+
 def cache_dir() -> Path:
     """``$HARNESS_CACHE``, else ``~/.cache/scaling-harness``: ladders, the weights-hash cache."""
     return Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "scaling-harness"))

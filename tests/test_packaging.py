@@ -1,5 +1,6 @@
 """The wheel is whole: a non-editable install, run from an empty folder, has the toy tasks and the packaged
-quickstart config (package data), and nothing of the checkout on its path."""
+quickstart config (the checkout's top-level tasks/ and configs/, mapped in as package data), and nothing of the
+checkout on its path; from the checkout, `harness run configs/quickstart.yaml` names the same config."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
                     str(ROOT)], check=True, timeout=300)
     (wheel,) = dist.glob("scaling_harness-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"harness/tasks/builtin/toy/toy_add.yaml", "harness/tasks/builtin/toy/toy_add_choice.yaml",
-            "harness/configs/quickstart.yaml", "harness/report/template.html"} <= names
+    assert {"harness/_data/tasks/toy/toy_add.yaml", "harness/_data/tasks/toy/toy_add_choice.yaml",
+            "harness/_data/configs/quickstart.yaml", "harness/report/template.html"} <= names  # tasks/, configs/ mapped in
+    assert not any(n.startswith(("tasks/", "configs/")) for n in names)
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

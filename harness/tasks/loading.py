@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Optional
 
 from harness.errors import HarnessError
-from harness.files import read_yaml
+from harness.files import read_yaml, shipped
 from harness.tasks import bigbench, lm_eval_layer
 from harness.tasks.lm_eval_layer import LmEvalSettings, LmEvalTask
 from harness.tasks.schema import Task, parse_task_dict
 
-PACKAGE_TASKS = Path(__file__).resolve().parent / "builtin"  # shipped task files (package data)
+PACKAGE_TASKS = shipped("tasks")  # the shipped task files: tasks/ of the checkout, package data in a wheel
 
 
 def load_task_file(path: Path) -> list[Task]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from harness.cli import main
 from harness.tasks import prepare, resolve_tasks
@@ -58,6 +59,8 @@ def test_version_and_packaged_config_by_name(tmp_path, monkeypatch, capsys):
         resolve_config("quikstart")
     (tmp_path / "mine.yaml").write_text("name: mine\nsuite: {ladder: toy}\ntasks: [toy_add]\n")
     assert load_config(resolve_config("mine.yaml")).name == "mine"  # a path still works
+    checkout = Path(__file__).resolve().parents[2]  # the shipped config is the checkout's configs/quickstart.yaml
+    assert resolve_config("quickstart").resolve() == (checkout / "configs" / "quickstart.yaml").resolve()
 
 
 def test_lm_eval_listing_without_lm_eval_says_so(monkeypatch, capsys):
