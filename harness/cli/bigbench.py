@@ -12,14 +12,23 @@ from harness.cli.console import console, out, safe
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from harness.errors import HarnessError
     from harness.tasks import bigbench
 
+    if args.sha256 and not args.source:
+        raise HarnessError("--sha256 checks an archive given with --source (the sdist's own is always checked)",
+                           where="--sha256")
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
-        source = args.source or bigbench.SDIST_URL
-        job = bar.add_task(source.rsplit("/", 1)[-1], total=None)
-        path, sha = bigbench.fetch(progress=lambda done, total: bar.update(job, completed=done, total=total or None),
-                                   url=source, sha256=args.sha256 or (None if args.source else bigbench.SDIST_SHA256))
+        job = bar.add_task((args.source or bigbench.SDIST_URL).rsplit("/", 1)[-1], total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(job, completed=done, total=total or None)
+
+        if args.source:
+            path, sha = bigbench.fetch(progress, url=args.source, sha256=args.sha256)
+        else:
+            path, sha = bigbench.fetch_default(progress, log=lambda msg: console.print(safe(msg)))
     tasks = bigbench.index()
     out.print(safe(f"BIG-bench: {len(tasks)} JSON tasks in {path} (archive sha256 {sha})"))
     return 0
@@ -31,6 +40,6 @@ def add_parsers(sub: Any) -> None:
     f = bsub.add_parser("fetch", help="download the bigbench 1.0.0 sdist once (358 MB) and keep its task.json files")
     f.add_argument("--source", default=None, metavar="PATH_OR_URL",
                    help="another .tar.gz holding bigbench/benchmark_tasks (a local file or URL; e.g. GitHub's archive "
-                        "of google/BIG-bench); default: the bigbench 1.0.0 sdist on PyPI")
+                        "of google/BIG-bench); default: the bigbench 1.0.0 sdist on PyPI, else GitHub's archive")
     f.add_argument("--sha256", default=None, help="the archive's expected sha256 (checked by default for the sdist)")
     f.set_defaults(func=cmd_fetch)

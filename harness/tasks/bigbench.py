@@ -27,6 +27,7 @@ from harness.files import TOO_DEEP, atomic_write, cache_dir, digest
 SDIST_URL = ("https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cfcd7fddba8cfc721c157/"
              "bigbench-1.0.0.tar.gz")
 SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
+GITHUB_URL = "https://github.com/google/BIG-bench/archive/refs/heads/main.tar.gz"  # the repository's own archive
 SEED = 42  # BIG-bench's default random_seed for formatting and shots
 _TASKS_DIR = "bigbench/benchmark_tasks/"
 
@@ -81,9 +82,7 @@ def fetch(progress: Optional[Callable[[int, int], None]] = None, url: str = SDIS
             reader.drain()
     except (OSError, tarfile.TarError, EOFError) as exc:  # network, disk, or a truncated/corrupt archive
         shutil.rmtree(staging, ignore_errors=True)
-        hint = ("; PyPI may no longer serve it: pass another copy, e.g. 'harness bigbench fetch --source "
-                "BIG-bench-main.tar.gz' (GitHub's archive of google/BIG-bench)") if url == SDIST_URL else ""
-        raise HarnessError(f"could not download BIG-bench: {exc}{hint}", source=url) from None
+        raise HarnessError(f"could not download BIG-bench: {exc}", source=url) from None
     if sha256 is not None and digest.hexdigest() != sha256:
         shutil.rmtree(staging, ignore_errors=True)
         raise HarnessError(f"sha256 mismatch (got {digest.hexdigest()}, expected {sha256})", source=url)
@@ -94,6 +93,25 @@ def fetch(progress: Optional[Callable[[int, int], None]] = None, url: str = SDIS
     os.replace(staging / "benchmark_tasks", dest / "benchmark_tasks")
     shutil.rmtree(staging, ignore_errors=True)
     return dest / "benchmark_tasks", digest.hexdigest()
+
+
+def fetch_default(progress: Optional[Callable[[int, int], None]] = None,
+                  log: Callable[[str], None] = lambda _: None) -> tuple[Path, str]:
+    """``fetch`` from the bigbench 1.0.0 sdist on PyPI (its sha256 checked); where that cannot be had (the index
+    refuses it, or no network), from GitHub's archive of the BIG-bench repository; where neither can, one line
+    saying how to pass a local copy."""
+    try:
+        return fetch(progress, SDIST_URL, SDIST_SHA256)
+    except HarnessError as first:
+        if "sha256 mismatch" in str(first):
+            raise
+        log(f"the sdist could not be had ({str(first).split(': ', 1)[-1]}): trying GitHub's archive {GITHUB_URL}")
+        try:
+            return fetch(progress, GITHUB_URL, None)
+        except HarnessError as second:
+            raise HarnessError(f"could not download BIG-bench from PyPI ({first}) nor from GitHub ({second}): "
+                               "download either archive elsewhere and pass it with 'harness bigbench fetch --source "
+                               "FILE' (or set BIGBENCH_ROOT to an unpacked bigbench/benchmark_tasks folder)") from None
 
 
 def _inside(folder: Path, rel: str) -> Optional[Path]:

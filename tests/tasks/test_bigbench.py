@@ -206,6 +206,34 @@ def test_fetch_from_another_archive_through_the_cli(tmp_path, monkeypatch, capsy
     assert [e["name"] for e in bb.index()] == ["gen_task", "mc_task"]
 
 
+def test_fetch_falls_back_to_githubs_archive_and_says_how_to_give_a_copy(tmp_path, monkeypatch, capsys):
+    """The default source: the sdist where the index serves it; where it does not, GitHub's archive of the
+    repository (the run log says so); where neither can be had, one line naming --source."""
+    from harness.cli import main
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("BIGBENCH_ROOT", raising=False)
+    _sdist(tmp_path)
+    github = tmp_path / "main.tar.gz"
+    with tarfile.open(tmp_path / "bigbench-1.0.0.tar.gz") as src, tarfile.open(github, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            member.name = member.name.replace("bigbench-1.0.0/", "BIG-bench-main/")
+            dst.addfile(member, io.BytesIO(data))
+    monkeypatch.setattr(bb, "SDIST_URL", (tmp_path / "refused.tar.gz").as_uri())  # as if the index refused it
+    monkeypatch.setattr(bb, "GITHUB_URL", github.as_uri())
+    assert main(["bigbench", "fetch"]) == 0
+    captured = capsys.readouterr()
+    assert "trying GitHub's archive" in " ".join(captured.err.split()) and "2 JSON tasks" in captured.out
+    assert [e["name"] for e in bb.index()] == ["gen_task", "mc_task"]
+    monkeypatch.setattr(bb, "GITHUB_URL", (tmp_path / "unreachable.tar.gz").as_uri())
+    assert main(["bigbench", "fetch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "nor from GitHub" in err[-1] and "--source FILE" in err[-1]
+    assert main(["bigbench", "fetch", "--sha256", "0" * 64]) == 2
+    assert "--sha256 checks an archive given with --source" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("logprobs,expected", EXPECTED["multiple_choice_grade"])
 def test_multiple_choice_grade_equals_bigbench(logprobs, expected):
     """Ties included: BIG-bench breaks them by a hash of the log-probs it normalizes over the choices (choices
