@@ -23,8 +23,9 @@ from harness.errors import HarnessError
 from harness.models.hf import HFBackend
 from harness.models.suite import ModelSpec
 from harness.scoring import evaluate
-from harness.tasks import bigbench, resolve_tasks
+from harness.tasks import resolve_tasks
 from harness.tasks.prepared import prepare
+from harness.tasks.sources import bigbench
 from harness.testing import build_tiny_model
 
 

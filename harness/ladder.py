@@ -22,8 +22,8 @@ from harness.errors import HarnessError
 from harness.files import atomic_write, cache_dir, digest
 from harness.models.suite import METADATA_FILE, ModelSpec, count_parameters
 from harness.tasks import load_documents, load_task_file, prepare
-from harness.tasks.loading import PACKAGE_TASKS
 from harness.tasks.prompts import Templates
+from harness.tasks.sources.native import PACKAGE_TASKS
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 

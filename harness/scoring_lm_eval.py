@@ -19,7 +19,7 @@ from harness import metrics as M
 from harness.errors import HarnessError
 from harness.files import digest
 from harness.models.backend import Backend, GenerationRequest, LogLikelihood, Sampling
-from harness.tasks.lm_eval_layer import LmEvalTask
+from harness.tasks.sources.lm_eval import LmEvalTask
 
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF backend default
 PARTNERS = ("p_correct", "brier", "target_logprob")  # continuous partners, where the requests allow them

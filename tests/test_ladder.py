@@ -9,7 +9,7 @@ from harness.ladder import RECIPES, TOY_TASKS, Recipe, Size, ensure_ladder, list
 from harness.models.hf import HFBackend
 from harness.scoring import evaluate
 from harness.tasks import load_task_file, prepare
-from harness.tasks.loading import PACKAGE_TASKS
+from harness.tasks.sources.native import PACKAGE_TASKS
 
 MINI = Recipe("mini", TOY_TASKS, (Size("a", 8, 1, 1), Size("b", 16, 1, 2)), seeds=(0,), steps=15,
               batch_size=16, train_docs=200, workers=1)

@@ -13,22 +13,22 @@ from harness.cli.console import console, out, safe
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from harness.errors import HarnessError
-    from harness.tasks import bigbench
+    from harness.tasks.sources import bigbench, bigbench_fetch
 
     if args.sha256 and not args.source:
         raise HarnessError("--sha256 checks an archive given with --source (the sdist's own is always checked)",
                            where="--sha256")
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
-        job = bar.add_task((args.source or bigbench.SDIST_URL).rsplit("/", 1)[-1], total=None)
+        job = bar.add_task((args.source or bigbench_fetch.SDIST_URL).rsplit("/", 1)[-1], total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(job, completed=done, total=total or None)
 
         if args.source:
-            path, sha = bigbench.fetch(progress, url=args.source, sha256=args.sha256)
+            path, sha = bigbench_fetch.fetch(progress, url=args.source, sha256=args.sha256)
         else:
-            path, sha = bigbench.fetch_default(progress, log=lambda msg: console.print(safe(msg)))
+            path, sha = bigbench_fetch.fetch_default(progress, log=lambda msg: console.print(safe(msg)))
     tasks = bigbench.index()
     out.print(safe(f"BIG-bench: {len(tasks)} JSON tasks in {path} (archive sha256 {sha})"))
     return 0

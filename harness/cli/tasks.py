@@ -41,7 +41,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _list_bigbench() -> int:
     """BIG-bench's JSON tasks from the cached index (no task file is read once it exists)."""
-    from harness.tasks import bigbench
+    from harness.tasks.sources import bigbench
 
     tasks = bigbench.index()
     table = Table(title=safe(f"BIG-bench JSON tasks in {bigbench.root()} (run as bigbench:TASK)"))
@@ -61,8 +61,8 @@ def _list_bigbench() -> int:
 def _list_lm_eval(match: Optional[str], as_json: bool, trust: bool) -> int:
     """lm-eval's catalogue: how many tasks can run here, the reasons the others cannot, and (``--match``) the
     tasks; with ``--json`` one object per task."""
-    from harness.tasks.lm_eval_catalogue import catalogue
-    from harness.tasks.lm_eval_index import require_lm_eval, user_folders
+    from harness.tasks.sources.lm_eval_catalogue import catalogue
+    from harness.tasks.sources.lm_eval_index import require_lm_eval, user_folders
 
     root = require_lm_eval()
     rows = catalogue(trust)
@@ -136,7 +136,7 @@ def rendered(task_name: str, inst: Any) -> dict[str, Any]:
 
 def _show_lm_eval(task: Any, n: int, as_json: bool) -> None:
     """lm-eval's own requests for an lm-eval task, as lm-eval builds them."""
-    from harness.tasks.lm_eval_layer import requests
+    from harness.tasks.sources.lm_eval import requests
 
     docs = requests(task, n)
     if as_json:
@@ -152,7 +152,7 @@ def _show_lm_eval(task: Any, n: int, as_json: bool) -> None:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from harness.tasks import prepare, resolve_tasks
-    from harness.tasks.lm_eval_layer import LmEvalSettings, LmEvalTask
+    from harness.tasks.sources.lm_eval import LmEvalSettings, LmEvalTask
 
     data = {"*": {split: str(Path(f).resolve()) for split, f in args.data or []}}
     if args.apply_chat_template or args.system_instruction or args.fewshot_as_multiturn:

@@ -18,8 +18,8 @@ from harness.runner.provenance import manifest
 from harness.runner.tabulate import score_rows
 from harness.store import PairSummary, RunStore, ScoreRow
 from harness.tasks import prepare, resolve_tasks
-from harness.tasks.lm_eval_layer import LmEvalSettings, TaskUnavailable
 from harness.tasks.prepared import AnyPrepared
+from harness.tasks.sources.lm_eval import LmEvalSettings, TaskUnavailable
 
 
 @dataclass

@@ -9,9 +9,9 @@ from typing import Any, Optional
 
 from harness.errors import HarnessError
 from harness.files import hf_datasets, read_file
-from harness.tasks.bigbench import documents as bigbench_documents
 from harness.tasks.generators import generate
 from harness.tasks.schema import DatasetSpec
+from harness.tasks.sources.bigbench import documents as bigbench_documents
 
 Document = dict[str, Any]
 

@@ -9,9 +9,9 @@ from typing import Optional, Union, overload
 
 from harness.files import digest
 from harness.tasks.datasets import load_documents
-from harness.tasks.lm_eval_layer import LmEvalTask
 from harness.tasks.prompts import Instance, build_instances
 from harness.tasks.schema import Task
+from harness.tasks.sources.lm_eval import LmEvalTask
 
 
 @dataclass

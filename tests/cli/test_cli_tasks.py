@@ -64,7 +64,7 @@ def test_version_and_packaged_config_by_name(tmp_path, monkeypatch, capsys):
 
 
 def test_lm_eval_listing_without_lm_eval_says_so(monkeypatch, capsys):
-    from harness.tasks import lm_eval_index
+    from harness.tasks.sources import lm_eval_index
 
     monkeypatch.setattr(lm_eval_index, "installed_tasks", lambda: None)
     for listing in (["tasks", "list", "--source", "lm_eval"], ["tasks", "list", "--source", "lm_eval", "--json"],

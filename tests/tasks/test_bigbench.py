@@ -18,9 +18,10 @@ import pytest
 
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.tasks import bigbench as bb
 from harness.tasks import resolve_tasks
 from harness.tasks.prepared import prepare
+from harness.tasks.sources import bigbench as bb
+from harness.tasks.sources import bigbench_fetch as fetcher
 
 EXPECTED = json.loads((Path(__file__).parent / "bigbench_reference_outputs.json").read_text())
 CANARY = "PLACEHOLDER CANARY (tests only; BIG-bench's own is read from the user's cache)"
@@ -160,21 +161,21 @@ def test_fetch_keeps_only_task_json_and_checks_the_hash(tmp_path, monkeypatch):
     monkeypatch.delenv("BIGBENCH_ROOT", raising=False)
     url, sha = _sdist(tmp_path)
     seen: list[int] = []
-    root, got = bb.fetch(progress=lambda done, total: seen.append(done), url=url, sha256=sha)
+    root, got = fetcher.fetch(progress=lambda done, total: seen.append(done), url=url, sha256=sha)
     assert got == sha
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) == ["gen_task/task.json",
                                                                                          "mc_task/task.json"]
     assert seen and seen[-1] == (tmp_path / "bigbench-1.0.0.tar.gz").stat().st_size
     assert [e["name"] for e in bb.index()] == ["gen_task", "mc_task"]
     with pytest.raises(HarnessError, match="sha256 mismatch"):
-        bb.fetch(url=url, sha256="0" * 64)
+        fetcher.fetch(url=url, sha256="0" * 64)
     broken = tmp_path / "broken.tar.gz"
     broken.write_bytes((tmp_path / "bigbench-1.0.0.tar.gz").read_bytes()[:200])  # cut short: the hash says so
     with pytest.raises(HarnessError, match="sha256 mismatch"):
-        bb.fetch(url=broken.as_uri(), sha256=sha)
+        fetcher.fetch(url=broken.as_uri(), sha256=sha)
     broken.write_bytes(b"not a gzip stream " * 50)
     with pytest.raises(HarnessError, match="could not download BIG-bench"):
-        bb.fetch(url=broken.as_uri(), sha256=sha)
+        fetcher.fetch(url=broken.as_uri(), sha256=sha)
     assert (root / "mc_task" / "task.json").is_file()  # a failed fetch keeps what was there
 
 
@@ -220,13 +221,13 @@ def test_fetch_falls_back_to_githubs_archive_and_says_how_to_give_a_copy(tmp_pat
             data = src.extractfile(member).read()
             member.name = member.name.replace("bigbench-1.0.0/", "BIG-bench-main/")
             dst.addfile(member, io.BytesIO(data))
-    monkeypatch.setattr(bb, "SDIST_URL", (tmp_path / "refused.tar.gz").as_uri())  # as if the index refused it
-    monkeypatch.setattr(bb, "GITHUB_URL", github.as_uri())
+    monkeypatch.setattr(fetcher, "SDIST_URL", (tmp_path / "refused.tar.gz").as_uri())  # as if the index refused it
+    monkeypatch.setattr(fetcher, "GITHUB_URL", github.as_uri())
     assert main(["bigbench", "fetch"]) == 0
     captured = capsys.readouterr()
     assert "trying GitHub's archive" in " ".join(captured.err.split()) and "2 JSON tasks" in captured.out
     assert [e["name"] for e in bb.index()] == ["gen_task", "mc_task"]
-    monkeypatch.setattr(bb, "GITHUB_URL", (tmp_path / "unreachable.tar.gz").as_uri())
+    monkeypatch.setattr(fetcher, "GITHUB_URL", (tmp_path / "unreachable.tar.gz").as_uri())
     assert main(["bigbench", "fetch"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert "nor from GitHub" in err[-1] and "--source FILE" in err[-1]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.tasks import bigbench as bb
+from harness.tasks.sources import bigbench as bb
 
 GOLDEN = json.loads((Path(__file__).parent / "bigbench_golden.json").read_text())
 pytestmark = pytest.mark.skipif(not bb.root().is_dir(), reason="BIG-bench not fetched: run 'harness bigbench fetch' (where PyPI refuses the "

@@ -392,8 +392,8 @@ def test_ifeval_names_the_packages_it_needs(lm_env):
     listing follows those imports, and a run names what to install in one line."""
     import importlib.util
 
-    from harness.tasks.lm_eval_catalogue import catalogue
-    from harness.tasks.lm_eval_layer import TaskUnavailable
+    from harness.tasks.sources.lm_eval import TaskUnavailable
+    from harness.tasks.sources.lm_eval_catalogue import catalogue
 
     missing = [m for m in ("langdetect", "immutabledict") if importlib.util.find_spec(m) is None]
     if not missing:

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from harness.errors import HarnessError
 from harness.files import digest, file_sha256, hf_datasets
-from harness.tasks.lm_eval_index import installed_tasks, require_lm_eval, task_manager, user_folders
+from harness.tasks.sources.lm_eval_index import installed_tasks, require_lm_eval, task_manager, user_folders
 
 MAX_INCLUDE_DEPTH = 16
 OUTPUTS = {"multiple_choice": "multiple_choice", "loglikelihood": "loglikelihood",

@@ -12,8 +12,8 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.files import atomic_write, cache_dir, digest
-from harness.tasks.lm_eval_index import require_lm_eval, task_manager, user_folders
-from harness.tasks.lm_eval_layer import OUTPUTS, check_trust
+from harness.tasks.sources.lm_eval import OUTPUTS, check_trust
+from harness.tasks.sources.lm_eval_index import require_lm_eval, task_manager, user_folders
 
 CATALOGUE_RULES = 3  # bump when what makes a task runnable here changes (cached listings are then recomputed)
 
