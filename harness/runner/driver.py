@@ -11,8 +11,8 @@ from harness.config import ExperimentConfig
 from harness.models.backend import BackendFactory
 from harness.models.suite import ModelMeta, refresh_metadata
 from harness.runner.cluster import RayExecutor
-from harness.runner.execute import ChunkResult, Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted
-from harness.runner.plan import duplicate_weights, plan, resolve_suite
+from harness.runner.execute import ChunkResult, Event, Executor, Failure, Loaded, LocalExecutor, PairResult, TaskStarted
+from harness.runner.plan import ModelPlan, duplicate_weights, plan, resolve_suite
 from harness.runner.progress import Reporter
 from harness.runner.provenance import manifest
 from harness.runner.tabulate import score_rows
@@ -39,21 +39,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     store = RunStore(config.output_dir)
     store.check_ours()
     store.check_writable()
-    r = config.run
-    tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, lm_eval=LmEvalSettings(
-        num_fewshot=r.num_fewshot, trust_task_code=r.trust_task_code, apply_chat_template=r.apply_chat_template,
-        system_instruction=r.system_instruction, fewshot_as_multiturn=r.fewshot_as_multiturn, seed=r.seed))
-    roots = [Path(r) for r in config.data_roots]
-    prepared: list[AnyPrepared] = []
-    unavailable: list[Failure] = []
-    for task in tasks:  # every input error surfaces before any write
-        try:
-            prepared.append(prepare(task, config.run.limit, roots))
-        except TaskUnavailable as err:  # an lm-eval task whose package or data cannot be had: the others go on
-            if config.run.on_error == "stop":
-                raise
-            unavailable.append(Failure("", task.name, str(err)))
-            rep.log(f"failed {task.name}: {err}")
+    prepared, unavailable = _prepare_tasks(config, rep)
     suite = resolve_suite(config, rep)
     store.clean_tmp()
     for spec in suite:
@@ -74,71 +60,115 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
     for names in duplicates:
         result.warnings.append(f"identical weights: {', '.join(names)} (same files; their scores are one model's)")
         rep.log(f"WARNING identical weights: {', '.join(names)}")
-    summaries: dict[tuple[str, str], PairSummary] = {}
-    metas: dict[str, ModelMeta] = {}
-    for mp in plans:
-        name = mp.unit.spec.name
-        for t, s in mp.done.items():  # metadata that changes no computation (tokens, step, ...) as configured now
-            summaries[(name, t)] = {**s, "model_meta": refresh_metadata(mp.unit.spec, s["model_meta"])}
-        result.skipped += len(mp.done)
-        if mp.done:
-            metas[name] = summaries[(name, next(iter(mp.done)))]["model_meta"]
-    rep.start(len(plans))
+    commit = _Commit(store, rep, result, plans)
     units = [mp.unit for mp in plans if mp.unit.tasks]
-    for mp in plans:  # models with nothing left to compute
-        if not mp.unit.tasks:
-            rep.model(mp.unit.spec.name, 0, len(mp.done))
-            rep.model_done(mp.unit.spec.name)
-    left = {u.spec.name: len(u.tasks) for u in units}  # tasks not yet answered, per model
-    n_done = {mp.unit.spec.name: len(mp.done) for mp in plans}
-    shown: set[str] = set()  # models whose progress bar is open
-    finished: set[str] = set()
-    described: set[str] = set()  # how the engine scores, as already said in the log
     for event in executor.execute(units, config.run, backend_factory):
-        name = event.model
-        if isinstance(event, Loaded):
-            if name not in shown:  # its first replica loaded
-                shown.add(name)
-                rep.model(name, left[name], n_done[name])
-            metas[name] = event.meta
-            m = event.meta
-            how = "" if event.description in described else f", {event.description}"  # said once per run
-            described.add(event.description)
-            rep.log(f"loaded {name} ({m['params']:,} parameters, {m['dtype']}{how}) in "
-                    f"{event.seconds:.1f}s" + (f" on {event.worker}" if event.worker else ""))
-        elif isinstance(event, TaskStarted):
-            rep.task(name, event.task, event.n, event.reused)
-            if event.reused:
-                rep.log(f"{name} / {event.task}: {event.chunks[0]} of {event.chunks[1]} chunks ({event.reused:,} of "
-                        f"{event.n:,} documents) reused from an interrupted run; computing the other "
-                        f"{event.chunks[1] - event.chunks[0]}")
-        elif isinstance(event, ChunkResult):
-            store.write_chunk(name, event.task, event.key, event.size, event.index, event.records)
-        elif isinstance(event, PairResult):
-            store.write(name, event.task, event.records, event.summary)
-            store.drop_chunks(name, event.task)
-            summaries[(name, event.task)] = event.summary
-            result.computed += 1
-            left[name] -= 1
-            rep.task_done(name, event.task, event.summary)
-            for note in event.summary.get("notes", []):
-                result.warnings.append(f"{name} / {event.task}: {note}")
-                rep.log(f"warning: {name} / {event.task}: {note}")
-        elif isinstance(event, Failure):
-            result.failures.append(event)
-            left[name] = 0 if event.task is None else left[name] - 1
-            rep.log(f"failed {name}" + (f" / {event.task}" if event.task else "") + f": {event.error}")
-        if left[name] == 0 and name not in finished:
-            finished.add(name)
-            rep.model_done(name)
-    result.rows = score_rows(store, suite, prepared, summaries)
-    if summaries:  # nothing at all is written for a run that produced nothing
+        commit.take(event)
+    result.rows = score_rows(store, suite, prepared, commit.summaries)
+    if commit.summaries:  # nothing at all is written for a run that produced nothing
         kept = store.other_rows({s.name for s in suite}, {n for p in prepared for n in (p.task.name, p.task.group) if n})
         if kept:
             rep.log(f"kept {len(kept)} row(s) of scores.csv for models or tasks outside this config")
         store.write_scores([*result.rows, *kept])
-        models = [metas[s.name] for s in suite if s.name in metas]
+        models = [commit.metas[s.name] for s in suite if s.name in commit.metas]
         store.write_manifest(manifest(config, suite, prepared, models, result.failures, plans[0].unit.device,
                                       duplicates))
     rep.finish()
     return result
+
+
+def _prepare_tasks(config: ExperimentConfig, rep: Reporter) -> tuple[list[AnyPrepared], list[Failure]]:
+    """Every task resolved and prepared before anything is written (input errors surface here); an lm-eval task
+    whose package or data cannot be had fails alone (unless ``on_error: stop``)."""
+    r = config.run
+    tasks = resolve_tasks(config.tasks, Path.cwd(), config.data, lm_eval=LmEvalSettings(
+        num_fewshot=r.num_fewshot, trust_task_code=r.trust_task_code, apply_chat_template=r.apply_chat_template,
+        system_instruction=r.system_instruction, fewshot_as_multiturn=r.fewshot_as_multiturn, seed=r.seed))
+    roots = [Path(root) for root in config.data_roots]
+    prepared: list[AnyPrepared] = []
+    unavailable: list[Failure] = []
+    for task in tasks:
+        try:
+            prepared.append(prepare(task, r.limit, roots))
+        except TaskUnavailable as err:
+            if r.on_error == "stop":
+                raise
+            unavailable.append(Failure("", task.name, str(err)))
+            rep.log(f"failed {task.name}: {err}")
+    return prepared, unavailable
+
+
+class _Commit:
+    """The driver's side of a run: each event from the executor committed (results written, progress shown, the
+    log kept), with what it needs to know across events: the summaries and model metadata for scores.csv and the
+    manifest, the tasks each model has left, and which models' bars are open, finished, and described."""
+
+    def __init__(self, store: RunStore, rep: Reporter, result: RunResult, plans: list[ModelPlan]):
+        self.store, self.rep, self.result = store, rep, result
+        self.summaries: dict[tuple[str, str], PairSummary] = {}
+        self.metas: dict[str, ModelMeta] = {}
+        for mp in plans:  # what is stored already, its metadata (tokens, step, ...) as configured now
+            name = mp.unit.spec.name
+            for t, s in mp.done.items():
+                self.summaries[(name, t)] = {**s, "model_meta": refresh_metadata(mp.unit.spec, s["model_meta"])}
+            result.skipped += len(mp.done)
+            if mp.done:
+                self.metas[name] = self.summaries[(name, next(iter(mp.done)))]["model_meta"]
+        rep.start(len(plans))
+        for mp in plans:  # models with nothing left to compute
+            if not mp.unit.tasks:
+                rep.model(mp.unit.spec.name, 0, len(mp.done))
+                rep.model_done(mp.unit.spec.name)
+        self.left = {mp.unit.spec.name: len(mp.unit.tasks) for mp in plans if mp.unit.tasks}  # tasks not answered
+        self.n_done = {mp.unit.spec.name: len(mp.done) for mp in plans}
+        self.shown: set[str] = set()  # models whose progress bar is open
+        self.finished: set[str] = set()
+        self.described: set[str] = set()  # how the engine scores, as already said in the log
+
+    def take(self, event: Event) -> None:
+        name = event.model
+        if isinstance(event, Loaded):
+            self._loaded(event)
+        elif isinstance(event, TaskStarted):
+            self._started(event)
+        elif isinstance(event, ChunkResult):
+            self.store.write_chunk(name, event.task, event.key, event.size, event.index, event.records)
+        elif isinstance(event, PairResult):
+            self._pair(event)
+        elif isinstance(event, Failure):
+            self.result.failures.append(event)
+            self.left[name] = 0 if event.task is None else self.left[name] - 1
+            self.rep.log(f"failed {name}" + (f" / {event.task}" if event.task else "") + f": {event.error}")
+        if self.left[name] == 0 and name not in self.finished:
+            self.finished.add(name)
+            self.rep.model_done(name)
+
+    def _loaded(self, event: Loaded) -> None:
+        name, m = event.model, event.meta
+        if name not in self.shown:  # its first replica loaded
+            self.shown.add(name)
+            self.rep.model(name, self.left[name], self.n_done[name])
+        self.metas[name] = m
+        how = "" if event.description in self.described else f", {event.description}"  # said once per run
+        self.described.add(event.description)
+        self.rep.log(f"loaded {name} ({m['params']:,} parameters, {m['dtype']}{how}) in "
+                     f"{event.seconds:.1f}s" + (f" on {event.worker}" if event.worker else ""))
+
+    def _started(self, event: TaskStarted) -> None:
+        self.rep.task(event.model, event.task, event.n, event.reused)
+        if event.reused:
+            self.rep.log(f"{event.model} / {event.task}: {event.chunks[0]} of {event.chunks[1]} chunks "
+                         f"({event.reused:,} of {event.n:,} documents) reused from an interrupted run; computing the "
+                         f"other {event.chunks[1] - event.chunks[0]}")
+
+    def _pair(self, event: PairResult) -> None:
+        name = event.model
+        self.store.write(name, event.task, event.records, event.summary)
+        self.store.drop_chunks(name, event.task)
+        self.summaries[(name, event.task)] = event.summary
+        self.result.computed += 1
+        self.left[name] -= 1
+        self.rep.task_done(name, event.task, event.summary)
+        for note in event.summary.get("notes", []):
+            self.result.warnings.append(f"{name} / {event.task}: {note}")
+            self.rep.log(f"warning: {name} / {event.task}: {note}")
