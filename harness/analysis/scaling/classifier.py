@@ -43,7 +43,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from scipy.stats import chi2
@@ -194,73 +194,106 @@ def _critical(level: float, df: int) -> float:
 
 def _decide(t: np.ndarray, y: np.ndarray, se: np.ndarray, delta: float, chance: Optional[float], scale: float,
             rules: Rules, few: bool, detail: bool = False) -> tuple[str, dict]:
-    """The label of one (oriented, pooled) curve by the module's rules; ``detail`` adds the fit numbers."""
+    """The label of one (oriented, pooled) curve by the module's rules, in their order (flat; with enough sizes
+    U shapes, then emergent; then the trend); ``detail`` adds the fit numbers."""
     info: dict = {}
-    span = float(np.ptp(y))
-    if float(np.abs(y - y.mean()).max()) < rules.min_effect * scale:
-        return "flat", info  # no size is a minimum effect away from the curve's level: too small to matter
-    if (se > 0).all():  # consistent with a constant (chi-square), and no steady trend (weighted slope)?
-        stat = float((((y - y.mean()) / se) ** 2).sum())
-        trend = fits.trend_z(t, y, se)
-        if detail:
-            info.update(chi2_constant=stat, trend_z=trend)
-        if stat <= _critical(rules.flat_level, len(y) - 1) and abs(trend) < rules.trend_z:
-            return "flat", info
+    if _is_flat(t, y, se, scale, rules, info if detail else None):
+        return "flat", info
     lin = fits.linear(t, y)
-    k = len(y)
     if detail:
         info["sse_linear"] = lin.sse
     if not few:
-        quad = fits.quadratic(t, y)
-        if detail:
-            info["sse_quadratic"] = quad.sse
-        quad_better = quad.sse <= rules.fit_ratio * lin.sse and lin.sse - quad.sse >= delta ** 2
-        for label, z in (("u_shaped", y), ("inverted_u", -y)):
-            m = int(np.argmin(z))
-            if 0 < m < k - 1 and quad_better:
-                arm = max(delta, rules.turn_share * span)
-                if (z[0] - z[m] >= arm and z[-1] - z[m] >= arm
-                        and np.diff(z[:m + 1]).max() <= delta and np.diff(z[m:]).min() >= -delta):
-                    return label, info
-        best = None
-        near = max(delta, rules.near * scale)
-        for j in range(1, k - 1):  # plateau = sizes 0..j (at least two), then at least one size above
-            plateau, after = y[:j + 1], y[j + 1:]
-            base = chance if chance is not None else float(plateau.min())
-            # near chance: within a tenth of the scale, or a fifth of the curve's own rise (a low plateau
-            # before a jump to the ceiling, e.g. exact match 0.01 … 0.17 then 0.99)
-            if plateau.max() > base + max(near, 0.2 * (after.max() - base)):
-                continue
-            rising = fits.linear(t[:j + 1], plateau).fitted
-            if rising[-1] - rising[0] > max(delta, 0.25 * (y[j + 1] - plateau.max())):
-                continue  # not a plateau: it rises before the break by more than the noise and a quarter of the jump
-            # the jump: a fifth of the scale above chance, or (a low ceiling) a rise that stays above the plateau
-            # by twice the smallest change that counts and half the curve's own range
-            if not (after.max() >= base + rules.jump * scale
-                    or after.min() - plateau.max() >= max(2 * delta, 0.5 * span)):
-                continue
-            if after.max() < plateau.max() + 2 * delta or y[-1] < plateau.max() + 2 * delta:
-                continue
-            h = min(fits.hinge(t, y, j), fits.step(t, y, j), key=lambda f: f.sse)
-            if h.sse <= rules.fit_ratio * lin.sse and lin.sse - h.sse >= delta ** 2 and (best is None or h.sse < best[1]):
-                best = (j, h.sse)
+        label = _turning(t, y, delta, lin, rules, info if detail else None)
+        if label is not None:
+            return label, info
+        best = _break(t, y, delta, chance, scale, lin, rules)
         if best is not None:
             if detail:
                 info.update(break_index=best[0], sse_break=best[1])
             return "emergent", info
+    return _trend(t, y, se, delta, lin, rules, info if detail else None), info
+
+
+def _is_flat(t: np.ndarray, y: np.ndarray, se: np.ndarray, scale: float, rules: Rules, info: Optional[dict]) -> bool:
+    """No size a minimum effect away from the curve's level, or consistent with a constant (chi-square) with no
+    steady trend (weighted slope)."""
+    if float(np.abs(y - y.mean()).max()) < rules.min_effect * scale:
+        return True
+    if (se > 0).all():
+        stat = float((((y - y.mean()) / se) ** 2).sum())
+        trend = fits.trend_z(t, y, se)
+        if info is not None:
+            info.update(chi2_constant=stat, trend_z=trend)
+        return stat <= _critical(rules.flat_level, len(y) - 1) and abs(trend) < rules.trend_z
+    return False
+
+
+def _turning(t: np.ndarray, y: np.ndarray, delta: float, lin: Any, rules: Rules, info: Optional[dict]
+             ) -> Optional[str]:
+    """``u_shaped`` or ``inverted_u``: an interior extreme with both arms large and monotone, and a quadratic in
+    log x halving the line's residual; else None."""
+    k, span = len(y), float(np.ptp(y))
+    quad = fits.quadratic(t, y)
+    if info is not None:
+        info["sse_quadratic"] = quad.sse
+    quad_better = quad.sse <= rules.fit_ratio * lin.sse and lin.sse - quad.sse >= delta ** 2
+    for label, z in (("u_shaped", y), ("inverted_u", -y)):
+        m = int(np.argmin(z))
+        if 0 < m < k - 1 and quad_better:
+            arm = max(delta, rules.turn_share * span)
+            if (z[0] - z[m] >= arm and z[-1] - z[m] >= arm
+                    and np.diff(z[:m + 1]).max() <= delta and np.diff(z[m:]).min() >= -delta):
+                return label
+    return None
+
+
+def _break(t: np.ndarray, y: np.ndarray, delta: float, chance: Optional[float], scale: float, lin: Any,
+           rules: Rules) -> Optional[tuple[int, float]]:
+    """The best plateau-then-rise split (its last plateau index and fit residual) that passes the emergence
+    rules, or None."""
+    k, span = len(y), float(np.ptp(y))
+    best = None
+    near = max(delta, rules.near * scale)
+    for j in range(1, k - 1):  # plateau = sizes 0..j (at least two), then at least one size above
+        plateau, after = y[:j + 1], y[j + 1:]
+        base = chance if chance is not None else float(plateau.min())
+        # near chance: within a tenth of the scale, or a fifth of the curve's own rise (a low plateau
+        # before a jump to the ceiling, e.g. exact match 0.01 … 0.17 then 0.99)
+        if plateau.max() > base + max(near, 0.2 * (after.max() - base)):
+            continue
+        rising = fits.linear(t[:j + 1], plateau).fitted
+        if rising[-1] - rising[0] > max(delta, 0.25 * (y[j + 1] - plateau.max())):
+            continue  # not a plateau: it rises before the break by more than the noise and a quarter of the jump
+        # the jump: a fifth of the scale above chance, or (a low ceiling) a rise that stays above the plateau
+        # by twice the smallest change that counts and half the curve's own range
+        if not (after.max() >= base + rules.jump * scale
+                or after.min() - plateau.max() >= max(2 * delta, 0.5 * span)):
+            continue
+        if after.max() < plateau.max() + 2 * delta or y[-1] < plateau.max() + 2 * delta:
+            continue
+        h = min(fits.hinge(t, y, j), fits.step(t, y, j), key=lambda f: f.sse)
+        if h.sse <= rules.fit_ratio * lin.sse and lin.sse - h.sse >= delta ** 2 and (best is None or h.sse < best[1]):
+            best = (j, h.sse)
+    return best
+
+
+def _trend(t: np.ndarray, y: np.ndarray, se: np.ndarray, delta: float, lin: Any, rules: Rules,
+           info: Optional[dict]) -> str:
+    """``smooth``, ``inverse``, ``flat`` (a monotone drift below the smallest change that counts) or
+    ``not_correlated``, from the rank correlation, the fitted gain and how much of the curve the line explains."""
     rho = fits.rank_correlation(t, y)
     gain = float(lin.fitted[-1] - lin.fitted[0])
     r2 = fits.r_squared(y, lin)
-    explained = r2 >= rules.min_r2 or math.sqrt(lin.sse / k) <= rules.z * float(np.median(se))
-    if detail:
+    explained = r2 >= rules.min_r2 or math.sqrt(lin.sse / len(y)) <= rules.z * float(np.median(se))
+    if info is not None:
         info["r2_linear"] = r2
     if abs(rho) >= rules.min_rho and abs(gain) < delta:
-        return "flat", info  # a monotone drift smaller than the smallest change that counts
+        return "flat"
     if rho >= rules.min_rho and gain >= delta and explained:
-        return "smooth", info
+        return "smooth"
     if rho <= -rules.min_rho and gain <= -delta and explained:
-        return "inverse", info
-    return "not_correlated", info
+        return "inverse"
+    return "not_correlated"
 
 
 def _seed(curve: Curve, rules: Rules) -> int:
@@ -289,12 +322,7 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
     sign = 1.0 if curve.higher_is_better else -1.0
     chance = None if curve.chance is None else sign * curve.chance
     ceiling = None if curve.ceiling is None else sign * curve.ceiling
-    if curve.chance is not None and curve.ceiling is not None and curve.ceiling != curve.chance:
-        scale = abs(curve.ceiling - curve.chance)
-    elif curve.floor is not None and curve.ceiling is not None and curve.ceiling != curve.floor:
-        scale = abs(curve.ceiling - curve.floor)
-    else:
-        scale = float(np.abs(means).max()) or 1.0
+    scale = _scale(curve, means)
     noise_floor = rules.z * math.sqrt(2) * float(np.median(size_se))
     delta = max(rules.min_effect * scale, noise_floor)
     t = np.log10(sizes)
@@ -303,26 +331,15 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
     label, info = _decide(t, y, size_se, delta, chance, scale, rules, few, detail=True)
     brk = info.pop("break_index", None)
 
-    # resampling: the share of resampled curves that get the same label
-    rng = np.random.default_rng(_seed(curve, rules))
-    B = rules.bootstrap
-    if noise == "none":
-        draws = [np.delete(y, i) for i in range(len(y))] if len(y) > 3 else []
-        labels = [_decide(np.delete(t, i), d, np.delete(size_se, i), delta, chance, scale, rules, len(d) < rules.min_points)[0]
-                  for i, d in enumerate(draws)]
+    def decide(t: np.ndarray, y: np.ndarray, se: np.ndarray) -> str:
+        return _decide(t, y, se, delta, chance, scale, rules, len(y) < rules.min_points)[0]
+
+    if noise == "none":  # no noise known: leave out one size at a time
+        labels = [decide(np.delete(t, i), np.delete(y, i), np.delete(size_se, i)) for i in range(len(y))] if len(y) > 3 else []
         noise = "none (confidence from leaving out one size at a time)" if labels else "none"
     else:
-        if items is not None:
-            n_items = items.shape[1]
-            counts = rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=B)
-            model_draws = items @ counts.T / n_items  # models × B
-        else:
-            model_draws = values[:, None] + model_se[:, None] * rng.standard_normal((k_models, B))
-        pooled = np.empty((len(sizes), B))
-        for s, g in enumerate(groups):
-            pick = g[rng.integers(0, len(g), (B, len(g)))] if len(g) > 1 else np.full((B, 1), g[0])
-            pooled[s] = model_draws[pick, np.arange(B)[:, None]].mean(axis=1)
-        labels = [_decide(t, sign * pooled[:, b], size_se, delta, chance, scale, rules, few)[0] for b in range(B)]
+        pooled = _resampled(curve, rules, values, model_se, items, groups)
+        labels = [decide(t, sign * pooled[:, b], size_se) for b in range(rules.bootstrap)]
     shares = {lab: labels.count(lab) / len(labels) for lab in LABELS if labels and labels.count(lab)}
     confidence = shares.get(label, 0.0) if labels else 0.0
 
@@ -341,21 +358,57 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
         notes.append(f"only {len(sizes)} sizes: emergent and U shapes are not assessed below {rules.min_points}")
     if curve.chance is None and curve.kind != "continuous":
         notes.append("chance level unknown (pass --chance TASK=VALUE)")
-    # these notes describe the pooled curve: a size's mean over its models, within that mean's item noise
+    notes += _end_notes(y, chance, ceiling, scale, model_se, groups, rules)
+    if noise.startswith("none"):
+        notes.append("no standard errors or per-example values: noise unknown")
+    return Classification(curve.task, curve.metric, label, round(confidence, 4), curve.kind, shares, diag, notes,
+                          curve.aggregate, curve.family, curve.base_task or curve.task)
+
+
+def _scale(curve: Curve, means: np.ndarray) -> float:
+    """The metric's scale: chance to ceiling, else floor to ceiling, else the largest mean."""
+    if curve.chance is not None and curve.ceiling is not None and curve.ceiling != curve.chance:
+        return abs(curve.ceiling - curve.chance)
+    if curve.floor is not None and curve.ceiling is not None and curve.ceiling != curve.floor:
+        return abs(curve.ceiling - curve.floor)
+    return float(np.abs(means).max()) or 1.0
+
+
+def _resampled(curve: Curve, rules: Rules, values: np.ndarray, model_se: np.ndarray, items: Optional[np.ndarray],
+               groups: list[np.ndarray]) -> np.ndarray:
+    """``rules.bootstrap`` resampled curves (sizes × draws): items resampled jointly across models where per-item
+    values exist, else each model's score redrawn from its standard error; a size's models resampled too."""
+    rng = np.random.default_rng(_seed(curve, rules))
+    B = rules.bootstrap
+    if items is not None:
+        n_items = items.shape[1]
+        counts = rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=B)
+        model_draws = items @ counts.T / n_items  # models × B
+    else:
+        model_draws = values[:, None] + model_se[:, None] * rng.standard_normal((len(values), B))
+    pooled = np.empty((len(groups), B))
+    for s, g in enumerate(groups):
+        pick = g[rng.integers(0, len(g), (B, len(g)))] if len(g) > 1 else np.full((B, 1), g[0])
+        pooled[s] = model_draws[pick, np.arange(B)[:, None]].mean(axis=1)
+    return pooled
+
+
+def _end_notes(y: np.ndarray, chance: Optional[float], ceiling: Optional[float], scale: float,
+               model_se: np.ndarray, groups: list[np.ndarray], rules: Rules) -> list[str]:
+    """Below chance at the smallest size, saturated at the largest: judged on the pooled curve (a size's mean over
+    its models), within that mean's item noise."""
     def near(end: int) -> float:
         return max(rules.min_effect * scale, rules.z * math.sqrt(float((model_se[groups[end]] ** 2).mean())))
 
     def who(end: int, which: str) -> str:
         return f"the {which} size's mean" if len(groups[end]) > 1 else f"the {which} model"
 
+    notes = []
     if chance is not None and y[0] < chance - near(0):
         notes.append(f"{who(0, 'smallest')} scores below chance")
     if ceiling is not None and y[-1] >= ceiling - near(-1):
         notes.append(f"saturated: {who(-1, 'largest')} is at the ceiling")
-    if noise.startswith("none"):
-        notes.append("no standard errors or per-example values: noise unknown")
-    return Classification(curve.task, curve.metric, label, round(confidence, 4), curve.kind, shares, diag, notes,
-                          curve.aggregate, curve.family, curve.base_task or curve.task)
+    return notes
 
 
 @dataclass(frozen=True)
