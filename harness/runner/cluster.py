@@ -298,121 +298,137 @@ class RayExecutor:
         """A pool of workers: each replica of a unit (the largest units first) goes to an idle worker of its shape,
         or to a new one while the cluster has room; a worker with a model hands out its tasks (largest first) one by
         one until none is left, then takes the next replica. Events are yielded as they come back."""
-        from ray.exceptions import RayError, RayTaskError
-
-        worker_cls = ray.remote(ScoreWorker)
-        retries = self.settings.max_restarts
-        inner = settings.model_copy(update={"on_error": "continue"})  # the driver stops the run, workers report
-        total = ray.cluster_resources()
-        free = {"CPU": total.get("CPU", 0.0), "GPU": total.get("GPU", 0.0)}
-        calls: dict[Any, tuple[_Worker, int]] = {}  # in flight: (worker, task index; -1: loading)
-        pool, self.warm = self.warm, []
-        for w in pool:
-            free["CPU"] -= w.need.num_cpus
-        slots: deque[_Model] = deque()  # one per replica to start
-        stored: dict[int, Any] = {}  # each prepared task in the object store once
+        pool = _Pool(ray, self.settings.max_restarts, self.warm)
+        self.warm = []
         needs, replicas = self.resources(units)
+        inner = settings.model_copy(update={"on_error": "continue"})  # the driver stops the run, workers report
         for unit, need, n in sorted(zip(units, needs, replicas), key=lambda x: -x[1].num_gpus * 1e9 - x[1].memory):
-            share = need.num_gpus if need.num_gpus < 1 else 1.0
-            unit_settings = inner
-            if unit.device.startswith("cuda") and share < 1 and settings.token_budget is None:
-                from harness.models.hf import GPU_TOKEN_BUDGET  # a share of the GPU: that share of the budget
-
-                unit_settings = inner.model_copy(update={"token_budget": int(GPU_TOKEN_BUDGET * share)})
-            order = sorted(range(len(unit.tasks)), key=lambda i: -len(unit.tasks[i].instances))
-            for p in unit.tasks:
-                if id(p) not in stored:
-                    stored[id(p)] = ray.put(p)
-            refs = [stored[id(p)] for p in unit.tasks]
-            spec = unit.spec.model_copy(update={"gpus": need.num_gpus}) if need.num_gpus > 1 else unit.spec
-            job = Job([ray.put(replace(unit, spec=spec, tasks=()))], refs, factory, unit_settings, need.num_cpus, share)
-            m = _Model(unit, job, need, deque(order))
-            slots.extend([m] * n)
-
-        def send(w: _Worker, index: int) -> None:
-            assert w.model is not None
-            calls[w.actor.score.remote(w.model.job, index)] = (w, index)
-
-        def retire(w: _Worker) -> None:
-            pool.remove(w)
-            free["CPU"] += w.need.num_cpus
-            free["GPU"] += w.need.num_gpus
-            ray.kill(w.actor, no_restart=True)
-
-        def next_slot(w: _Worker) -> Optional[_Model]:
-            for m in list(slots):
-                if not m.queue or m.failed:
-                    slots.remove(m)  # its tasks were all handed out already
-                elif w.fits(m.need):
-                    slots.remove(m)
-                    return m
-            return None
-
-        def fill() -> None:
-            """Idle workers take the next replica of their shape (or go); new workers start while there is room."""
-            for w in [w for w in pool if w.model is None]:
-                w.model = next_slot(w)
-                if w.model is None:
-                    retire(w)
-                else:
-                    send(w, -1)
-            while slots:
-                m = slots[0]
-                if not m.queue or m.failed:
-                    slots.popleft()
-                    continue
-                fits = free["CPU"] >= m.need.num_cpus and free["GPU"] >= m.need.num_gpus - 1e-9
-                if not fits and pool:
-                    break  # wait for a worker to finish (Ray would queue it anyway)
-                slots.popleft()
-                actor = worker_cls.options(num_cpus=m.need.num_cpus, num_gpus=m.need.num_gpus, memory=m.need.memory,
-                                           max_restarts=retries, max_task_retries=retries).remote()
-                w = _Worker(actor, m.need, m)
-                pool.append(w)
-                free["CPU"] -= m.need.num_cpus
-                free["GPU"] -= m.need.num_gpus
-                send(w, -1)
-
+            pool.add(unit, need, n, factory, inner, settings.token_budget)
         try:
-            fill()
-            while calls:
-                (ref,), _ = ray.wait(list(calls), num_returns=1)
-                w, index = calls.pop(ref)
-                model = w.model
-                assert model is not None
+            pool.fill()
+            while pool.calls:
+                w, model, events = pool.next_result()
                 name = model.unit.spec.name
-                try:
-                    events: list[Event] = ray.get(ref)
-                except RayTaskError as exc:  # the worker's code raised (scoring errors come back as events)
-                    cause = exc.cause if isinstance(exc.cause, BaseException) else exc
-                    events = [Failure(name, None, f"its worker failed: {type(cause).__name__}: {_one_line(cause)}")]
-                    retire(w)
-                    w.model = None
-                except RayError as exc:  # the worker's process died more often than it may be restarted
-                    events = [Failure(name, None, f"its worker was lost ({retries} restart(s) tried): {_one_line(exc)}")]
-                    retire(w)
-                    w.model = None
-                if model.failed:
-                    events = []  # its failure was reported; what other replicas still return is dropped
-                elif any(isinstance(e, Failure) and e.task is None for e in events):  # the model is out
-                    model.failed = True
-                    events = [next(e for e in events if isinstance(e, Failure) and e.task is None)]
                 for e in events:
                     if isinstance(e, Failure) and settings.on_error == "stop":
                         raise HarnessError(f"{name}" + (f" / {e.task}" if e.task else "") + f": {e.error}")
                     yield e
-                if w in pool:
+                if w in pool.workers:
                     if model.queue and not model.failed:
                         i = model.queue.popleft()
                         task = model.unit.tasks[i]
                         yield TaskStarted(name, task.task.name, len(task.instances))
-                        send(w, i)
+                        pool.send(w, i)
                     else:
                         w.model = None
-                fill()
+                pool.fill()
         finally:  # done, or the driver stops: no worker outlives the run
-            for w in list(pool):
-                retire(w)
+            for w in list(pool.workers):
+                pool.retire(w)
+
+
+class _Pool:
+    """One run's workers, the replicas still to start (``slots``), the calls in flight, the free CPUs and GPUs."""
+
+    def __init__(self, ray: Any, retries: int, warm: list[_Worker]):
+        self.ray, self.retries = ray, retries
+        self.worker_cls = ray.remote(ScoreWorker)
+        total = ray.cluster_resources()
+        self.free = {"CPU": total.get("CPU", 0.0), "GPU": total.get("GPU", 0.0)}
+        self.calls: dict[Any, tuple[_Worker, int]] = {}  # in flight: (worker, task index; -1: loading)
+        self.workers = list(warm)  # started by ``prepare``: their CPUs are taken
+        for w in self.workers:
+            self.free["CPU"] -= w.need.num_cpus
+        self.slots: deque[_Model] = deque()  # one per replica to start
+        self.stored: dict[int, Any] = {}  # each prepared task in the object store once
+
+    def add(self, unit: Unit, need: Resources, replicas: int, factory: BackendFactory, settings: RunSettings,
+            token_budget: Optional[int]) -> None:
+        """A unit's job (tasks in the object store once) and its ``replicas`` slots; a GPU share: that much budget."""
+        share = need.num_gpus if need.num_gpus < 1 else 1.0
+        if unit.device.startswith("cuda") and share < 1 and token_budget is None:
+            from harness.models.hf import GPU_TOKEN_BUDGET
+
+            settings = settings.model_copy(update={"token_budget": int(GPU_TOKEN_BUDGET * share)})
+        order = sorted(range(len(unit.tasks)), key=lambda i: -len(unit.tasks[i].instances))
+        for p in unit.tasks:
+            if id(p) not in self.stored:
+                self.stored[id(p)] = self.ray.put(p)
+        refs = [self.stored[id(p)] for p in unit.tasks]
+        spec = unit.spec.model_copy(update={"gpus": need.num_gpus}) if need.num_gpus > 1 else unit.spec
+        job = Job([self.ray.put(replace(unit, spec=spec, tasks=()))], refs, factory, settings, need.num_cpus, share)
+        self.slots.extend([_Model(unit, job, need, deque(order))] * replicas)
+
+    def send(self, w: _Worker, index: int) -> None:
+        assert w.model is not None
+        self.calls[w.actor.score.remote(w.model.job, index)] = (w, index)
+
+    def retire(self, w: _Worker) -> None:
+        self.workers.remove(w)
+        self.free["CPU"] += w.need.num_cpus
+        self.free["GPU"] += w.need.num_gpus
+        self.ray.kill(w.actor, no_restart=True)
+
+    def _next_slot(self, w: _Worker) -> Optional[_Model]:
+        for m in list(self.slots):
+            if not m.queue or m.failed:
+                self.slots.remove(m)  # its tasks were all handed out already
+            elif w.fits(m.need):
+                self.slots.remove(m)
+                return m
+        return None
+
+    def fill(self) -> None:
+        """Idle workers take the next replica of their shape (or go); new workers start while there is room."""
+        for w in [w for w in self.workers if w.model is None]:
+            w.model = self._next_slot(w)
+            if w.model is None:
+                self.retire(w)
+            else:
+                self.send(w, -1)
+        while self.slots:
+            m = self.slots[0]
+            if not m.queue or m.failed:
+                self.slots.popleft()
+                continue
+            fits = self.free["CPU"] >= m.need.num_cpus and self.free["GPU"] >= m.need.num_gpus - 1e-9
+            if not fits and self.workers:
+                break  # wait for a worker to finish (Ray would queue it anyway)
+            self.slots.popleft()
+            actor = self.worker_cls.options(num_cpus=m.need.num_cpus, num_gpus=m.need.num_gpus, memory=m.need.memory,
+                                            max_restarts=self.retries, max_task_retries=self.retries).remote()
+            w = _Worker(actor, m.need, m)
+            self.workers.append(w)
+            self.free["CPU"] -= m.need.num_cpus
+            self.free["GPU"] -= m.need.num_gpus
+            self.send(w, -1)
+
+    def next_result(self) -> tuple[_Worker, _Model, list[Event]]:
+        """The next call to come back: its worker, model and events (a worker that failed: the model's failure, the
+        worker retired; a model already out: nothing more of it)."""
+        from ray.exceptions import RayError, RayTaskError
+        (ref,), _ = self.ray.wait(list(self.calls), num_returns=1)
+        w, _index = self.calls.pop(ref)
+        model = w.model
+        assert model is not None
+        name = model.unit.spec.name
+        try:
+            events: list[Event] = self.ray.get(ref)
+        except RayTaskError as exc:  # the worker's code raised (scoring errors come back as events)
+            cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+            events = [Failure(name, None, f"its worker failed: {type(cause).__name__}: {_one_line(cause)}")]
+            self.retire(w)
+            w.model = None
+        except RayError as exc:  # the worker's process died more often than it may be restarted
+            events = [Failure(name, None, f"its worker was lost ({self.retries} restart(s) tried): {_one_line(exc)}")]
+            self.retire(w)
+            w.model = None
+        if model.failed:
+            events = []  # its failure was reported; what other replicas still return is dropped
+        elif any(isinstance(e, Failure) and e.task is None for e in events):  # the model is out
+            model.failed = True
+            events = [next(e for e in events if isinstance(e, Failure) and e.task is None)]
+        return w, model, events
 
 
 def _one_line(exc: BaseException) -> str:
