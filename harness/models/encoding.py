@@ -83,11 +83,11 @@ def _encode_unique(tokenizer: Any, texts: list[str], special: bool, depth: int) 
     return out
 
 
-def encode_pairs(tokenizer: Any, requests: Sequence[tuple[str, str]], prefix_id: int) -> list[tuple[list[int], list[int]]]:
+def encode_pairs(tokenizer: Any, requests: Sequence[tuple[str, str]], bos_id: int) -> list[tuple[list[int], list[int]]]:
     """(context, continuation) tokens of each request, split at the context boundary of the joint encoding
     (lm-eval's convention): each distinct context is encoded once (the choices of a document share it) and the
     texts go to the tokenizer in one batch. Trailing context whitespace moves to the continuation; an empty
-    context becomes ``prefix_id`` (the BOS, or EOS, token)."""
+    context becomes ``bos_id`` (the BOS token, or EOS where there is none)."""
     split: dict[int, tuple[str, str]] = {}  # requests with a context, after the whitespace move
     for i, (context, continuation) in enumerate(requests):
         if context:
@@ -103,5 +103,5 @@ def encode_pairs(tokenizer: Any, requests: Sequence[tuple[str, str]], prefix_id:
             ctx = ctx_ids[split[i][0]]
             out.append((ctx, whole[i][len(ctx):]))
         else:
-            out.append(([prefix_id], tokenizer(continuation, add_special_tokens=False)["input_ids"]))
+            out.append(([bos_id], tokenizer(continuation, add_special_tokens=False)["input_ids"]))
     return out

@@ -92,7 +92,7 @@ class HFBackend:
         self.model_type = str(getattr(self.model.config, "model_type", "") or "")
         tok = self.tokenizer
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-        self.prefix_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
+        self.bos_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
         self.max_length = spec.max_length or max_length(self.model.config, tok)
         self.max_rows = batch_size if isinstance(batch_size, int) else 1 << 30
         self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
@@ -237,7 +237,7 @@ class HFBackend:
 
     def encode_pairs(self, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
         """``encode_pair`` for many requests at once (see ``encoding.encode_pairs``)."""
-        return encode_pairs(self.tokenizer, requests, self.prefix_id)
+        return encode_pairs(self.tokenizer, requests, self.bos_id)
 
     # ------------------------------------------------------------------ batching
 
@@ -427,7 +427,7 @@ class HFBackend:
         stride = min(stride or window, window)
         pairs, owner = [], []
         for t, text in enumerate(texts):
-            ids = [self.prefix_id] + self.tokenize(text)
+            ids = [self.bos_id] + self.tokenize(text)
             n = len(ids) - 1
             for a in range(0, n, stride):
                 b = min(a + stride, n)

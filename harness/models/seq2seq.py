@@ -45,7 +45,7 @@ class Seq2SeqBackend(HFBackend):
         for context, continuation in requests:
             if not context:
                 cont = self.tokenize(continuation)
-                out.append(([self.prefix_id], cont) if not cont or cont[0] != self.prefix_id else (cont[:1], cont[1:]))
+                out.append(([self.bos_id], cont) if not cont or cont[0] != self.bos_id else (cont[:1], cont[1:]))
                 continue
             n_spaces = len(context) - len(context.rstrip())
             if n_spaces:

@@ -67,7 +67,7 @@ def test_batch_size_invariance(backend, batch_size):
 
 def test_rolling_loglikelihood_equals_full_sequence(backend):
     text = "the cat sat on the mat and the dog sat on the red mat"
-    ids = [backend.prefix_id] + backend.tokenize(text)
+    ids = [backend.bos_id] + backend.tokenize(text)
     with torch.no_grad():
         logp = F.log_softmax(backend.model(input_ids=torch.tensor([ids], device=backend.device)).logits[0].float(), -1)
     full = sum(logp[i, ids[i + 1]].item() for i in range(len(ids) - 1))
