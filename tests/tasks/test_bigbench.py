@@ -156,6 +156,17 @@ def _sdist(tmp_path: Path) -> tuple[str, str]:
     return path.as_uri(), hashlib.sha256(buf.getvalue()).hexdigest()
 
 
+def _github_archive(tmp_path: Path, name: str) -> Path:
+    """The sdist ``_sdist`` wrote, laid out as GitHub's archive of the repository (BIG-bench-main/bigbench/...)."""
+    github = tmp_path / name
+    with tarfile.open(tmp_path / "bigbench-1.0.0.tar.gz") as src, tarfile.open(github, "w:gz") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()
+            member.name = member.name.replace("bigbench-1.0.0/", "BIG-bench-main/")
+            dst.addfile(member, io.BytesIO(data))
+    return github
+
+
 def test_fetch_keeps_only_task_json_and_checks_the_hash(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("BIGBENCH_ROOT", raising=False)
@@ -187,12 +198,7 @@ def test_fetch_from_another_archive_through_the_cli(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("BIGBENCH_ROOT", raising=False)
     url, sha = _sdist(tmp_path)
-    github = tmp_path / "BIG-bench-main.tar.gz"
-    with tarfile.open(tmp_path / "bigbench-1.0.0.tar.gz") as src, tarfile.open(github, "w:gz") as dst:
-        for member in src.getmembers():
-            data = src.extractfile(member).read()
-            member.name = member.name.replace("bigbench-1.0.0/", "BIG-bench-main/")
-            dst.addfile(member, io.BytesIO(data))
+    github = _github_archive(tmp_path, "BIG-bench-main.tar.gz")
     assert main(["bigbench", "fetch", "--source", str(github)]) == 0
     assert "2 JSON tasks" in capsys.readouterr().out
     assert [e["name"] for e in bb.index()] == ["gen_task", "mc_task"]
@@ -215,12 +221,7 @@ def test_fetch_falls_back_to_githubs_archive_and_says_how_to_give_a_copy(tmp_pat
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("BIGBENCH_ROOT", raising=False)
     _sdist(tmp_path)
-    github = tmp_path / "main.tar.gz"
-    with tarfile.open(tmp_path / "bigbench-1.0.0.tar.gz") as src, tarfile.open(github, "w:gz") as dst:
-        for member in src.getmembers():
-            data = src.extractfile(member).read()
-            member.name = member.name.replace("bigbench-1.0.0/", "BIG-bench-main/")
-            dst.addfile(member, io.BytesIO(data))
+    github = _github_archive(tmp_path, "main.tar.gz")
     monkeypatch.setattr(fetcher, "SDIST_URL", (tmp_path / "refused.tar.gz").as_uri())  # as if the index refused it
     monkeypatch.setattr(fetcher, "GITHUB_URL", github.as_uri())
     assert main(["bigbench", "fetch"]) == 0
