@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from harness.config import ExperimentConfig
+from harness.models import adapters
 from harness.models.backend import BackendFactory
 from harness.models.suite import ModelMeta, refresh_metadata
 from harness.runner.cluster import RayExecutor
@@ -62,8 +63,11 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
         rep.log(f"WARNING identical weights: {', '.join(names)}")
     commit = _Commit(store, rep, result, plans)
     units = [mp.unit for mp in plans if mp.unit.tasks]
-    for event in executor.execute(units, config.run, backend_factory):
-        commit.take(event)
+    try:
+        for event in executor.execute(units, config.run, backend_factory):
+            commit.take(event)
+    finally:
+        adapters.release()  # an adapter's base kept for a next entry: none is left after the run
     result.rows = score_rows(store, suite, prepared, commit.summaries)
     if commit.summaries:  # nothing at all is written for a run that produced nothing
         kept = store.other_rows({s.name for s in suite}, {n for p in prepared for n in (p.task.name, p.task.group) if n})

@@ -96,3 +96,17 @@ def test_a_folder_that_is_not_an_adapter_is_one_line(lora, tmp_path, monkeypatch
     assert main(["run", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "adapter_config.json" in err
+
+
+def test_no_base_is_kept_after_the_run(lora, tmp_path, monkeypatch):
+    """The base an adapter entry leaves for the next one is released when the run ends."""
+    from harness.models import adapters
+
+    base, checkpoints, _ = lora
+    write_toy_tasks(tmp_path / "tasks")
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "one", "suite": [{"model": str(base), "adapter": str(checkpoints[0])}],
+                                   "tasks": ["toy_mc"], "run": {"device": "cpu"}, "output": str(tmp_path / "out")}))
+    assert main(["run", str(cfg)]) == 0
+    assert adapters._KEPT == {}
