@@ -122,3 +122,16 @@ def test_a_suite_mixing_dense_and_moe_models_plots_active_parameters(kinds, tmp_
     assert "x = parameters per token: 2 mixture-of-experts model(s)" in printed
     assert main(["classify", str(tmp_path / "results" / "t"), "--metric", "acc"]) == 0
     assert "--x active_params plots parameters per token" in " ".join(capsys.readouterr().err.split())
+
+
+def test_the_run_log_names_the_path_a_state_space_model_takes(kinds, tmp_path, monkeypatch, capsys):
+    """``harness run`` on a Mamba model (multiple choice and generation): scored, and the log says how."""
+    from harness.cli import main
+    from harness.testing import write_config, write_toy_tasks
+
+    write_toy_tasks(tmp_path / "tasks")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(write_config(tmp_path, [kinds("mamba")], ["toy_mc", "toy_add"]))]) == 0
+    log = " ".join(capsys.readouterr().err.split())
+    assert "state-space/recurrent layers (MambaMixer): one right-padded sequence per choice" in log
+    assert (tmp_path / "results" / "t" / "models" / "mamba" / "toy_add.jsonl").is_file()
