@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import HarnessError, pydantic_error
 from harness.files import read_yaml, safe_name, shipped
+from harness.models.adapters import PEFT_MISSING
 from harness.models.suite import DType, ModelSpec, Quantization, expand_checkpoints
 
 PACKAGE_CONFIGS = shipped("configs")  # the shipped configs, run by name: configs/ of the checkout, or package data
@@ -152,7 +153,7 @@ def load_config(path: Path, overrides: Optional[dict[str, Any]] = None) -> Exper
         import importlib.util
 
         if importlib.util.find_spec("peft") is None:
-            raise HarnessError("adapters need PEFT: pip install peft (or 'scaling-harness[adapters]')", source=path,
+            raise HarnessError(PEFT_MISSING, source=path,
                                where=f"suite.{next(i for i, m in enumerate(suite) if m.adapter)}.adapter")
     lm_eval_tasks = {t.partition(":")[2] for t in config.tasks if t.startswith("lm_eval:")}
     if config.data and not lm_eval_tasks:

@@ -14,6 +14,7 @@ from harness.errors import HarnessError
 from harness.files import digest
 from harness.models.suite import ModelSpec, folder_hash
 
+PEFT_MISSING = "adapters need PEFT: pip install peft (or 'scaling-harness[adapters]')"
 _KEPT: dict[str, tuple[Any, Any]] = {}  # base key -> (tokenizer, clean base model): at most one entry
 
 
@@ -21,8 +22,7 @@ def require_peft() -> Any:
     try:
         import peft
     except ImportError:
-        raise HarnessError("adapters need PEFT: pip install peft (or 'scaling-harness[adapters]')",
-                           where="suite.adapter") from None
+        raise HarnessError(PEFT_MISSING, where="suite.adapter") from None
     return peft
 
 
