@@ -56,19 +56,6 @@ def metric(name: str, outputs: tuple[str, ...], kind: str, *, higher_is_better: 
     return register
 
 
-def check_metric(name: str, output: str, options: dict, where: str = "metrics") -> None:
-    """Raise a HarnessError if ``name`` is unknown, not defined for ``output``, or given unknown options."""
-    m = METRICS.get(name)
-    if m is None:
-        raise HarnessError(f"unknown metric '{name}' (known: {', '.join(sorted(METRICS))})", where=where)
-    if output not in m.outputs:
-        ok = sorted(k for k, v in METRICS.items() if output in v.outputs)
-        raise HarnessError(f"metric '{name}' is not defined for output '{output}' (use: {', '.join(ok)})", where=where)
-    unknown = set(options) - set(m.options)
-    if unknown:
-        raise HarnessError(f"metric '{name}' has no option(s) {sorted(unknown)} (known: {sorted(m.options) or 'none'})", where=where)
-
-
 def compute(name: str, record: Record, options: Optional[dict] = None) -> float:
     m = METRICS[name]
     return float(m.fn(record, {**m.options, **(options or {})}))

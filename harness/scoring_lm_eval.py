@@ -19,10 +19,10 @@ from harness import metrics as M
 from harness.errors import HarnessError
 from harness.files import digest
 from harness.models.backend import Backend, GenerationRequest, LogLikelihood, Sampling
+from harness.outputs import Output, output_type
 from harness.tasks.sources.lm_eval import LmEvalTask
 
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF backend default
-PARTNERS = ("p_correct", "brier", "target_logprob")  # continuous partners, where the requests allow them
 
 
 def engine_lm(backend: Backend, chat_template: bool | str = False, seed: int = 1234) -> Any:
@@ -118,9 +118,10 @@ def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = 
                                  fewshot_as_multiturn=settings.fewshot_as_multiturn)
     if out is None:
         raise HarnessError("lm-eval returned no results", source=task.source)
-    records = _records(out["samples"][task.name], task.spec.output, lm.answers)
-    scores = _scores(out, task.name, records)
-    chance = _chance(records) if task.spec.output == "multiple_choice" else {}
+    kind = output_type(task.spec.output)
+    records = _records(out["samples"][task.name], kind, lm.answers)
+    scores = _scores(out, task.name, records, kind.partners)
+    chance = kind.chance(records)
     return records, scores, {k: v for k, v in chance.items() if k in scores}
 
 
@@ -154,7 +155,7 @@ def _number(value: Any) -> Optional[float]:
     return None
 
 
-def _records(samples: list[dict], output: str, answers: dict[tuple[int, int], LogLikelihood]) -> list[dict]:
+def _records(samples: list[dict], kind: Output, answers: dict[tuple[int, int], LogLikelihood]) -> list[dict]:
     """One record per document: its requests, raw answers, filtered answers per filter, and every numeric
     per-document metric value (``metric`` for lm-eval's ``none`` filter, ``metric,filter`` otherwise)."""
     by_doc: dict[int, dict] = {}
@@ -178,30 +179,11 @@ def _records(samples: list[dict], output: str, answers: dict[tuple[int, int], Lo
         mine = per_doc.get(rec["doc_id"], [])
         if any(ll.truncated for ll in mine):
             rec["truncated"] = True
-        if output == "multiple_choice":
-            _choice_partners(rec)
-        elif output == "loglikelihood" and mine:
-            rec["target_logprob"] = mine[0].logprob
-            rec["metrics"]["target_logprob"] = mine[0].logprob
+        kind.lm_eval_partners(rec, mine)
     return records
 
 
-def _choice_partners(rec: dict) -> None:
-    """Multiple choice: the choices' log-probs, and from them p_correct, Brier and the gold's log-prob."""
-    logprobs = [float(r[0][0]) for r in rec.get("resps") or []]
-    gold = rec.get("target")
-    if not logprobs or isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(logprobs):
-        return
-    rec["logprobs"], rec["gold"] = logprobs, gold
-    lp = np.array(logprobs)
-    p = np.exp(lp - lp.max())
-    p /= p.sum()
-    onehot = np.eye(len(lp))[gold]
-    rec["metrics"].update(p_correct=float(p[gold]), brier=float(((p - onehot) ** 2).sum()),
-                          target_logprob=float(lp[gold]))
-
-
-def _scores(out: dict, name: str, records: list[dict]) -> dict[str, dict]:
+def _scores(out: dict, name: str, records: list[dict], partners: Sequence[str]) -> dict[str, dict]:
     """lm-eval's reported metrics with their stderr (and whether higher is better), then the partners."""
     res = out["results"][name]
     n = int(out.get("n-samples", {}).get(name, {}).get("effective") or len(records))
@@ -219,28 +201,13 @@ def _scores(out: dict, name: str, records: list[dict]) -> dict[str, dict]:
         scores[label] = {"metric": label, "value": value, "stderr": se, "n": n,
                          "kind": "discontinuous" if binary else "continuous",
                          "higher_is_better": bool(better.get(metric, True))}
-    for partner in PARTNERS:
+    for partner in partners:
         vals = [r["metrics"][partner] for r in records if partner in r["metrics"]]
         if vals and partner not in scores:
             sc = M.aggregate(partner, [{"metrics": {partner: v}} for v in vals])
             scores[partner] = {"metric": partner, "value": sc.value, "stderr": sc.stderr, "n": sc.n,
                                "kind": M.METRICS[partner].kind, "higher_is_better": M.METRICS[partner].higher_is_better}
     return scores
-
-
-def _chance(records: list[dict]) -> dict[str, float]:
-    """Multiple choice: 1/choices per document; accuracy's chance is the majority-class rate where every document
-    has the same choices (a classification task)."""
-    scored = [r for r in records if "logprobs" in r]
-    if not scored:
-        return {}
-    uniform = float(np.mean([1.0 / len(r["logprobs"]) for r in scored]))
-    acc = uniform
-    choices = {tuple(str(q[-1]) for q in r["requests"] or []) for r in scored}
-    if len(scored) > 1 and len(choices) == 1:
-        golds = [r["gold"] for r in scored]
-        acc = max(golds.count(g) for g in set(golds)) / len(golds)
-    return {"acc": acc, "acc_norm": acc, "p_correct": uniform}
 
 
 def group_scores(task: LmEvalTask, per_task: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -11,8 +11,9 @@ PKG = Path(__file__).resolve().parents[1] / "harness"
 
 # Each stage of the data flow, lowest first. A module may import its own stage or a lower one; stages that
 # share a rank are independent of each other.
-RANK = {"_version": 0, "errors": 0, "files": 1, "extraction": 1, "metrics": 2, "models": 3, "tasks": 3, "config": 4, "store": 4,
-        "scoring": 4, "scoring_lm_eval": 4, "ladder": 5, "runner": 6, "analysis": 6, "report": 7, "testing": 8, "cli": 9, "__main__": 10}
+RANK = {"_version": 0, "errors": 0, "files": 1, "extraction": 1, "metrics": 2, "models": 3, "outputs": 4, "tasks": 5,
+        "config": 6, "store": 6, "scoring": 6, "scoring_lm_eval": 6, "ladder": 7, "runner": 8, "analysis": 8, "report": 9,
+        "testing": 10, "cli": 11, "__main__": 12}
 
 
 def module_name(path: Path) -> str:
@@ -85,7 +86,40 @@ def test_imports_go_only_downward():
 def test_every_stage_has_a_rank_and_modules_stay_small():
     assert {stage(n) for n in MODULES} - {"harness"} <= set(RANK)
     sizes = {name: len(path.read_text().splitlines()) for name, path in MODULES.items()}
-    assert max(sizes.values()) <= 450, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    assert max(sizes.values()) <= 400, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_output_types_are_registered_in_one_place():
+    """Each module of ``harness/outputs`` (but its base) registers exactly one output type, the registry holds
+    exactly those, and no module elsewhere branches on an output type's name: what an output type means lives
+    in its own file."""
+    from harness.outputs import OUTPUTS
+
+    registered = {}
+    for path in sorted((PKG / "outputs").glob("*.py")):
+        if path.stem in ("__init__", "base"):
+            continue
+        tree = ast.parse(path.read_text())
+        classes = [n for n in tree.body if isinstance(n, ast.ClassDef)
+                   and any(isinstance(d, ast.Name) and d.id == "register" for d in n.decorator_list)]
+        assert len(classes) == 1, f"{path.name}: one registered output type per file (found {len(classes)})"
+        registered[path.stem] = classes[0].name
+    assert {type(o).__module__.rpartition(".")[2] for o in OUTPUTS.values()} == set(registered)
+    assert {type(o).__name__ for o in OUTPUTS.values()} == set(registered.values())
+    assert set(OUTPUTS) == {"multiple_choice", "generate", "loglikelihood", "perplexity"}
+
+    def names(node: ast.AST) -> set[str]:
+        items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return {i.value for i in items if isinstance(i, ast.Constant) and i.value in OUTPUTS}
+
+    branching = []
+    for name, path in MODULES.items():
+        if name.startswith("harness.outputs"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and any(names(n) for n in [node.left, *node.comparators]):
+                branching.append(f"{name}:{node.lineno}")
+    assert not branching, "output types compared by name outside harness/outputs: " + ", ".join(branching)
 
 
 def test_every_harness_import_in_the_repo_resolves():

@@ -85,5 +85,7 @@ def test_mean_aggregate_and_stderr():
     ("acc", "multiple_choice", {"ignore_case": True}, "has no option"),
 ])
 def test_check_metric_errors(name, output, opts, msg):
+    from harness.outputs import output_type
+
     with pytest.raises(HarnessError, match=msg):
-        M.check_metric(name, output, opts)
+        output_type(output).check_metric(name, opts)

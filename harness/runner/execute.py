@@ -18,6 +18,7 @@ from harness.files import cache_dir
 from harness.models.adapters import adapter_hash
 from harness.models.backend import Backend, BackendFactory, resolve_device
 from harness.models.suite import ModelMeta, model_metadata
+from harness.outputs import output_type
 from harness.runner.plan import Unit
 from harness.scoring import Record, chance_levels, evaluate, unrepresentable_documents
 from harness.scoring_lm_eval import evaluate_lm_eval
@@ -151,7 +152,7 @@ def score_task(unit: Unit, p: PreparedTask | LmEvalPrepared, backend: Backend, m
         scores[m.name] = ScoreDict(metric=sc.metric, value=sc.value, stderr=sc.stderr, n=sc.n)
     summary = PairSummary(key=unit.keys[task], model=name, task=task, group=p.task.group,
                           output=p.task.spec.output, n=len(records), model_meta=meta,
-                          seconds=round(time.perf_counter() - t0, 3), chance=chance_levels(p), scores=scores)
+                          seconds=round(time.perf_counter() - t0, 3), chance=chance_levels(p, records), scores=scores)
     if (peak := _peak_memory(unit.device)) is not None:
         summary["peak_memory_bytes"] = peak
     notes = []
@@ -238,9 +239,9 @@ def _peak_memory(device: str) -> Optional[int]:
 def _check_fits(p: PreparedTask, max_length: int) -> None:
     """Generation needs room for a prompt: longer prompts are cut from the left to ``max_length -
     max_new_tokens`` tokens (as lm-eval does), so ``max_new_tokens`` must be below the model's context."""
-    gen = p.task.spec.generation
-    if p.task.spec.output == "generate" and gen.max_new_tokens >= max_length:
-        raise HarnessError(f"max_new_tokens {gen.max_new_tokens} leaves no room for a prompt in this model's "
+    new = output_type(p.task.spec.output).new_tokens(p.task.spec)
+    if new and new >= max_length:
+        raise HarnessError(f"max_new_tokens {new} leaves no room for a prompt in this model's "
                            f"context of {max_length} tokens", source=p.task.source, where="generation.max_new_tokens")
 
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from harness import metrics as M
 from harness.models.suite import ModelMeta, ModelSpec
-from harness.scoring_lm_eval import PARTNERS, group_scores
+from harness.outputs import output_type
+from harness.scoring_lm_eval import group_scores
 from harness.store import PairSummary, RunStore, ScoreDict, ScoreRow
 from harness.tasks.prepared import LmEvalPrepared, PreparedTask
 
@@ -61,7 +62,8 @@ def _metric_order(p: PreparedTask | LmEvalPrepared, scores: dict) -> list[str]:
     lists them; an lm-eval task's as lm-eval names them, sorted, then the continuous partners."""
     if isinstance(p, PreparedTask):
         return [m.name for m in p.task.spec.metrics]
-    return sorted(m for m in scores if m not in PARTNERS) + [m for m in PARTNERS if m in scores]
+    partners = output_type(p.task.spec.output).partners
+    return sorted(m for m in scores if m not in partners) + [m for m in partners if m in scores]
 
 
 def _row(meta: ModelMeta, task: str, group: Optional[str], aggregate: str, metric: str, value: float,

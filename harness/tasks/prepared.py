@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Optional, Union, overload
 
 from harness.files import digest
+from harness.outputs import Instance
 from harness.tasks.datasets import load_documents
-from harness.tasks.prompts import Instance, build_instances
+from harness.tasks.prompts import build_instances
 from harness.tasks.schema import Task
 from harness.tasks.sources.lm_eval import LmEvalTask
 

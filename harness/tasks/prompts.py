@@ -9,7 +9,6 @@ import math
 import random
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from jinja2 import TemplateError, Undefined
@@ -17,40 +16,13 @@ from jinja2.sandbox import SecurityError
 
 from harness.errors import HarnessError
 from harness.files import digest
+from harness.outputs import Instance, output_type
 from harness.tasks.datasets import Document
 from harness.tasks.sandbox import LimitedEnvironment, TemplateLimit, bounded_join, limited
 from harness.tasks.schema import Task
 
 _ENV = LimitedEnvironment()
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One document as the model sees it. Continuations are ``delimiter + choice`` or ``delimiter + target``."""
-
-    doc_id: int
-    context: str
-    delimiter: str
-    target: Optional[str] = None
-    choices: Optional[tuple[str, ...]] = None
-    gold: Optional[int] = None
-    doc_hash: str = ""  # the dataset row's digest: two runs pair a document only when it is the same row
-    choice_scores: Optional[tuple[float, ...]] = None  # credit per choice (multiple_choice_grade)
-    references: Optional[tuple[str, ...]] = None  # every acceptable answer (exact_str_match, bleu, rouge)
-    slices: tuple[tuple[str, str], ...] = ()  # (slice, this document's value) for each slice the task declares
-    contexts: Optional[tuple[str, ...]] = None  # multiple input: one context per choice, one shared target
-
-    @property
-    def continuations(self) -> list[str]:
-        if self.contexts is not None:
-            return [self.delimiter + (self.target or "")] * len(self.contexts)
-        return [self.delimiter + c for c in self.choices or ()]
-
-    @property
-    def requests(self) -> list[tuple[str, str]]:
-        """Multiple choice: the (context, continuation) pair scored for each choice."""
-        return list(zip(self.contexts or [self.context] * len(self.choices or ()), self.continuations))
 
 
 class Templates:
@@ -113,7 +85,7 @@ class Templates:
     def target(self, doc: Document, row: int) -> str:
         assert self._target is not None
         text = str(self._render(self._target, doc, "target", row))
-        if not text.strip() and self.task.spec.output in ("generate", "loglikelihood"):
+        if not text.strip() and "target" in output_type(self.task.spec.output).needs:
             raise HarnessError("the target renders to an empty string: there is nothing to score",
                                source=self.task.source, where=f"{self._where()}target: row {row}")
         return text
@@ -203,7 +175,7 @@ class Templates:
 
     def answer_text(self, doc: Document, row: int) -> str:
         """The text a few-shot example shows after its prompt."""
-        if self.task.spec.output == "multiple_choice":
+        if "choices" in output_type(self.task.spec.output).needs:
             choices = self.choices(doc, row)
             return choices[self.answer(doc, row, choices)]
         return self.target(doc, row)
@@ -215,6 +187,7 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
     evaluated split (``docs`` is its first rows), so document ``i`` is never its own shot (default: when no pool
     is given)."""
     spec = task.spec
+    kind = output_type(spec.output)
     tmpl = Templates(task)
     shots_cfg = spec.fewshot
     same_split = fewshot_pool is None if same_split is None else same_split
@@ -247,14 +220,15 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
                                 choices=tuple(choices), gold=gold, doc_hash=doc_hash, slices=slices, contexts=contexts))
             continue
         prompt = prefix + tmpl.prompt(doc, row)
-        if spec.output == "multiple_choice":
+        delimiter = spec.target_delimiter if kind.continuation else ""
+        if "choices" in kind.needs:
             choices = tmpl.choices(doc, row)
-            out.append(Instance(row, prompt, spec.target_delimiter, choices=tuple(choices),
-                                gold=tmpl.answer(doc, row, choices), doc_hash=doc_hash,
-                                choice_scores=tmpl.choice_scores(doc, row, len(choices)), slices=slices))
-        elif spec.output == "perplexity":
-            out.append(Instance(row, prompt, "", doc_hash=doc_hash, slices=slices))
-        else:
-            out.append(Instance(row, prompt, spec.target_delimiter, target=tmpl.target(doc, row), doc_hash=doc_hash,
+            out.append(Instance(row, prompt, delimiter, choices=tuple(choices), gold=tmpl.answer(doc, row, choices),
+                                doc_hash=doc_hash, choice_scores=tmpl.choice_scores(doc, row, len(choices)),
+                                slices=slices))
+        elif "target" in kind.needs:
+            out.append(Instance(row, prompt, delimiter, target=tmpl.target(doc, row), doc_hash=doc_hash,
                                 references=tmpl.references(doc, row), slices=slices))
+        else:
+            out.append(Instance(row, prompt, delimiter, doc_hash=doc_hash, slices=slices))
     return out

@@ -10,9 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.errors import HarnessError, pydantic_error
 from harness.files import digest
-from harness.metrics import check_metric
+from harness.outputs import OUTPUTS, output_type
 
-OutputType = Literal["multiple_choice", "generate", "loglikelihood", "perplexity"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 
@@ -122,7 +121,7 @@ class TaskSpec(_Strict):
     answer_is: Optional[Literal["index", "text"]] = None  # None: an int is an index, a string a choice's text or index
     choice_scores: Optional[str] = None  # multiple choice: a list of numbers, the credit for picking each choice
     references: Optional[str] = None  # generate: a list of every acceptable answer (default: the target)
-    output: OutputType
+    output: str  # a registered output type (harness.outputs)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     fewshot: FewshotSpec = Field(default_factory=FewshotSpec)
     perplexity: PerplexitySpec = Field(default_factory=PerplexitySpec)
@@ -154,23 +153,27 @@ class TaskSpec(_Strict):
                 raise ValueError(f"each metric is a name or a mapping with 'name' (got {entry!r})")
         return out
 
+    @field_validator("output")
+    @classmethod
+    def _known_output(cls, value: str) -> str:
+        if value not in OUTPUTS:
+            raise ValueError(f"unknown output type {value!r} (known: {', '.join(sorted(OUTPUTS))})")
+        return value
+
     @model_validator(mode="after")
     def _fields_for_output(self) -> TaskSpec:
-        needs = {
-            "multiple_choice": ("choices", "answer"),
-            "generate": ("target",),
-            "loglikelihood": ("target",),
-            "perplexity": (),
-        }[self.output]
+        kind = output_type(self.output)
+        needs = kind.needs
         if self.multiple_input:
-            if self.output != "multiple_choice":
-                raise ValueError("multiple_input is a kind of multiple choice (output: multiple_choice)")
+            if not kind.multiple_input:
+                raise ValueError(f"multiple_input is a kind of multiple choice (output '{self.output}' has one "
+                                 "context per document)")
             needs += ("target",)
         for f in needs:
             if getattr(self, f) is None:
                 raise ValueError(f"output '{self.output}' needs the field '{f}'")
         for i, m in enumerate(self.metrics):
-            check_metric(m.name, self.output, m.options, where=f"metrics.{i}")
+            kind.check_metric(m.name, m.options, where=f"metrics.{i}")
         if self.preferred_metric is not None and self.preferred_metric not in [m.name for m in self.metrics]:
             raise ValueError(f"preferred_metric '{self.preferred_metric}' is not one of the task's metrics")
         return self

@@ -226,10 +226,15 @@ def test_chance_is_the_majority_class_for_fixed_labels(workdir):
     path = workdir / "tasks" / "yn.yaml"
     path.write_text("name: yn\ndataset: {path: yn.jsonl}\nprompt: '{{q}}'\nchoices: ['no', 'yes']\nanswer: '{{a}}'\n"
                     "output: multiple_choice\nmetrics: [acc, p_correct]\n")
+    def chance(task):  # the records any model writes for these documents (chance does not read the log-probs)
+        p = prepare(task)
+        return chance_levels(p, [{"doc_id": i.doc_id, "choices": list(i.choices), "gold": i.gold,
+                                  "logprobs": [0.0] * len(i.choices)} for i in p.instances])
+
     (task,) = load_task_file(path)
-    assert chance_levels(prepare(task)) == {"acc": 0.75, "p_correct": 0.5}  # 6 of 8 answers are "no"
+    assert chance(task) == {"acc": 0.75, "p_correct": 0.5}  # 6 of 8 answers are "no"
     (mc,) = load_task_file(workdir / "tasks" / "mc.yaml")
-    assert chance_levels(prepare(mc))["acc"] == 0.25  # choices differ per document: 1/4
+    assert chance(mc)["acc"] == 0.25  # choices differ per document: 1/4
 
 
 def test_text_the_tokenizer_cannot_represent_is_reported(workdir, tmp_path, capsys):
