@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.models.hf import HFBackend
+from harness.models.causal import CausalBackend
 from harness.models.suite import ModelSpec
 from harness.scoring import evaluate
 from harness.tasks import resolve_tasks
@@ -38,7 +38,7 @@ def main() -> int:
     args = p.parse_args()
     t0 = time.perf_counter()
     model = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny", "llama")
-    backend = HFBackend(ModelSpec(model=str(model)), device="cpu")
+    backend = CausalBackend(ModelSpec(model=str(model)), device="cpu")
     outcomes: dict[str, str] = {}
     entries = [e for e in bigbench.index() if "error" not in e]
     unreadable = [e for e in bigbench.index() if "error" in e]

@@ -212,7 +212,7 @@ def native_vs_lm_eval_yaml(model: Path, case: str, work: Path, data: Path, args:
     an lm-eval YAML (lm-eval builds the requests and scores them; the engine answers), on one loaded model."""
     import statistics
 
-    from harness.models.hf import HFBackend
+    from harness.models.causal import CausalBackend
     from harness.models.suite import ModelSpec
     from harness.scoring import evaluate
     from harness.scoring_lm_eval import evaluate_lm_eval
@@ -221,7 +221,7 @@ def native_vs_lm_eval_yaml(model: Path, case: str, work: Path, data: Path, args:
     os.environ["HARNESS_LM_EVAL_TASKS"] = str(lm_eval_yaml(work, case, data))
     native = prepare(load_task_file(work / "ours" / f"{case}.yaml")[0])
     (from_yaml,) = resolve_tasks([f"lm_eval:lme_{case}"], Path.cwd())
-    backend = HFBackend(ModelSpec(model=str(model)), device=args.device, dtype=args.dtype)
+    backend = CausalBackend(ModelSpec(model=str(model)), device=args.device, dtype=args.dtype)
     evaluate(backend, native)  # warm-up
     times: dict[str, list[float]] = {"native": [], "yaml": []}
     for _ in range(repeats):
@@ -269,7 +269,7 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> dict[
 
     import torch
 
-    from harness.models.hf import MIN_SHARED_PREFIX, HFBackend, shared_prefix
+    from harness.models.causal import MIN_SHARED_PREFIX, CausalBackend, shared_prefix
     from harness.models.suite import ModelSpec
     from harness.scoring import evaluate
     from harness.tasks import load_task_file, prepare
@@ -277,7 +277,7 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> dict[
     torch.set_num_threads(os.cpu_count() or 1)
     (task,) = load_task_file(work / "ours" / f"{case}.yaml")
     prepared = prepare(task)
-    backend = HFBackend(ModelSpec(model=str(model)), device=args.device, dtype=args.dtype)
+    backend = CausalBackend(ModelSpec(model=str(model)), device=args.device, dtype=args.dtype)
     evaluate(backend, prepared)  # warm-up
     cuda = args.device.startswith("cuda")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -304,7 +304,7 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> dict[
     backend._batches = batches  # type: ignore[method-assign]
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     forward_s = [0.0]
-    logits_at = backend._logits_at
+    logits_at = backend.logits_at
 
     def timed_forward(*a: Any, **k: Any) -> Any:  # the model's forward passes alone (synchronised around each)
         sync()
@@ -314,9 +314,9 @@ def floor(model: Path, case: str, work: Path, args: argparse.Namespace) -> dict[
         forward_s[0] += time.perf_counter() - t
         return out
 
-    backend._logits_at = timed_forward  # type: ignore[method-assign]
+    backend.logits_at = timed_forward  # type: ignore[method-assign]
     evaluate(backend, prepared)  # a timed evaluation, for the forward passes' share
-    backend._logits_at = logits_at  # type: ignore[method-assign]
+    backend.logits_at = logits_at  # type: ignore[method-assign]
     without = None
     contexts = [backend.encode_pair(i.context, i.continuations[0])[0] for i in prepared.instances]
     n_shared = shared_prefix(contexts, MIN_SHARED_PREFIX)

@@ -139,7 +139,7 @@ class KillOnce:
         self.model, self.marker, self.at = model, Path(marker), at
 
     def __call__(self, spec: Any, **kwargs: Any) -> Any:
-        from harness.models.seq2seq import load_backend
+        from harness.models.loading import load_backend
 
         backend = load_backend(spec, **kwargs)
         if spec.name == self.model and not self.marker.exists():

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 
 from harness.ladder import RECIPES, TOY_TASKS, Recipe, Size, ensure_ladder, list_built
-from harness.models.hf import HFBackend
+from harness.models.causal import CausalBackend
 from harness.scoring import evaluate
 from harness.tasks import load_task_file, prepare
 from harness.tasks.sources.native import PACKAGE_TASKS
@@ -34,7 +34,7 @@ def test_mini_ladder_builds_reloads_and_evaluates(mini):
     (task,) = load_task_file(PACKAGE_TASKS / "toy" / "toy_add.yaml")
     p = prepare(task, limit=5)
     for spec in specs:
-        backend = HFBackend(spec, device="cpu")
+        backend = CausalBackend(spec, device="cpu")
         records = evaluate(backend, p)
         backend.close()
         assert len(records) == 5 and all(r["target_logprob"] < 0 for r in records)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from harness.models.hf import HFBackend
+from harness.models.causal import CausalBackend
 from harness.models.suite import ModelSpec
 from harness.scoring import evaluate
 from harness.tasks import load_task_file, prepare
@@ -54,7 +54,7 @@ def test_matches_lm_eval(tmp_path, tiny_models, arch, monkeypatch):
     (tmp_path / "theirs" / "ref.yaml").write_text(THEIRS.format(data=data))
 
     (task,) = load_task_file(tmp_path / "ours.yaml")
-    backend = HFBackend(ModelSpec(model=str(tiny_models[arch])), device="cpu", batch_size=16)
+    backend = CausalBackend(ModelSpec(model=str(tiny_models[arch])), device="cpu", batch_size=16)
     records = evaluate(backend, prepare(task))
     backend.close()
 

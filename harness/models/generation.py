@@ -7,20 +7,44 @@ prefix's one copy (``models.prefix``) where the model allows, else to its cache 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import nullcontext
-from typing import Any, Optional
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, Optional, Protocol, TypeVar
 
 import torch
 
 from harness.models.backend import GenerationRequest, Sampling
 from harness.models.encoding import encode_texts
 
-HFBackend = Any  # the loaded harness.models.hf.HFBackend (not imported: it imports this module)
+T = TypeVar("T")
+
+
+class Decoder(Protocol):
+    """What generation reads of a loaded causal backend (``models.causal.CausalBackend``)."""
+
+    tokenizer: Any
+    model: Any
+    device: str
+    pad_id: int
+    max_length: int
+    recurrent: list[str]  # layers that carry a state: generation without padding (``generate_unpadded``)
+    prefix_reuse: bool  # a prefix every prompt shares may be prefilled once
+    shared_attention: bool  # ... and attended as one copy
+    cache_arg: str  # the forward's name for the key/value cache
+    stop_cache: dict[tuple[int, tuple[str, ...]], bool]
+
+    def batches(self, lengths: Mapping[int, int], order: list[int]) -> Iterator[list[int]]: ...
+
+    def run_batched(self, fn: Callable[[list[T]], list[Any]], batch: list[T]) -> list[Any]: ...
+
+    def logits_at(self, at: Any, **inputs: Any) -> torch.Tensor: ...
+
+    def prefix_inputs(self, prefix: Sequence[int], rows: int, own_cache: bool = False
+                      ) -> tuple[dict[str, Any], AbstractContextManager[None]]: ...
 MIN_SHARED_PREFIX = 32  # tokens every context of a task must share before its cache is computed once and reused
 
 
-def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[str]:
+def generate(backend: Decoder, requests: Sequence[GenerationRequest]) -> list[str]:
     """Requests grouped by (stop sequences, token limit), batched longest first within the token budget; a model
     with recurrent layers takes ``generate_unpadded``."""
     out: list[Optional[str]] = [None] * len(requests)
@@ -40,19 +64,19 @@ def generate(backend: HFBackend, requests: Sequence[GenerationRequest]) -> list[
         own = n_shared if backend.shared_attention else 0  # one copy of the prefix: rows hold their own tokens only
         lengths = {i: len(e) - own + max_new for i, e in encoded.items()}
         order = sorted(members, key=lambda i: -lengths[i])
-        for batch in backend._batches(lengths, order):
+        for batch in backend.batches(lengths, order):
             def step(b: list[int], encoded: dict = encoded, until: tuple = until, max_new: int = max_new,
                      n_shared: int = n_shared, prefix: list[int] = prefix) -> list[str]:
                 return generate_batch(backend, [encoded[i][n_shared:] for i in b], until, max_new, prefix,
                                       [requests[i].sampling for i in b])
 
-            for i, text in zip(batch, backend._run(step, batch)):
+            for i, text in zip(batch, backend.run_batched(step, batch)):
                 out[i] = text
     return out  # type: ignore[return-value]
 
 
 @torch.inference_mode()
-def generate_batch(backend: HFBackend, prompts: list[list[int]], until: tuple[str, ...], max_new: int,
+def generate_batch(backend: Decoder, prompts: list[list[int]], until: tuple[str, ...], max_new: int,
                    prefix: Sequence[int] = (), samplings: Sequence[Optional[Sampling]] = ()) -> list[str]:
     """Decoding with a KV cache, the shared ``prefix`` (if any) prefilled once; row r greedy unless
     ``samplings[r]`` says how to sample it. A row leaves the batch (and its cache) as soon as it emits EOS or
@@ -74,7 +98,7 @@ def generate_batch(backend: HFBackend, prompts: list[list[int]], until: tuple[st
         if not backend.shared_attention:  # the rows' cache starts with the prefix's: the mask covers it
             mask = torch.cat([mask.new_ones((len(prompts), len(prefix))), mask], dim=1)
     else:
-        cached, attention = {"use_cache": True, backend._cache_arg: DynamicCache(config=backend.model.config)}, nullcontext()
+        cached, attention = {"use_cache": True, backend.cache_arg: DynamicCache(config=backend.model.config)}, nullcontext()
     with attention:
         chooser = TokenChooser(list(samplings) or [None] * len(prompts))
         generated = _decode(backend, ids, mask, position, cached, until, max_new, chooser)
@@ -82,17 +106,17 @@ def generate_batch(backend: HFBackend, prompts: list[list[int]], until: tuple[st
     return [cut_at_stop(t, until) for t in texts]
 
 
-def _decode(backend: HFBackend, ids: torch.Tensor, mask: torch.Tensor, position: torch.Tensor, cached: dict[str, Any],
+def _decode(backend: Decoder, ids: torch.Tensor, mask: torch.Tensor, position: torch.Tensor, cached: dict[str, Any],
             until: tuple[str, ...], max_new: int, chooser: TokenChooser) -> list[list[int]]:
     """The decoding loop: the prompts' forward pass, then one token per step for the rows still going."""
-    cache, device = cached[backend._cache_arg], ids.device
+    cache, device = cached[backend.cache_arg], ids.device
     stops = [u for u in until if u]
     window = max((len(u) for u in stops), default=0) + 2  # tokens: each yields >= 1 char or is special
     eos = backend.tokenizer.eos_token_id
     generated: list[list[int]] = [[] for _ in range(len(ids))]
     active = list(range(len(ids)))
     last = (slice(None), slice(-1, None))  # the newest position of every row
-    logits = backend._logits_at(last, input_ids=ids, attention_mask=mask, position_ids=position, **cached)[:, 0]
+    logits = backend.logits_at(last, input_ids=ids, attention_mask=mask, position_ids=position, **cached)[:, 0]
     for step in range(max_new):
         next_ids = chooser(logits, active)
         keep = []
@@ -114,12 +138,12 @@ def _decode(backend: HFBackend, ids: torch.Tensor, mask: torch.Tensor, position:
             active = [active[j] for j in keep]
         mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
         position = position[:, -1:] + 1
-        logits = backend._logits_at(last, input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
+        logits = backend.logits_at(last, input_ids=next_ids[:, None], attention_mask=mask, position_ids=position,
                                     **cached)[:, 0]
     return generated
 
 
-def generate_unpadded(backend: HFBackend, encoded: dict[int, list[int]], requests: Sequence[GenerationRequest],
+def generate_unpadded(backend: Decoder, encoded: dict[int, list[int]], requests: Sequence[GenerationRequest],
                       until: tuple[str, ...], max_new: int) -> dict[int, str]:
     """Generation that is exact for any causal model, recurrent ones included: Hugging Face's ``generate`` (the
     model's own cache) over batches of prompts with the same number of tokens, so no row carries padding; the
@@ -141,7 +165,7 @@ def generate_unpadded(backend: HFBackend, encoded: dict[int, list[int]], request
         by_length.setdefault(len(ids), []).append(i)
     out: dict[int, str] = {}
     for n, members in sorted(by_length.items(), reverse=True):
-        for batch in backend._batches({i: n + max_new for i in members}, members):
+        for batch in backend.batches({i: n + max_new for i in members}, members):
             def step(b: list[int], n: int = n) -> list[str]:
                 ids = torch.tensor([encoded[i] for i in b], device=backend.device)
                 chooser = TokenChooser([requests[i].sampling for i in b])
@@ -152,7 +176,7 @@ def generate_unpadded(backend: HFBackend, encoded: dict[int, list[int]], request
                 texts = backend.tokenizer.batch_decode(gen[:, n:], skip_special_tokens=True)
                 return [cut_at_stop(t, until) for t in texts]
 
-            out.update(zip(batch, backend._run(step, batch)))
+            out.update(zip(batch, backend.run_batched(step, batch)))
     return out
 
 
@@ -191,14 +215,14 @@ class TokenChooser:
         return chosen
 
 
-def may_stop(backend: HFBackend, token: int, stops: list[str]) -> bool:
+def may_stop(backend: Decoder, token: int, stops: list[str]) -> bool:
     """Could this token end a stop sequence? Only if its text shares a character with one (or is not a whole
     character by itself). Cached per token."""
     key = (token, tuple(stops))
-    hit = backend._stop_cache.get(key)
+    hit = backend.stop_cache.get(key)
     if hit is None:
         text = backend.tokenizer.decode([token])
-        hit = backend._stop_cache[key] = "\ufffd" in text or any(ch in text for u in stops for ch in u)
+        hit = backend.stop_cache[key] = "\ufffd" in text or any(ch in text for u in stops for ch in u)
     return hit
 
 

@@ -13,27 +13,26 @@ import torch
 
 from harness.errors import HarnessError
 from harness.models.backend import GenerationRequest, LogLikelihood
+from harness.models.base import TransformersBackend, register_backend
 from harness.models.encoding import encode_texts
 from harness.models.generation import cut_at_stop
-from harness.models.hf import HFBackend
 from harness.models.suite import ModelSpec
 
 
-class Seq2SeqBackend(HFBackend):
-    """An encoder-decoder model loaded once. Shares the causal backend's batching, out-of-memory halving,
-    tokenization helpers and parameter counts; scoring and generation are its own."""
+@register_backend
+class Seq2SeqBackend(TransformersBackend):
+    """An encoder-decoder model loaded once: the base's loading, batching and tokenization; scoring and generation
+    its own."""
 
     arch = "seq2seq"
+    auto_class = "AutoModelForSeq2SeqLM"
 
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None):
-        from transformers import AutoModelForSeq2SeqLM
-
         if spec.quantization is not None:
             raise HarnessError("quantization of encoder-decoder models is not supported", source=spec.model,
                                where="quantization")
-        self._load(spec, AutoModelForSeq2SeqLM, device, dtype, batch_size, token_budget)
-        self.packing = self.prefix_reuse = False
+        super().__init__(spec, device=device, dtype=dtype, batch_size=batch_size, token_budget=token_budget)
 
     def describe(self) -> str:
         return "encoder-decoder: context to the encoder, continuation as decoder labels"
@@ -50,7 +49,7 @@ class Seq2SeqBackend(HFBackend):
             n_spaces = len(context) - len(context.rstrip())
             if n_spaces:
                 context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-            out.append((self._encode(context), self.tokenize(continuation)))
+            out.append((self.encode(context), self.tokenize(continuation)))
         return out
 
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
@@ -111,8 +110,8 @@ class Seq2SeqBackend(HFBackend):
             def step(b: list[int], n: int = max_new) -> list[str]:
                 return self._generate_batch([encoded[i] for i in b], n)
 
-            for batch in self._batches(lengths, sorted(members, key=lambda i: -lengths[i])):
-                texts = self._run(step, batch)
+            for batch in self.batches(lengths, sorted(members, key=lambda i: -lengths[i])):
+                texts = self.run_batched(step, batch)
                 for i, text in zip(batch, texts):
                     out[i] = cut_at_stop(text, requests[i].until)
         return out  # type: ignore[return-value]
@@ -128,27 +127,3 @@ class Seq2SeqBackend(HFBackend):
         gen = self.model.generate(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                                   max_new_tokens=max_new, do_sample=False, num_beams=1)
         return list(self.tokenizer.batch_decode(gen[:, 1:], skip_special_tokens=True))  # after the start token
-
-
-def is_encoder_decoder(spec: ModelSpec) -> bool:
-    """From ``arch`` in the suite entry, else the model's config."""
-    if spec.arch is not None:
-        return spec.arch == "seq2seq"
-    from transformers import AutoConfig
-
-    from harness.files import hub_reachable
-
-    offline = not spec.is_local and not hub_reachable()
-    try:
-        config = AutoConfig.from_pretrained(spec.model, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
-                                            local_files_only=offline)
-    except Exception:  # the loader reports why the model cannot be loaded
-        return False
-    return bool(getattr(config, "is_encoder_decoder", False))
-
-
-def load_backend(spec: ModelSpec, *, device: str, dtype: str, batch_size: Union[int, str],
-                 token_budget: Optional[int]) -> HFBackend:
-    """The default backend factory: encoder-decoder models get ``Seq2SeqBackend``, the rest ``HFBackend``."""
-    cls = Seq2SeqBackend if is_encoder_decoder(spec) else HFBackend
-    return cls(spec, device=device, dtype=dtype, batch_size=batch_size, token_budget=token_budget)

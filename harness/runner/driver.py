@@ -47,7 +47,7 @@ def run(config: ExperimentConfig, reporter: Optional[Reporter] = None,
         if spec.trust_remote_code:
             rep.log(f"WARNING {spec.name}: trust_remote_code is on: Python files of {spec.model} run in this process")
     if backend_factory is None:
-        from harness.models.seq2seq import load_backend
+        from harness.models.loading import load_backend
 
         backend_factory = load_backend  # decoder-only or encoder-decoder, from each model's config
     if executor is None:

@@ -45,7 +45,7 @@ def lora(tmp_path_factory) -> tuple[Path, list[Path], list[Path]]:
 
 
 def test_three_adapters_one_base_load_scored_as_merged(lora, tmp_path, monkeypatch, capsys):
-    from harness.models import hf
+    from harness.models import base as hf
 
     base, adapters, merged = lora
     write_toy_tasks(tmp_path / "tasks")

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_hf import REQUESTS, naive, shot_requests  # tests/models: on sys.path under pytest
+from test_causal import REQUESTS, naive, shot_requests  # tests/models: on sys.path under pytest
 
 from harness.models.backend import GenerationRequest, Sampling
+from harness.models.causal import CausalBackend
 from harness.models.generation import cut_at_stop
-from harness.models.hf import HFBackend
 from harness.models.suite import ModelSpec
 from harness.testing import build_tiny_model
 
@@ -57,7 +57,7 @@ def test_active_parameters_equal_a_hand_count(arch, kinds):
 def test_scores_equal_the_naive_reference(arch, batch_size, kinds):
     """Log-likelihoods (plain and behind a shared few-shot block) within 1e-4 of one sequence at a time, greedy
     flags identical, at batch sizes 1 and 8; the log line says which path the engine took."""
-    b = HFBackend(ModelSpec(model=str(kinds(arch))), batch_size=batch_size)
+    b = CausalBackend(ModelSpec(model=str(kinds(arch))), batch_size=batch_size)
     reqs = REQUESTS + shot_requests(3)
     for (c, x), got in zip(reqs, b.loglikelihood(reqs)):
         lp, greedy = naive(b, c, x)
@@ -70,10 +70,10 @@ def test_scores_equal_the_naive_reference(arch, batch_size, kinds):
     b.close()
 
 
-def hf_generate(b: HFBackend, prompt: str, until: tuple[str, ...], max_new: int) -> str:
+def hf_generate(b: CausalBackend, prompt: str, until: tuple[str, ...], max_new: int) -> str:
     from transformers import GenerationConfig
 
-    ids = torch.tensor([b._encode(prompt)])
+    ids = torch.tensor([b.encode(prompt)])
     config = GenerationConfig(max_new_tokens=max_new, do_sample=False, pad_token_id=b.pad_id,
                               eos_token_id=b.tokenizer.eos_token_id)
     gen = b.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
@@ -88,7 +88,7 @@ def test_generation_equals_hf_generate_at_any_batch_size(arch, kinds):
     until = ("\n",)
     outs, sampled = {}, {}
     for batch_size in (1, 8):
-        b = HFBackend(ModelSpec(model=str(kinds(arch))), batch_size=batch_size)
+        b = CausalBackend(ModelSpec(model=str(kinds(arch))), batch_size=batch_size)
         outs[batch_size] = b.generate([GenerationRequest(p, until, 8) for p in prompts])
         sampled[batch_size] = b.generate([GenerationRequest(p, until, 8, Sampling(1.0, 0, 1.0, seed=i))
                                           for i, p in enumerate(prompts)])

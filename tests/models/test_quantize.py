@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from harness.errors import HarnessError
-from harness.models.hf import HFBackend
+from harness.models.causal import CausalBackend
 from harness.models.suite import ModelSpec, Quantization
 
 pytest.importorskip("torchao")  # the 'quant' extra (installed by CI)
@@ -20,10 +20,10 @@ REQUESTS = [("Question: What is 2 + 2?\nAnswer:", " 4"), ("the cat sat on the ",
 
 
 def test_int8_and_int4_keep_counts_shrink_weights_and_move_scores_a_little(tiny_llama):
-    full = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
+    full = CausalBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
     ref = [r.logprob for r in full.loglikelihood(REQUESTS)]
     for bits in (8, 4):
-        q = HFBackend(ModelSpec(model=str(tiny_llama), quantization=Quantization(bits=bits)), device="cpu")
+        q = CausalBackend(ModelSpec(model=str(tiny_llama), quantization=Quantization(bits=bits)), device="cpu")
         assert q.parameter_counts() == full.parameter_counts()
         assert q.weight_bytes < full.weight_bytes and f"int{bits} weights" in q.describe()
         got = [r.logprob for r in q.loglikelihood(REQUESTS)]
@@ -34,12 +34,12 @@ def test_int8_and_int4_keep_counts_shrink_weights_and_move_scores_a_little(tiny_
 
 def test_a_group_size_that_does_not_divide_a_layer_is_one_line(tiny_llama):
     with pytest.raises(HarnessError, match="not a multiple of group_size 1000"):
-        HFBackend(ModelSpec(model=str(tiny_llama), quantization=Quantization(bits=4, group_size=1000)), device="cpu")
+        CausalBackend(ModelSpec(model=str(tiny_llama), quantization=Quantization(bits=4, group_size=1000)), device="cpu")
 
 
 def test_a_model_without_linear_layers_is_refused_not_recorded_as_quantized(tiny_models):
     with pytest.raises(HarnessError, match="GPT2LMHeadModel has no nn.Linear layers"):
-        HFBackend(ModelSpec(model=str(tiny_models["gpt2"]), quantization=Quantization(bits=8)), device="cpu")
+        CausalBackend(ModelSpec(model=str(tiny_models["gpt2"]), quantization=Quantization(bits=8)), device="cpu")
 
 
 def test_variants_run_into_sibling_folders_keyed_apart_and_compare_reads_them(tiny_models, workdir, capsys):

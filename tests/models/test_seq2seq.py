@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from harness.errors import HarnessError
 from harness.models.backend import GenerationRequest
-from harness.models.seq2seq import Seq2SeqBackend, is_encoder_decoder, load_backend
+from harness.models.loading import is_encoder_decoder, load_backend
+from harness.models.seq2seq import Seq2SeqBackend
 from harness.models.suite import ModelSpec
 
 REQUESTS = [("Question: what is 2 plus 2?\nAnswer:", " 4"), ("Question: what is 2 plus 2?\nAnswer:", " five"),

@@ -18,7 +18,8 @@ from harness.config import load_config
 from harness.errors import HarnessError
 from harness.models.suite import ModelSpec
 from harness.runner import LocalExecutor, Reporter, run
-from harness.runner.cluster import GIB, RayExecutor, Resources, check_placeable, unit_resources
+from harness.runner.cluster import RayExecutor
+from harness.runner.placement import GIB, Resources, check_placeable, unit_resources
 from harness.testing import KillOnce, build_tiny_model, write_config, write_toy_tasks
 
 TASKS = ["toy_mc", "toy_add"]
@@ -188,7 +189,7 @@ def test_large_models_span_whole_gpus_and_an_entry_can_say_how_many():
 
 def test_replicas_follow_the_work_each_model_has():
     """Pythia 70M…12B × 50 tasks of 1,000 documents on 64 GPUs: the large models get the replicas."""
-    from harness.runner.cluster import replica_counts
+    from harness.runner.placement import replica_counts
     from harness.runner.plan import Unit
 
     class Task:
@@ -214,11 +215,11 @@ def test_a_worker_no_node_can_hold_is_refused_naming_the_model():
 
 
 def test_weights_are_sized_from_the_config_alone(tiny_models):
-    from harness.models.hf import HFBackend
-    from harness.runner.cluster import estimate_weight_bytes
+    from harness.models.causal import CausalBackend
+    from harness.runner.placement import estimate_weight_bytes
 
     spec = ModelSpec(model=str(tiny_models["neox"]))
-    params = HFBackend(spec).parameter_counts()[0]
+    params = CausalBackend(spec).parameter_counts()[0]
     assert estimate_weight_bytes(spec, "float32") == 4 * params
     assert estimate_weight_bytes(spec, "bfloat16") == 2 * params
     assert estimate_weight_bytes(ModelSpec(model="/nonexistent/model"), "float32") == 0  # its worker says why

@@ -10,7 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from harness.config import load_config
-from harness.models.hf import HFBackend
+from harness.models.causal import CausalBackend
 from harness.runner import Event, Failure, Loaded, LocalExecutor, PairResult, TaskStarted, Unit, plan, run, run_unit
 from harness.store import RunStore
 from harness.tasks import prepare, resolve_tasks
@@ -18,7 +18,7 @@ from harness.testing import write_config
 
 
 def _unit_events(unit: Unit, settings) -> list[Event]:
-    return list(run_unit(unit, settings, HFBackend))
+    return list(run_unit(unit, settings, CausalBackend))
 
 
 class ProcessExecutor(LocalExecutor):
@@ -50,7 +50,7 @@ def test_a_unit_is_plain_data_and_writes_nothing(workdir, tiny_models):
     unit = mp_.unit
     assert unit.device == "cpu" and unit.dtype == "float32" and [p.task.name for p in unit.tasks] == ["toy_mc", "toy_add"]
     assert pickle.loads(pickle.dumps(unit)).keys == unit.keys
-    events = list(run_unit(unit, config.run, HFBackend))
+    events = list(run_unit(unit, config.run, CausalBackend))
     assert [type(e) for e in events] == [Loaded, TaskStarted, PairResult, TaskStarted, PairResult]
     result = events[2]
     assert isinstance(result, PairResult) and result.summary["key"] == unit.keys["toy_mc"]
@@ -65,5 +65,5 @@ def test_a_model_that_fails_to_load_is_one_failure_event(workdir, tmp_path):
     config = load_config(write_config(workdir, [broken], ["toy_mc"]))
     prepared = [prepare(t) for t in resolve_tasks(config.tasks, workdir)]
     (mp_,) = plan(RunStore(config.output_dir), list(config.suite), prepared, config.run)
-    (event,) = list(run_unit(mp_.unit, config.run, HFBackend))
+    (event,) = list(run_unit(mp_.unit, config.run, CausalBackend))
     assert isinstance(event, Failure) and event.task is None and "could not load model" in event.error

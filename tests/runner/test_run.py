@@ -198,15 +198,15 @@ def test_perplexity_and_loglikelihood_tasks_end_to_end(workdir, tiny_llama):
 
 def test_crash_mid_task_keeps_going_and_reports(workdir, tiny_models):
     from harness.config import load_config
-    from harness.models.hf import HFBackend
+    from harness.models.causal import CausalBackend
     from harness.runner import run
 
-    class Crashing(HFBackend):
+    class Crashing(CausalBackend):
         def generate(self, requests):
             raise RuntimeError("CUDA error: device-side assert (injected)")
 
     def factory(spec, **kw):
-        return (Crashing if spec.name == "gpt2" else HFBackend)(spec, **kw)
+        return (Crashing if spec.name == "gpt2" else CausalBackend)(spec, **kw)
 
     cfg = write_config(workdir, [tiny_models["gpt2"], tiny_models["llama"]], ["toy_mc", "toy_add"])
     result = run(load_config(cfg), backend_factory=factory)
@@ -463,11 +463,11 @@ class _Tied:
 
 def test_ties_in_scoring_are_reported(workdir, tiny_models):
     from harness.config import load_config
-    from harness.models.hf import HFBackend
+    from harness.models.causal import CausalBackend
     from harness.runner import run
 
     cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc"])
-    result = run(load_config(cfg), backend_factory=lambda spec, **kw: _Tied(HFBackend(spec, **kw)))
+    result = run(load_config(cfg), backend_factory=lambda spec, **kw: _Tied(CausalBackend(spec, **kw)))
     assert any("8 of 8 documents have an exact tie" in w for w in result.warnings), result.warnings
 
 

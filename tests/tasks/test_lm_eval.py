@@ -108,12 +108,12 @@ def compare_with_lm_eval(task: str, data: dict[str, str], shots: int, model: Pat
     from lm_eval import evaluator
     from lm_eval.models.huggingface import HFLM
 
-    from harness.models.hf import HFBackend
+    from harness.models.causal import CausalBackend
     from harness.models.suite import ModelSpec
     from harness.scoring_lm_eval import evaluate_lm_eval
 
     (t,) = resolve_tasks([f"lm_eval:{task}"], Path.cwd(), {task: data}, num_fewshot=shots)
-    backend = HFBackend(ModelSpec(model=str(model)), device="cpu", batch_size=batch_size)
+    backend = CausalBackend(ModelSpec(model=str(model)), device="cpu", batch_size=batch_size)
     records, scores, _ = evaluate_lm_eval(backend, t)
     backend.close()
     lm = HFLM(pretrained=str(model), device="cpu", batch_size=8, dtype="float32")
@@ -169,13 +169,13 @@ def test_scores_equal_lm_eval(task, lm_env, tiny_llama):
 def test_every_model_of_a_suite_gets_the_same_shots(lm_env, tiny_llama):
     """The task object is built once per process; its sampler is seeded afresh for each evaluation, so a second
     model (or a second run) sees the shots a fresh lm-eval run draws."""
-    from harness.models.hf import HFBackend
+    from harness.models.causal import CausalBackend
     from harness.models.suite import ModelSpec
     from harness.scoring_lm_eval import evaluate_lm_eval
 
     data = write_rows("arc_easy", lm_env)
     (t,) = resolve_tasks(["lm_eval:arc_easy"], Path.cwd(), {"arc_easy": data}, num_fewshot=2)
-    backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
+    backend = CausalBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
     first, again = (evaluate_lm_eval(backend, t)[0] for _ in range(2))
     backend.close()
     assert [r["requests"] for r in first] == [r["requests"] for r in again]
@@ -524,7 +524,7 @@ def test_sampled_repeats_are_the_same_at_any_batch_size(lm_env, tiny_llama, monk
     them runs through lm-eval's filters and is reported under lm-eval's names."""
     from dataclasses import replace
 
-    from harness.models.hf import HFBackend
+    from harness.models.causal import CausalBackend
     from harness.models.suite import ModelSpec
     from harness.scoring_lm_eval import evaluate_lm_eval
 
@@ -537,7 +537,7 @@ def test_sampled_repeats_are_the_same_at_any_batch_size(lm_env, tiny_llama, monk
     (t,) = resolve_tasks(["lm_eval:sampled_sum"], Path.cwd(), {"sampled_sum": {"test": str(rows_file)}})
 
     def answers(task, batch_size: int) -> tuple[list, dict]:
-        backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=batch_size)
+        backend = CausalBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=batch_size)
         records, scores, _ = evaluate_lm_eval(backend, task)
         backend.close()
         return [r["resps"] for r in records], scores

@@ -197,10 +197,10 @@ def test_bad_task_files_give_one_line_errors(tmp_path, desc, change, rows, fragm
 
 
 def test_huge_prompt_is_truncated_from_the_left_not_an_error(tmp_path, tiny_llama):
-    from harness.models.hf import HFBackend
+    from harness.models.causal import CausalBackend
     from harness.models.suite import ModelSpec
 
-    b = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
+    b = CausalBackend(ModelSpec(model=str(tiny_llama)), device="cpu")
     huge = "the cat sat on the mat " * 2000  # far beyond the 256-token context
     (short, full) = b.loglikelihood([(huge[-400:], " dog"), (huge, " dog")])
     assert full.n_tokens == short.n_tokens and abs(full.logprob) > 0
@@ -223,7 +223,7 @@ metrics: [acc, acc_norm, p_correct]
 def test_multiple_input_renders_a_context_per_choice_and_scores_the_shared_target(tmp_path, tiny_llama):
     """The README's multiple-input example: one context per choice, the same continuation after each; the
     log-prob of each (context, target) pair equals a direct computation; shots show the gold choice's context."""
-    from harness.models.hf import HFBackend
+    from harness.models.causal import CausalBackend
     from harness.models.suite import ModelSpec
     from harness.scoring import evaluate
 
@@ -236,7 +236,7 @@ def test_multiple_input_renders_a_context_per_choice_and_scores_the_shared_targe
     assert inst.requests == [("Ann gave Bo the cup 1 because Ann", " was thirsty."),
                              ("Ann gave Bo the cup 1 because Bo", " was thirsty.")]
     assert inst.gold == 1 and inst.context == inst.contexts[1]
-    backend = HFBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=4)
+    backend = CausalBackend(ModelSpec(model=str(tiny_llama)), device="cpu", batch_size=4)
     records = evaluate(backend, prepare(task))
     direct = backend.loglikelihood(inst.requests)
     backend.close()

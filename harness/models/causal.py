@@ -1,52 +1,40 @@
-"""Hugging Face transformers backend: batched continuation log-likelihoods and greedy generation.
+"""Decoder-only models: batched continuation log-likelihoods, whole-text log-likelihoods and generation.
 
-Log-likelihoods follow lm-eval's conventions (joint tokenization decides the context/continuation
-boundary; trailing context whitespace moves to the continuation) so scores are comparable. Only the
-scored positions go through the output layer, and log-softmax runs in float32 whatever the dtype.
+Log-likelihoods follow lm-eval's conventions (joint tokenization decides the context/continuation boundary;
+trailing context whitespace moves to the continuation) so scores are comparable. Only the scored positions go
+through the output layer, and log-softmax runs in float32 whatever the dtype. Where probes show it exact, the
+choices of a document are packed behind their shared context and a few-shot block every context starts with is
+computed once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import inspect
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Optional, TypeVar, Union
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
 
 import torch
-import torch.nn.functional as F
 
-from harness.models import adapters
 from harness.models import prefix as prefix_attention
 from harness.models.backend import GenerationRequest, LogLikelihood
-from harness.models.encoding import encode_pairs, encode_texts
+from harness.models.base import DTYPES, TransformersBackend, register_backend
 from harness.models.generation import MIN_SHARED_PREFIX, generate, shared_prefix
-from harness.models.hub import load_pretrained, max_length
-from harness.models.suite import ModelSpec, ParamCounts, count_parameters, recurrent_layers
-
-T = TypeVar("T")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-CPU_TOKEN_BUDGET = 16_384
-GPU_TOKEN_BUDGET = 262_144
+from harness.models.suite import ModelSpec, recurrent_layers
 
 
-def is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc))
-
-
-class HFBackend:
+@register_backend
+class CausalBackend(TransformersBackend):
     """A causal LM loaded once; call :meth:`close` to release it before the next model."""
 
     arch = "causal"
+    auto_class = "AutoModelForCausalLM"
 
     def __init__(self, spec: ModelSpec, *, device: str = "cpu", dtype: str = "float32",
                  batch_size: Union[int, str] = "auto", token_budget: Optional[int] = None, prefix_reuse: bool = True):
-        """Load ``spec`` on ``device`` in ``dtype`` (both resolved: see ``models.backend.resolve_*``).
-        ``prefix_reuse``: compute a prefix every context of a task shares (few-shot block) once, if the model's
+        """``prefix_reuse``: compute a prefix every context of a task shares (few-shot block) once, if the model's
         cache allows it (probed)."""
-        from transformers import AutoModelForCausalLM
-
-        self._load(spec, AutoModelForCausalLM, device, dtype, batch_size, token_budget)
+        super().__init__(spec, device=device, dtype=dtype, batch_size=batch_size, token_budget=token_budget)
         self._head = self._output_head()
         # state-space / recurrent layers carry a state along the sequence: packed rows would leak one choice into
         # the next, and a left-padded batch feeds padding into the state; such models take the exact paths
@@ -54,48 +42,14 @@ class HFBackend:
         self.packing = not self.recurrent and self._packing_works()
         # a custom mask replaces sliding-window masking: pack only sequences inside the window
         self.pack_limit = min(self.max_length, getattr(self.model.config, "sliding_window", None) or self.max_length)
-        self._stop_cache: dict[tuple[int, tuple[str, ...]], bool] = {}
         # transformers >= 5.25 names the KV cache argument `cache` (`past_key_values` goes in 5.40)
-        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        self.cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self._prefix: tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = ((), [])
         # the prefix attended as one shared copy (see models.prefix) where the model allows, else repeated per row
         self.shared_attention = self.prefix_reuse = prefix_reuse and self.packing
         if self.prefix_reuse and not self._prefix_works():
             self.shared_attention, self._prefix = False, ((), [])
             self.prefix_reuse = self._prefix_works()
-
-    # ------------------------------------------------------------------ setup
-
-    def _load(self, spec: ModelSpec, auto_class: Any, device: str, dtype: str, batch_size: Union[int, str],
-              token_budget: Optional[int]) -> None:
-        """Model and tokenizer on ``device``; parameters counted, then the weights quantized if asked; the
-        special tokens, the model's length and the batching budgets."""
-        from harness.models.quantize import quantize, weight_bytes
-
-        self.spec, self.device, self.dtype = spec, device, dtype
-        # a model given several GPUs (`gpus: N`) is spread across the visible ones; inputs go to the first
-        spread = device == "cuda" and (spec.gpus or 1) > 1 and torch.cuda.device_count() > 1
-        self._base_key = adapters.base_key(spec, device, dtype) if spec.adapter else None
-        kept = adapters.take_base(self._base_key)  # the base an adapter entry before left (any other: released)
-        self.base_reused = kept is not None
-        if kept is None:
-            tokenizer, model = load_pretrained(spec, auto_class, DTYPES[dtype], "auto" if spread else None)
-            kept = tokenizer, (model if spread else model.to(self.device)).eval()
-        self.tokenizer, model = kept
-        self._counts = count_parameters(model)  # the base's; before quantization: its unquantized size
-        if spec.quantization is not None:
-            quantize(model, spec.quantization)
-        # an adapter is scored through the base's own forward, into which PEFT injected its layers
-        self._peft = adapters.attach(model, spec) if spec.adapter else None
-        self.model: Any = model
-        self.weight_bytes = weight_bytes(self.model)
-        self.model_type = str(getattr(self.model.config, "model_type", "") or "")
-        tok = self.tokenizer
-        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-        self.bos_id = tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
-        self.max_length = spec.max_length or max_length(self.model.config, tok)
-        self.max_rows = batch_size if isinstance(batch_size, int) else 1 << 30
-        self.token_budget = token_budget or (GPU_TOKEN_BUDGET if self.device.startswith("cuda") else CPU_TOKEN_BUDGET)
 
     def _output_head(self) -> Optional[Callable[..., torch.Tensor]]:
         """Logits at chosen positions only: base model + output layer, if that equals the full forward.
@@ -113,7 +67,7 @@ class HFBackend:
             return None
         return lambda at, **inputs: head(base(**inputs).last_hidden_state[at])
 
-    def _logits_at(self, at: Any, **inputs: Any) -> torch.Tensor:
+    def logits_at(self, at: Any, **inputs: Any) -> torch.Tensor:
         """Logits at the positions ``at`` (index tensors into batch × sequence) only."""
         if self._head is not None:
             return self._head(at, **inputs)
@@ -131,21 +85,6 @@ class HFBackend:
             return False
         plain = self._score_batch([(tuple(ctx + c)[:-1], tuple(c)) for c in conts])
         return all(abs(a.logprob - b.logprob) <= self._tolerance * max(1.0, abs(b.logprob)) for a, b in zip(packed, plain))
-
-    def unrepresentable(self, texts: Sequence[str]) -> list[bool]:
-        tok = self.tokenizer
-        bad = {tok.unk_token_id}
-        if tok.pad_token_id not in (tok.eos_token_id, tok.bos_token_id):  # a pad token that is also EOS can be text
-            bad.add(tok.pad_token_id)
-        bad.discard(None)
-        unique = list(dict.fromkeys(texts))
-        if not bad or not unique:
-            return [False] * len(texts)
-        flagged = {t for t, ids in zip(unique, encode_texts(tok, unique, special=False)) if bad & set(ids)}
-        return [t in flagged for t in texts]
-
-    def parameter_counts(self) -> ParamCounts:
-        return self._counts
 
     def _prefix_works(self) -> bool:
         """Probe: do contexts scored on top of a shared prefix's cache give the log-likelihoods of scoring each
@@ -174,8 +113,8 @@ class HFBackend:
         if self._prefix[0] != tuple(prefix):
             cache = DynamicCache(config=self.model.config)
             with torch.inference_mode():
-                self._logits_at((slice(None), slice(-1, None)), input_ids=torch.tensor([prefix], device=self.device),
-                                use_cache=True, **{self._cache_arg: cache})
+                self.logits_at((slice(None), slice(-1, None)), input_ids=torch.tensor([prefix], device=self.device),
+                                use_cache=True, **{self.cache_arg: cache})
             self._prefix = (tuple(prefix), [(layer.keys, layer.values) for layer in cache.layers])  # type: ignore[union-attr,misc]
         return self._prefix[1]
 
@@ -190,10 +129,10 @@ class HFBackend:
         if self.shared_attention:
             extra: dict[str, Any] = {prefix_attention.KWARG: self.prefix_cache(list(prefix))}
             if own_cache:
-                extra.update({"use_cache": True, self._cache_arg: DynamicCache(config=config)})
+                extra.update({"use_cache": True, self.cache_arg: DynamicCache(config=config)})
             return extra, prefix_attention.attention_to_prefix(self.model)
         layers = [(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1)) for k, v in self.prefix_cache(list(prefix))]
-        return {"use_cache": True, self._cache_arg: DynamicCache(ddp_cache_data=layers, config=config)}, contextlib.nullcontext()
+        return {"use_cache": True, self.cache_arg: DynamicCache(ddp_cache_data=layers, config=config)}, contextlib.nullcontext()
 
     def describe(self) -> str:
         how = "choices packed behind a shared context" if self.packing else "one sequence per choice"
@@ -210,62 +149,6 @@ class HFBackend:
                     "; a prefix shared by a task's contexts computed once" +
                     (", attended as one copy" if self.shared_attention else ", its cache repeated per row"))
         return how
-
-    def close(self) -> None:
-        """Release the weights (and GPU memory) before loading the next model; an adapter's base is kept for
-        the next entry on the same base (see ``adapters``)."""
-        if self._peft is not None and self._base_key is not None:
-            adapters.keep_base(self._base_key, self.tokenizer, adapters.detach(self._peft))
-        self._peft = None
-        del self.model
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-    # ------------------------------------------------------------------ tokenization
-
-    def tokenize(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def _encode(self, text: str) -> list[int]:
-        """As the tokenizer encodes a prompt: special tokens only where the tokenizer adds them."""
-        return self.tokenizer(text)["input_ids"]
-
-    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        """Split tokens at the context boundary of the joint encoding (lm-eval's convention)."""
-        return self.encode_pairs([(context, continuation)])[0]
-
-    def encode_pairs(self, requests: Sequence[tuple[str, str]]) -> list[tuple[list[int], list[int]]]:
-        """``encode_pair`` for many requests at once (see ``encoding.encode_pairs``)."""
-        return encode_pairs(self.tokenizer, requests, self.bos_id)
-
-    # ------------------------------------------------------------------ batching
-
-    def _batches(self, lengths: Mapping[int, int] | Sequence[int], order: Sequence[int]) -> Iterator[list[int]]:
-        """Consecutive groups of ``order`` (longest first) within the row and token budgets."""
-        batch: list[int] = []
-        for i in order:
-            longest = lengths[batch[0]] if batch else lengths[i]
-            if batch and (len(batch) >= self.max_rows or (len(batch) + 1) * longest > self.token_budget):
-                yield batch
-                batch = []
-            batch.append(i)
-        if batch:
-            yield batch
-
-    def _run(self, fn: Callable[[list[T]], list[Any]], batch: list[T]) -> list[Any]:
-        """Run a batch; on out-of-memory halve the token budget and retry the halves."""
-        try:
-            return fn(batch)
-        except Exception as exc:
-            if not is_oom(exc) or len(batch) == 1:
-                raise
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        self.token_budget = max(1, self.token_budget // 2)
-        self.max_rows = max(1, min(self.max_rows, len(batch) // 2))
-        mid = len(batch) // 2
-        return self._run(fn, batch[:mid]) + self._run(fn, batch[mid:])
 
     # ------------------------------------------------------------------ log-likelihood
 
@@ -297,27 +180,14 @@ class HFBackend:
         repeated = 0 if self.shared_attention else n_shared  # a repeated prefix cache costs memory in every row
         lengths = [len(ctx) - n_shared + repeated + sum(len(c) - 1 for c in conts) for ctx, conts in packed]
         order = sorted(range(len(packed)), key=lambda g: -lengths[g])
-        for batch in self._batches(lengths, order):
-            results = self._run(lambda b: self._score_packed_batch(
+        for batch in self.batches(lengths, order):
+            results = self.run_batched(lambda b: self._score_packed_batch(
                 [(packed[g][0][n_shared:], list(packed[g][1])) for g in b], prefix), batch)
             for g, res in zip(batch, results):
                 for choice, r in zip(packed[g][1], res):
                     for i in packed[g][1][choice]:
                         out[i] = r
         return out  # type: ignore[return-value]
-
-    def score_tokens(self, pairs: Sequence[tuple[list[int], list[int]]]) -> list[LogLikelihood]:
-        """Log-likelihood of token continuations; identical pairs are computed once."""
-        unique: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-        index = [unique.setdefault((tuple(c), tuple(x)), len(unique)) for c, x in pairs]
-        items = [self._item(ctx, cont) for ctx, cont in unique]
-        lengths = [self._cost(item) for item in items]
-        order = sorted(range(len(items)), key=lambda i: -lengths[i])
-        out: list[Optional[LogLikelihood]] = [None] * len(items)
-        for batch in self._batches(lengths, order):
-            for i, res in zip(batch, self._run(lambda b: self._score_batch([items[i] for i in b]), batch)):
-                out[i] = res
-        return [out[i] for i in index]  # type: ignore[misc]
 
     def _item(self, ctx: tuple[int, ...], cont: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """What ``_score_batch`` takes for one pair: the input (context and continuation but its last token,
@@ -346,21 +216,8 @@ class HFBackend:
             targets += cont
             sizes.append(len(cont))
         at = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
-        logits = self._logits_at(at, input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
+        logits = self.logits_at(at, input_ids=ids.to(self.device), attention_mask=mask.to(self.device))
         return self._gather(logits, targets, sizes)
-
-    def _gather(self, logits: torch.Tensor, targets: list[int], sizes: list[int]) -> list[LogLikelihood]:
-        """Float32 log-softmax at the scored positions; sum each continuation's target log-probs."""
-        logp = F.log_softmax(logits.float(), dim=-1)
-        tgt = torch.tensor(targets, device=self.device)
-        token_lp = logp.gather(-1, tgt[:, None])[:, 0].double().cpu()
-        greedy = (logp.argmax(-1) == tgt).cpu()
-        out, start = [], 0
-        for n in sizes:
-            steps = tuple(bool(g) for g in greedy[start:start + n])
-            out.append(LogLikelihood(float(token_lp[start:start + n].sum()), all(steps), n, steps))
-            start += n
-        return out
 
     @torch.inference_mode()
     def _score_packed_batch(self, groups: Sequence[tuple[tuple[int, ...], list[tuple[int, ...]]]],
@@ -406,7 +263,7 @@ class HFBackend:
         at = (torch.tensor(rows, device=self.device), torch.tensor(pos, device=self.device))
         extra, attention = self.prefix_inputs(prefix, len(groups)) if prefix else ({}, contextlib.nullcontext())
         with attention:
-            logits = self._logits_at(at, input_ids=torch.tensor(id_rows, device=self.device),
+            logits = self.logits_at(at, input_ids=torch.tensor(id_rows, device=self.device),
                                      attention_mask=mask[:, None], **extra,
                                      position_ids=torch.tensor(pos_rows, device=self.device) + len(prefix))
         flat = self._gather(logits, targets, sizes)

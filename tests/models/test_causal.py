@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from harness.models.backend import GenerationRequest
+from harness.models.causal import CausalBackend
 from harness.models.generation import cut_at_stop
-from harness.models.hf import HFBackend
 from harness.models.suite import ModelSpec, count_parameters
 
 DEVICE = os.environ.get("HARNESS_TEST_DEVICE", "cpu")
@@ -25,7 +25,7 @@ REQUESTS = [
 ]
 
 
-def naive(backend: HFBackend, context: str, continuation: str) -> tuple[float, bool]:
+def naive(backend: CausalBackend, context: str, continuation: str) -> tuple[float, bool]:
     ctx, cont = backend.encode_pair(context, continuation)
     ids = torch.tensor([ctx + cont], device=backend.device)
     with torch.no_grad():
@@ -38,7 +38,7 @@ def naive(backend: HFBackend, context: str, continuation: str) -> tuple[float, b
 
 @pytest.fixture(scope="module", params=["gpt2", "neox", "llama"])
 def backend(request, tiny_models):
-    b = HFBackend(ModelSpec(model=str(tiny_models[request.param])), device=DEVICE, batch_size=64)
+    b = CausalBackend(ModelSpec(model=str(tiny_models[request.param])), device=DEVICE, batch_size=64)
     yield b
     b.close()
 
@@ -86,7 +86,7 @@ def test_generation_greedy_and_batch_invariant(backend):
     many = backend.generate(reqs)
     assert one == many
     # greedy: the first generated token is the argmax of the next-token distribution
-    ctx = backend._encode(reqs[0].context)
+    ctx = backend.encode(reqs[0].context)
     with torch.no_grad():
         nxt = backend.model(input_ids=torch.tensor([ctx], device=backend.device)).logits[0, -1].argmax().item()
     full = backend.tokenizer.decode([nxt], skip_special_tokens=True)
@@ -102,7 +102,7 @@ def test_generation_equals_hf_generate_and_drops_finished_rows(backend, monkeypa
     until = ("\n", " is")
     ref = []
     for p in prompts:  # one prompt at a time, no stop criteria, cut afterwards
-        ids = torch.tensor([backend._encode(p)], device=backend.device)
+        ids = torch.tensor([backend.encode(p)], device=backend.device)
         config = GenerationConfig(max_new_tokens=10, do_sample=False, pad_token_id=backend.pad_id,
                                   eos_token_id=backend.tokenizer.eos_token_id)
         gen = backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
@@ -123,7 +123,7 @@ def test_stop_sequences_cut_each_row():
 
 
 def test_generation_stops_at_stop_string(tiny_llama):
-    b = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE)
+    b = CausalBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE)
     free = b.generate([GenerationRequest("the cat", (), 12)])[0]
     assert len(free) > 2
     stop = free[1:3]  # a stop string the model will produce
@@ -139,7 +139,7 @@ MC = [(f"Question: what is {a} plus {b}? Think of the numbers {a} and {b}.\nAnsw
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatch, packing):
-    b = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE, batch_size=16)
+    b = CausalBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE, batch_size=16)
     assert b.packing  # the probe accepts llama
     b.packing = packing
     requests = REQUESTS * 2 + MC
@@ -160,7 +160,7 @@ def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatc
     assert [g.logprob for g in got] == [r.logprob for r in ref]
     assert tried[0] > 3 and max(ran) <= 3 and b.max_rows <= 3
     b.close()
-    small = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE, batch_size=3)  # smaller from the start
+    small = CausalBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE, batch_size=3)  # smaller from the start
     small.packing = packing
     assert [g.logprob for g in got] == [r.logprob for r in small.loglikelihood(requests)]
     small.close()
@@ -168,7 +168,7 @@ def test_out_of_memory_halves_and_gives_identical_results(tiny_llama, monkeypatc
 
 @pytest.mark.parametrize("arch", ["gpt2", "neox", "llama"])
 def test_shared_context_packing_matches_one_sequence_per_choice(tiny_models, arch):
-    b = HFBackend(ModelSpec(model=str(tiny_models[arch])), device=DEVICE)
+    b = CausalBackend(ModelSpec(model=str(tiny_models[arch])), device=DEVICE)
     assert b.packing, f"{arch}: packed scoring should pass the probe"
     packed = b.loglikelihood(MC + REQUESTS)
     b.packing = False
@@ -193,11 +193,11 @@ def test_missing_model_path_is_a_clear_error(tmp_path):
     from harness.errors import HarnessError
 
     with pytest.raises(HarnessError, match="does not exist"):
-        HFBackend(ModelSpec(model=str(tmp_path / "nope")), device=DEVICE)
+        CausalBackend(ModelSpec(model=str(tmp_path / "nope")), device=DEVICE)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text("{not json")
     with pytest.raises(HarnessError, match="could not load model"):
-        HFBackend(ModelSpec(model=str(tmp_path / "broken")), device=DEVICE)
+        CausalBackend(ModelSpec(model=str(tmp_path / "broken")), device=DEVICE)
 
 
 SHOTS = "".join(f"Question: What is {a} plus {b}?\nAnswer: the red cat sat on {a + b} mats\n\n"
@@ -215,7 +215,7 @@ def test_shared_prefix_reuse_scores_as_each_document_alone(backend, batch_size, 
     """Contexts sharing a few-shot block: the block's keys and values are computed once and reused (attended as
     one copy, or repeated per row as a cache), and every score equals scoring without reuse and the naive
     reference (|Δ| ≤ 1e-4), with the same greedy flags, at any batch size."""
-    from harness.models.hf import MIN_SHARED_PREFIX, shared_prefix
+    from harness.models.causal import MIN_SHARED_PREFIX, shared_prefix
 
     reqs = shot_requests()
     assert backend.prefix_reuse and backend.shared_attention and "attended as one copy" in backend.describe()
@@ -249,7 +249,7 @@ def test_grouped_query_attention_shares_the_prefix_exactly(tiny_llama, tmp_path)
                                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tiny_llama / name, tmp_path / name)
-    b = HFBackend(ModelSpec(model=str(tmp_path)), device=DEVICE, batch_size=5)
+    b = CausalBackend(ModelSpec(model=str(tmp_path)), device=DEVICE, batch_size=5)
     assert b.shared_attention, b.describe()
     reqs = shot_requests(4)
     for (c, x), got in zip(reqs, b.loglikelihood(reqs)):
@@ -267,7 +267,7 @@ def test_a_model_whose_attention_cannot_share_the_prefix_repeats_it(tiny_llama, 
         raise RuntimeError("no such kernel")
 
     monkeypatch.setattr(prefix, "attend", broken)
-    b = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE)
+    b = CausalBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE)
     assert b.prefix_reuse and not b.shared_attention and "repeated per row" in b.describe()
     reqs = shot_requests(3)
     for (c, x), got in zip(reqs, b.loglikelihood(reqs)):
@@ -283,14 +283,14 @@ def test_shared_prefix_generation_equals_generation_without_reuse(backend, share
     prefill) and of several (left padding: padding queries have no key of their own)."""
     reqs = [GenerationRequest(SHOTS + f"Question: What is {i} plus {i + 2}?\nAnswer:", ("\n",), 8) for i in questions]
     steps: list[torch.Tensor] = []
-    logits_at = backend._logits_at
+    logits_at = backend.logits_at
 
     def recorded(*args, **kwargs):
         out = logits_at(*args, **kwargs)
         steps.append(out.float().cpu())
         return out
 
-    monkeypatch.setattr(backend, "_logits_at", recorded)
+    monkeypatch.setattr(backend, "logits_at", recorded)
     assert backend.shared_attention
     backend.shared_attention = shared_attention
     try:
@@ -328,7 +328,7 @@ def test_own_part_masks():
 
 
 def test_shared_prefix_needs_a_long_common_start_and_a_token_of_each_own():
-    from harness.models.hf import shared_prefix
+    from harness.models.causal import shared_prefix
 
     assert shared_prefix([[1, 2, 3, 4], [1, 2, 3, 5]], 2) == 3
     assert shared_prefix([[1, 2, 3], [1, 2, 3, 4]], 2) == 2  # the shorter keeps its last token
@@ -359,7 +359,7 @@ def test_encoder_decoder_models_are_refused_not_scored_as_a_decoder(arch, tmp_pa
         if "token" in f.name:
             shutil.copy(f, folder / f.name)
     with pytest.raises(HarnessError, match=f"encoder-decoder model \\({arch}\\).*Seq2SeqBackend") as err:
-        HFBackend(ModelSpec(model=str(folder)), device=DEVICE)
+        CausalBackend(ModelSpec(model=str(folder)), device=DEVICE)
     assert str(folder) in str(err.value) and "\n" not in str(err.value)
 
 
@@ -368,7 +368,7 @@ def test_shared_prefix_in_bfloat16_agrees_with_the_repeated_cache(tiny_llama):
     16-bit rounding."""
     if DEVICE == "cpu" and torch.backends.cpu.get_cpu_capability() != "AVX512":
         pytest.skip("torch's CPU attention kernels take bfloat16 only with AVX-512 (pack_vnni2), plain SDPA included")
-    b = HFBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE, dtype="bfloat16", batch_size=8)
+    b = CausalBackend(ModelSpec(model=str(tiny_llama)), device=DEVICE, dtype="bfloat16", batch_size=8)
     assert b.shared_attention, b.describe()
     reqs = shot_requests(4)
     shared = b.loglikelihood(reqs)
