@@ -15,11 +15,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Optional
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import NotRequired, TypedDict
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, pydantic_error
 from harness.files import TMP_PREFIX, atomic_write, digest, safe_name
 from harness.models.suite import ModelMeta
+from harness.outputs import Record, parse_records
 
 SCORING_VERSION = 4
 MARKER = ".scaling-harness"  # in every results folder: later runs may write there, nothing else may
@@ -95,6 +97,45 @@ class ScoreRow(TypedDict):
 SCORE_COLUMNS = list(ScoreRow.__annotations__)  # scores.csv's columns, in this order
 # the scale variables an analysis can put on x (step: checkpoints of one run; active_params: parameters per token)
 X_COLUMNS = ("params", "nonembedding_params", "active_params", "tokens", "flops", "step")
+
+
+class ManifestTask(BaseModel):
+    """A task as the manifest records it: where it came from, its hashes, and what the analysis reads back
+    (keywords, preferred metric, canary)."""
+
+    model_config = ConfigDict(extra="allow")  # manifests of other versions: fields kept, none required beyond name
+    name: str
+    group: Optional[str] = None
+    source: str = ""
+    hash: str = ""
+    prompt_hash: str = ""
+    n: int = 0
+    output: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    preferred_metric: Optional[str] = None
+    canary: Optional[str] = None  # a benchmark's canary string (BIG-bench)
+
+
+class Manifest(BaseModel):
+    """``manifest.json``: the run as resolved (config, package versions, git commit, seeds, models, tasks,
+    failures); written by the driver, read back as this type."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+    scoring_version: int
+    config: dict[str, Any] = Field(default_factory=dict)
+    packages: dict[str, Optional[str]] = Field(default_factory=dict)
+    python: str = ""
+    git_commit: Optional[str] = None
+    device: str = ""
+    seeds: dict[str, Any] = Field(default_factory=dict)
+    suite: list[dict[str, Any]] = Field(default_factory=list)
+    models: list[dict[str, Any]] = Field(default_factory=list)  # each a ModelMeta
+    tasks: list[ManifestTask] = Field(default_factory=list)
+    failures: list[dict[str, Any]] = Field(default_factory=list)
+    duplicate_weights: list[list[str]] = Field(default_factory=list)
+    trust_remote_code: list[str] = Field(default_factory=list)
+    other_runs: dict[str, dict[str, Any]] = Field(default_factory=dict)  # other configs that wrote here, by name
 
 
 def display_name(task: str, aggregate: str) -> str:
@@ -180,9 +221,14 @@ class RunStore:
             return None
         return PairSummary(**summary)  # type: ignore[typeddict-item]
 
-    def records(self, model: str, task: str) -> list[dict[str, Any]]:
-        rec_path, _ = self._paths(model, task)
-        return [json.loads(line) for line in rec_path.read_text(encoding="utf-8").splitlines() if line]
+    def records(self, model: str, task: str) -> list[Record]:
+        """A stored pair's per-example records, parsed as the type its output wrote (see ``harness.outputs``)."""
+        rec_path, sum_path = self._paths(model, task)
+        raw = [json.loads(line) for line in rec_path.read_text(encoding="utf-8").splitlines() if line]
+        try:
+            return parse_records(str(json.loads(sum_path.read_text()).get("output")), raw)
+        except ValueError as exc:
+            raise HarnessError(f"a record does not parse ({exc})", source=rec_path) from None
 
     def mark(self) -> None:
         """Mark the folder as this harness's (before its first result), so later runs may write into it."""
@@ -241,7 +287,19 @@ class RunStore:
             writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in SCORE_COLUMNS})
         atomic_write(self.root / "scores.csv", buf.getvalue().encode())
 
-    def write_manifest(self, manifest: Mapping[str, Any]) -> None:
+    def manifest(self) -> Optional[Manifest]:
+        """The stored manifest, or None where there is none; one that does not parse is named in one line."""
+        path = self.root / "manifest.json"
+        if not path.is_file():
+            return None
+        try:
+            return Manifest.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            if any(e.get("type") == "json_invalid" for e in exc.errors()):
+                raise HarnessError("not valid JSON", source=path) from None
+            raise pydantic_error(exc, path) from None
+
+    def write_manifest(self, manifest: Manifest) -> None:
         """Write the run's manifest; the manifests of other configs that wrote into this folder are kept under
         ``other_runs`` (by config name), as their rows are kept in ``scores.csv``."""
         try:
@@ -250,9 +308,14 @@ class RunStore:
             old = None
         if isinstance(old, dict):
             others = {**old.pop("other_runs", {})}
-            if old.get("name") != manifest.get("name"):
+            if old.get("name") != manifest.name:
                 others[str(old.get("name"))] = old
-            others.pop(str(manifest.get("name")), None)
-            if others:
-                manifest = {**manifest, "other_runs": others}
-        atomic_write(self.root / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True, default=str).encode())
+            others.pop(manifest.name, None)
+            manifest = manifest.model_copy(update={"other_runs": others})
+        data = manifest.model_dump(mode="json", exclude_defaults=False)
+        if not data["other_runs"]:
+            del data["other_runs"]
+        for task in data["tasks"]:  # only a benchmark's tasks carry a canary
+            if task.get("canary") is None:
+                task.pop("canary", None)
+        atomic_write(self.root / "manifest.json", json.dumps(data, indent=1, sort_keys=True, default=str).encode())

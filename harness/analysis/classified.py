@@ -3,16 +3,16 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Union
 
 from harness.analysis.results import Results, curves, load_sources
 from harness.analysis.scaling import Classification, Curve, Rules, classify, display_name
 from harness.errors import HarnessError
+from harness.store import ManifestTask
 
 
 class LabelledCurve(NamedTuple):
@@ -33,13 +33,11 @@ class Classified:
         return [lc.classification for lc in self.curves]
 
 
-def manifest_tasks(results: Results) -> Optional[list[dict[str, Any]]]:
+def manifest_tasks(results: Results) -> Optional[list[ManifestTask]]:
     """The task entries a harness run's manifest records (keywords, preferred metric, canary), or None for other
     results sources."""
-    manifest = results.source / "manifest.json"
-    if results.store is None or not manifest.is_file():
-        return None
-    return list(json.loads(manifest.read_text()).get("tasks", []))
+    manifest = results.store.manifest() if results.store is not None else None
+    return None if manifest is None else manifest.tasks
 
 
 def by_family(classifications: Sequence[Classification]) -> dict[tuple[str, str], Counter[str]]:
@@ -67,9 +65,9 @@ def across_families(classifications: Sequence[Classification]) -> list[str]:
         for label, n in Counter(c.label for c in cs).most_common():
             members = sorted(c.family for c in cs if c.label == label)
             part = f"{label} in {n}" + (f" of {len(cs)} families" if not parts else "") + f" ({', '.join(members)})"
-            bands = [c.diagnostics["break_between"] for c in cs if c.label == label and "break_between" in c.diagnostics]
+            bands = [b for c in cs if c.label == label and (b := c.diagnostics.break_between) is not None]
             if bands:
-                x = cs[0].diagnostics.get("x", "x")
+                x = cs[0].diagnostics.x
                 part += f", breaking between {min(b[0] for b in bands):.2g} and {max(b[1] for b in bands):.2g} {x}"
             parts.append(part)
         lines.append(f"{display_name(task, aggregate)} / {metric}: " + "; ".join(parts))
@@ -86,10 +84,10 @@ def by_keyword(classified: Classified) -> dict[tuple[str, str], Counter[str]]:
     keywords: dict[str, set[str]] = {}
     group_of: dict[str, str] = {}
     for t in tasks:
-        keywords.setdefault(t["name"], set()).update(t.get("keywords") or [])
-        if t.get("group"):
-            keywords.setdefault(t["group"], set()).update(t.get("keywords") or [])
-            group_of[t["name"]] = t["group"]
+        keywords.setdefault(t.name, set()).update(t.keywords)
+        if t.group:
+            keywords.setdefault(t.group, set()).update(t.keywords)
+            group_of[t.name] = t.group
     macro = {(c.task, c.metric) for c in classified.classifications if c.aggregate == "macro"}
     table: dict[tuple[str, str], Counter[str]] = {}
     for c in classified.classifications:

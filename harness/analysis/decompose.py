@@ -6,8 +6,9 @@ al.'s p^L) and the gap; and the same per slice of the documents (``slices:`` in 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -98,7 +99,7 @@ def decompose(res: Results, task: str, metric: Optional[str] = None, x: str = "p
     return Decomposition(task, metric, x, length, rows, excluded)
 
 
-def _part(recs: list[dict], metric: str) -> Part:
+def _part(recs: Sequence[Mapping[str, Any]], metric: str) -> Part:
     if not recs:
         return Part(0, float("nan"), [], float("nan"))
     steps = np.array([r["token_greedy"] for r in recs], dtype=np.float64)

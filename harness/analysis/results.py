@@ -11,10 +11,10 @@ import csv
 import difflib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -39,15 +39,16 @@ class Results:
     parts: list[Results] = field(default_factory=list)  # several sources read together: each one's own
     left_out: dict[str, str] = field(default_factory=dict)  # family → which of its models lack an x value
     axis_notes: list[str] = field(default_factory=list)  # how the x axis counts models of different kinds
-    _read: dict[tuple[str, str], list[dict]] = field(default_factory=dict, repr=False)
+    _read: dict[tuple[str, str], Sequence[Mapping[str, Any]]] = field(default_factory=dict, repr=False)
 
     def _owner(self, model: str) -> Optional[Results]:
         """The one source that holds ``model`` (None when two do: their examples cannot be told apart)."""
         owners = [p for p in self.parts if model in set(p.scores["model"])]
         return owners[0] if len(owners) == 1 else None
 
-    def records(self, model: str, task: str) -> list[dict]:
-        """Per-example records (this harness) or logged samples (lm-eval) of one model on one task, read once."""
+    def records(self, model: str, task: str) -> Sequence[Mapping[str, Any]]:
+        """Per-example records (this harness: parsed as their output's record type) or logged samples (lm-eval's
+        own files) of one model on one task, read once."""
         if self.parts:
             owner = self._owner(model)
             return owner.records(model, task) if owner is not None else []

@@ -56,10 +56,10 @@ def labels_table(classifications: Sequence[Any], x: str) -> Table:
         table.add_column(col, overflow="fold")
     for c in classifications:
         d = c.diagnostics
-        brk = "-" if "break_between" not in d else "{:.3g}–{:.3g}".format(*d["break_between"])
+        brk = "-" if d.break_between is None else "{:.3g}–{:.3g}".format(*d.break_between)
         table.add_row(safe(c.name), safe(c.metric), c.label, f"{c.confidence:.2f}",
-                      str(len(d["sizes"])) + ("*" if d["few_points"] else ""), f"{d['gain']:+.3g}",
-                      f"{d['slope_per_decade']:+.3g}", brk, f"{d['linearity']:.2f}", f"{d['breakthroughness']:.2f}",
+                      str(len(d.sizes)) + ("*" if d.few_points else ""), f"{d.gain:+.3g}",
+                      f"{d.slope_per_decade:+.3g}", brk, f"{d.linearity:.2f}", f"{d.breakthroughness:.2f}",
                       safe("; ".join(c.notes)))
     return table
 

@@ -7,7 +7,7 @@ import importlib
 import pkgutil
 
 from harness.errors import HarnessError
-from harness.outputs.base import OUTPUTS, BaseRecord, Instance, Output, register
+from harness.outputs.base import OUTPUTS, BaseRecord, Instance, LmEvalRecord, Output, Record, parse_records, register
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -22,4 +22,5 @@ def output_type(name: str) -> Output:
                            where="output") from None
 
 
-__all__ = ["OUTPUTS", "BaseRecord", "Instance", "Output", "output_type", "register"]
+__all__ = ["OUTPUTS", "BaseRecord", "Instance", "LmEvalRecord", "Output", "Record", "output_type", "parse_records",
+           "register"]

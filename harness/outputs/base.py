@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional, Protocol
+from functools import cache
+from typing import Any, ClassVar, Optional, Protocol, Union
 
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from typing_extensions import NotRequired, TypedDict
 
 from harness.errors import HarnessError
@@ -44,6 +46,7 @@ class Instance:
         return list(zip(self.contexts or [self.context] * len(self.choices or ()), self.continuations))
 
 
+@with_config(ConfigDict(extra="allow"))  # read back: a field of another version is kept, not dropped
 class BaseRecord(TypedDict):
     """What every per-example record carries; each output type's record adds its raw quantities."""
 
@@ -53,6 +56,27 @@ class BaseRecord(TypedDict):
     truncated: NotRequired[bool]  # longer than the model's context: the prompt was cut to its last tokens
     slices: NotRequired[dict[str, str]]  # the document's value of each slice the task declares
     canary: NotRequired[str]  # the benchmark's canary string, when the task has one (BIG-bench)
+
+
+@with_config(ConfigDict(extra="allow"))
+class LmEvalRecord(TypedDict):
+    """A document of a task lm-eval scored: its requests, lm-eval's raw and filtered answers per filter, every
+    per-document metric value, and the continuous partners the engine's answers allow."""
+
+    doc_id: int
+    doc_hash: Optional[str]
+    target: Any
+    requests: list[list[Any]]
+    resps: Any
+    filtered: dict[str, Any]
+    metrics: dict[str, float]
+    truncated: NotRequired[bool]
+    logprobs: NotRequired[list[float]]  # multiple choice: each choice's log-prob ...
+    gold: NotRequired[int]  # ... and the gold index
+    target_logprob: NotRequired[float]  # loglikelihood: the target's log-prob
+
+
+Record = Union[BaseRecord, LmEvalRecord]
 
 
 class Settings(Protocol):
@@ -108,6 +132,32 @@ class Output:
         if unknown:
             raise HarnessError(f"metric '{name}' has no option(s) {sorted(unknown)} (known: "
                                f"{sorted(m.options) or 'none'})", where=where)
+
+
+    @classmethod
+    def parse(cls, raw: Sequence[Any]) -> list[BaseRecord]:
+        """Records read back (JSON) as this output's record type; a malformed one raises ValidationError."""
+        return _adapter(cls.record).validate_python(raw)
+
+
+@cache
+def _adapter(record: type) -> TypeAdapter:
+    return TypeAdapter(list[record])  # type: ignore[valid-type]
+
+
+def parse_records(output: str, raw: Sequence[Any]) -> list[Record]:
+    """Stored records as their type: an lm-eval task's (they carry lm-eval's requests) or the output type's. A
+    record that does not parse raises ValueError naming its row and field."""
+    try:
+        if raw and isinstance(raw[0], dict) and "requests" in raw[0]:
+            return _adapter(LmEvalRecord).validate_python(raw)
+        if output not in OUTPUTS:
+            raise ValueError(f"unknown output type {output!r}")
+        return list(OUTPUTS[output].parse(raw))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        raise ValueError(f"row {loc}: {err.get('msg', 'invalid')}") from None
 
 
 OUTPUTS: dict[str, Output] = {}

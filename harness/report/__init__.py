@@ -118,9 +118,9 @@ def build_report(classified: Classified, out_dir: Path, title: Optional[str] = N
             pair["right"].append(right)
     curves = [c for c, _ in classified.curves]
     tasks = manifest_tasks(res) or []
-    preferred = {t[k]: t["preferred_metric"] for t in tasks for k in ("name", "group")
-                 if t.get(k) and t.get("preferred_metric")}  # a group's: its subtasks' (BIG-bench's aggregate)
-    canaries = sorted({t["canary"] for t in tasks if t.get("canary")})  # the prompts shown carry benchmark data
+    preferred = {name: t.preferred_metric for t in tasks for name in (t.name, t.group)
+                 if name and t.preferred_metric}  # a group's: its subtasks' (BIG-bench's aggregate)
+    canaries = sorted({t.canary for t in tasks if t.canary})  # the prompts shown carry benchmark data
     decompositions = _decompositions(res, figs)
     families = _families(classified, figs)
     env = Environment(loader=PackageLoader("harness.report", "."), autoescape=select_autoescape(["html"]))
@@ -129,7 +129,7 @@ def build_report(classified: Classified, out_dir: Path, title: Optional[str] = N
         classifications=classifications, panels=panels, labels_uri=labels_uri, artifacts=artifacts, colors=COLORS,
         artifact_pairs=list(pairs.values()), preferred=preferred, canaries=canaries, decompositions=decompositions,
         names={key: display_name(*key) for key in panels}, families=families,
-        examples={key: _examples(res, curves, key) for key in panels}, x=classifications[0].diagnostics["x"])
+        examples={key: _examples(res, curves, key) for key in panels}, x=classifications[0].diagnostics.x)
     path = out_dir / "index.html"
     atomic_write(path, page.encode("utf-8"))
     return path

@@ -37,14 +37,14 @@ def curve_png(curve: Curve, result: Classification, path: Path) -> bytes:
     d = result.diagnostics
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     ax.scatter(curve.x, curve.values, s=18, color="#9e9e9e", alpha=0.8, zorder=2, label="each model")
-    ax.errorbar(d["sizes"], d["values"], yerr=d["stderr"], color=COLORS[result.label], marker="o", ms=5, lw=2,
+    ax.errorbar(d.sizes, d.values, yerr=d.stderr, color=COLORS[result.label], marker="o", ms=5, lw=2,
                 capsize=3, zorder=3, label="mean per size ± 1 s.e.")
-    if d["chance"] is not None:
-        ax.axhline(d["chance"], color="#424242", ls="--", lw=1, label="chance")
-    if "break_between" in d:
-        ax.axvspan(*d["break_between"], color=COLORS["emergent"], alpha=0.1, lw=0, label="break")
+    if d.chance is not None:
+        ax.axhline(d.chance, color="#424242", ls="--", lw=1, label="chance")
+    if d.break_between is not None:
+        ax.axvspan(*d.break_between, color=COLORS["emergent"], alpha=0.1, lw=0, label="break")
     ax.set_xscale("log")
-    ax.set_xlabel(_text(X_LABELS.get(d["x"], d["x"])), fontsize=10)
+    ax.set_xlabel(_text(X_LABELS.get(d.x, d.x)), fontsize=10)
     ax.set_ylabel(_text(curve.metric + ("" if curve.higher_is_better else " (lower is better)")), fontsize=10)
     ax.set_title(_text(f"{curve.name} · {curve.metric}: {result.label} ({result.confidence:.2f})"), fontsize=11,
                  color=COLORS[result.label])
@@ -60,18 +60,18 @@ def family_png(lines: list[tuple[Curve, Classification]], path: Path) -> bytes:
     fig, ax = plt.subplots(figsize=(7.2, 4.2))
     palette = plt.get_cmap("tab20" if len(lines) > 10 else "tab10")
     markers = "os^Dv<>ph*"
-    chance = next((r.diagnostics["chance"] for _, r in lines if r.diagnostics["chance"] is not None), None)
+    chance = next((r.diagnostics.chance for _, r in lines if r.diagnostics.chance is not None), None)
     for i, (curve, result) in enumerate(lines):
         d = result.diagnostics
         color = palette(i % palette.N)
-        ax.plot(d["sizes"], d["values"], color=color, marker=markers[i % len(markers)], ms=4, lw=1.6,
+        ax.plot(d.sizes, d.values, color=color, marker=markers[i % len(markers)], ms=4, lw=1.6,
                 label=_text(f"{curve.family}: {result.label} ({result.confidence:.2f})"))
-        if "break_between" in d:
-            ax.axvspan(*d["break_between"], color=color, alpha=0.08, lw=0)
+        if d.break_between is not None:
+            ax.axvspan(*d.break_between, color=color, alpha=0.08, lw=0)
     if chance is not None:
         ax.axhline(chance, color="#424242", ls="--", lw=1, label="chance")
     curve, result = lines[0]
-    x = result.diagnostics["x"]
+    x = result.diagnostics.x
     ax.set_xscale("log")
     ax.set_xlabel(_text(X_LABELS.get(x, x)), fontsize=10)
     ax.set_ylabel(_text(curve.metric + ("" if curve.higher_is_better else " (lower is better)")), fontsize=10)

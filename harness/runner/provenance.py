@@ -10,7 +10,7 @@ from typing import Any, Optional
 from harness.config import ExperimentConfig
 from harness.models.suite import ModelMeta, ModelSpec
 from harness.runner.execute import Failure
-from harness.store import SCORING_VERSION
+from harness.store import SCORING_VERSION, Manifest, ManifestTask
 from harness.tasks.prepared import AnyPrepared
 
 PACKAGES = ("scaling-harness", "torch", "transformers", "tokenizers", "datasets", "accelerate", "numpy", "pandas")
@@ -38,16 +38,15 @@ def git_commit() -> Any:
 
 
 def manifest(config: ExperimentConfig, suite: list[ModelSpec], prepared: list[AnyPrepared], models: list[ModelMeta],
-             failures: list[Failure], device: str, duplicate_weights: Optional[list[list[str]]] = None) -> dict[str, Any]:
-    return {"name": config.name, "config": config.model_dump(mode="json"), "scoring_version": SCORING_VERSION,
-            "packages": package_versions(), "python": platform.python_version(), "git_commit": git_commit(),
-            "device": device,
-            "seeds": {"run": config.run.seed, "fewshot": {p.task.name: p.task.spec.fewshot.seed for p in prepared}},
-            "suite": [m.model_dump(mode="json", exclude_none=True) for m in suite], "models": models,
-            "tasks": [{"name": p.task.name, "group": p.task.group, "source": str(p.task.source), "hash": p.task.hash,
-                       "prompt_hash": p.prompt_hash, "n": len(p.instances), "output": p.task.spec.output,
-                       "keywords": p.task.spec.keywords, "preferred_metric": p.task.spec.preferred_metric,
-                       **({"canary": p.task.spec.canary} if p.task.spec.canary else {})}
-                      for p in prepared],
-            "failures": [vars(f) for f in failures], "duplicate_weights": duplicate_weights or [],
-            "trust_remote_code": [s.name for s in suite if s.trust_remote_code]}
+             failures: list[Failure], device: str, duplicate_weights: Optional[list[list[str]]] = None) -> Manifest:
+    return Manifest(
+        name=config.name, config=config.model_dump(mode="json"), scoring_version=SCORING_VERSION,
+        packages=package_versions(), python=platform.python_version(), git_commit=git_commit(), device=device,
+        seeds={"run": config.run.seed, "fewshot": {p.task.name: p.task.spec.fewshot.seed for p in prepared}},
+        suite=[m.model_dump(mode="json", exclude_none=True) for m in suite], models=[dict(m) for m in models],
+        tasks=[ManifestTask(name=p.task.name, group=p.task.group, source=str(p.task.source), hash=p.task.hash,
+                            prompt_hash=p.prompt_hash, n=len(p.instances), output=p.task.spec.output,
+                            keywords=list(p.task.spec.keywords), preferred_metric=p.task.spec.preferred_metric,
+                            canary=p.task.spec.canary or None) for p in prepared],
+        failures=[vars(f) for f in failures], duplicate_weights=duplicate_weights or [],
+        trust_remote_code=[s.name for s in suite if s.trust_remote_code])

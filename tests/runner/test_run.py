@@ -42,6 +42,33 @@ def test_run_writes_layout_and_resume_is_identical(workdir, tiny_models, capsys)
     assert not list(out.rglob(".tmp-*"))
 
 
+def test_results_read_back_as_their_types(workdir, tiny_models):
+    """The manifest and each pair's records are parsed into their types when read back; a damaged field is
+    named in one line (file, row, field), not met later as a KeyError."""
+    from harness.errors import HarnessError
+    from harness.store import Manifest, RunStore
+
+    cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc", "toy_add"], batch_size=3)
+    assert main(["run", str(cfg)]) == 0
+    store = RunStore(workdir / "results" / "t")
+    manifest = store.manifest()
+    assert isinstance(manifest, Manifest) and {t.name: t.output for t in manifest.tasks} == {
+        "toy_mc": "multiple_choice", "toy_add": "generate"}
+    mc, gen = store.records("llama", "toy_mc"), store.records("llama", "toy_add")
+    assert all(isinstance(r["logprobs"][0], float) and isinstance(r["gold"], int) for r in mc)
+    assert all(isinstance(r["generation"], str) and r["generation_ids"] is not None for r in gen)  # type: ignore[typeddict-item]
+    path = workdir / "results" / "t" / "models" / "llama" / "toy_mc.jsonl"
+    lines = path.read_text().splitlines()
+    broken = json.loads(lines[2])
+    broken["logprobs"] = "high"
+    path.write_text("\n".join(lines[:2] + [json.dumps(broken)] + lines[3:]) + "\n")
+    with pytest.raises(HarnessError, match=r"toy_mc.jsonl: a record does not parse \(row 2.logprobs: "):
+        store.records("llama", "toy_mc")
+    (store.root / "manifest.json").write_text(json.dumps({**manifest.model_dump(), "tasks": [{"n": 3}]}))
+    with pytest.raises(HarnessError, match=r"manifest.json: tasks.0.name: Field required"):
+        store.manifest()
+
+
 def test_changing_a_key_part_recomputes_only_that_pair(workdir, tiny_models, capsys):
     cfg = write_config(workdir, [tiny_models["llama"]], ["toy_mc", "toy_add"])
     assert main(["run", str(cfg)]) == 0

@@ -42,7 +42,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -91,6 +91,41 @@ class Curve(_Keyed):
     base_task: str = ""                # the task's own name (``task`` with any @FAMILY / @arch removed)
 
 
+@dataclass(frozen=True)
+class Diagnostics:
+    """What a label rests on: the pooled curve per size, its noise, the thresholds, and the fits the rules compared
+    (a fit the rules did not reach is None)."""
+
+    x: str                            # the scale variable (params, flops, ...)
+    sizes: list[float]                # distinct sizes, ascending
+    n_models: int
+    replicates: int                   # the most models at one size (seeds)
+    values: list[float]               # per-size means
+    stderr: list[float]               # per-size standard errors (item noise and the spread of replicates)
+    chance: Optional[float]
+    ceiling: Optional[float]
+    delta: float                      # the smallest change that counts (minimum effect or the noise, if larger)
+    scale: float                      # the metric's scale (chance to ceiling, else floor to ceiling)
+    noise: str                        # where the noise came from
+    few_points: bool                  # fewer sizes than the rules need for emergent / U shapes
+    slope_per_decade: float
+    gain: float                       # largest size's mean minus the smallest's
+    rho: float                        # Spearman's rank correlation with log size
+    linearity: float
+    breakthroughness: float
+    break_between: Optional[tuple[float, float]] = None  # emergent: the two sizes the jump falls between
+    sse_linear: Optional[float] = None
+    sse_break: Optional[float] = None
+    sse_quadratic: Optional[float] = None
+    r2_linear: Optional[float] = None
+    chi2_constant: Optional[float] = None
+    trend_z: Optional[float] = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The diagnostics the rules reached (JSON output)."""
+        return {k: v for k, v in asdict(self).items() if v is not None or k in ("chance", "ceiling")}
+
+
 @dataclass
 class Classification(_Keyed):
     """One curve's label, with the confidence, the shares of other labels, and the diagnostics behind it."""
@@ -101,14 +136,14 @@ class Classification(_Keyed):
     confidence: float
     kind: Optional[str]
     alternatives: dict[str, float]
-    diagnostics: dict
+    diagnostics: Diagnostics
     notes: list[str] = field(default_factory=list)
     aggregate: str = ""
     family: str = ""  # as its curve's
     base_task: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "diagnostics": self.diagnostics.as_dict()}
 
 
 def _floats(seq: Optional[Sequence], k: int) -> np.ndarray:
@@ -210,16 +245,14 @@ def classify(curve: Curve, rules: Rules = Rules()) -> Classification:
     shares = {lab: labels.count(lab) / len(labels) for lab in LABELS if labels and labels.count(lab)}
     confidence = shares.get(label, 0.0) if labels else 0.0
 
-    diag = {
-        "x": curve.x_name, "sizes": sizes.tolist(), "n_models": k_models, "replicates": int(max(len(g) for g in groups)),
-        "values": means.tolist(), "stderr": size_se.tolist(), "chance": curve.chance, "ceiling": curve.ceiling,
-        "delta": delta, "scale": scale, "noise": noise, "few_points": few,
-        "slope_per_decade": sign * fits.slope(t, y), "gain": float(means[-1] - means[0]),
-        "rho": fits.rank_correlation(t, y), "linearity": fits.linearity(y / scale),
-        "breakthroughness": fits.breakthroughness(y / scale), **info,
-    }
-    if brk is not None:
-        diag["break_between"] = [float(sizes[brk]), float(sizes[brk + 1])]
+    diag = Diagnostics(
+        x=curve.x_name, sizes=sizes.tolist(), n_models=k_models, replicates=int(max(len(g) for g in groups)),
+        values=means.tolist(), stderr=size_se.tolist(), chance=curve.chance, ceiling=curve.ceiling,
+        delta=delta, scale=scale, noise=noise, few_points=few,
+        slope_per_decade=sign * fits.slope(t, y), gain=float(means[-1] - means[0]),
+        rho=fits.rank_correlation(t, y), linearity=fits.linearity(y / scale),
+        breakthroughness=fits.breakthroughness(y / scale),
+        break_between=None if brk is None else (float(sizes[brk]), float(sizes[brk + 1])), **info)
     notes = []
     if few:
         notes.append(f"only {len(sizes)} sizes: emergent and U shapes are not assessed below {rules.min_points}")

@@ -33,13 +33,13 @@ def test_four_sizes_get_coarse_labels_and_a_flag(label):
     rng = np.random.default_rng(7)
     got = [classify(curve(label, 4, int(rng.choice([300, 1000, 5000])), rng), RULES) for _ in range(12)]
     assert sum(g.label == label for g in got) / len(got) >= 0.9
-    assert all(g.diagnostics["few_points"] and "only 4 sizes" in g.notes[0] for g in got)
+    assert all(g.diagnostics.few_points and "only 4 sizes" in g.notes[0] for g in got)
 
 
 def test_few_points_are_not_guessed_emergent():
     rng = np.random.default_rng(3)
     res = classify(curve("emergent", 4, 5000, rng, probs=np.array([0.25, 0.25, 0.26, 0.9])), RULES)
-    assert res.label != "emergent" and res.diagnostics["few_points"]
+    assert res.label != "emergent" and res.diagnostics.few_points
     with pytest.raises(HarnessError, match="at least 3 model sizes"):
         classify(Curve("t", "acc", ["a", "b"], [1e6, 1e7], [0.2, 0.8]))
 
@@ -78,7 +78,7 @@ def test_one_unlucky_seed_does_not_make_a_curve_inverse_or_emergent():
     c.items = (rng.random((18, 1000)) < p[:, None]).astype(float)
     c.values = c.items.mean(axis=1).tolist()
     pooled = classify(c, RULES)
-    assert pooled.label == "smooth" and pooled.diagnostics["replicates"] == 3
+    assert pooled.label == "smooth" and pooled.diagnostics.replicates == 3
     # the same unlucky model alone at its size would bend the curve down at the end
     keep = [i for i in range(18) if i % 3 == 0 or i == 17]
     alone = Curve(**{**vars(c), "models": [c.models[i] for i in keep], "x": [c.x[i] for i in keep],
@@ -99,7 +99,7 @@ def test_chance_below_start_and_saturation_are_noted():
     below = classify(Curve("t", "acc", list("abcdef"), x, [0.10, 0.12, 0.11, 0.13, 0.6, 0.85], stderr=[0.01] * 6,
                            chance=0.25, ceiling=1.0, floor=0.0, kind="discontinuous"), RULES)
     assert below.label == "emergent" and "below chance" in " ".join(below.notes)
-    assert below.diagnostics["break_between"] == [x[3], x[4]]
+    assert below.diagnostics.break_between == (x[3], x[4])
     saturated = classify(Curve("t", "acc", list("abcdef"), x, [0.99, 0.995, 0.99, 1.0, 0.995, 1.0], stderr=[0.005] * 6,
                                chance=0.5, ceiling=1.0, floor=0.0, kind="discontinuous"), RULES)
     assert saturated.label == "flat" and "saturated" in " ".join(saturated.notes)
@@ -113,7 +113,7 @@ def test_lower_is_better_metrics_are_oriented():
     brier = Curve("t", "brier", list("abcdef"), x, np.linspace(0.7, 0.2, 6), stderr=[0.01] * 6, ceiling=0.0,
                   floor=2.0, higher_is_better=False, kind="continuous")
     res = classify(brier, RULES)
-    assert res.label == "smooth" and res.diagnostics["slope_per_decade"] < 0
+    assert res.label == "smooth" and res.diagnostics.slope_per_decade < 0
 
 
 def test_metric_artifact_is_reported():
@@ -133,8 +133,8 @@ def test_big_bench_linearity_and_breakthroughness():
                             floor=0.0, kind="discontinuous"), RULES).diagnostics
     jump = classify(Curve("t", "acc", list("abcde"), x, [0.2, 0.2, 0.2, 0.2, 1.0], stderr=[0.01] * 5, ceiling=1.0,
                           floor=0.0, kind="discontinuous"), RULES).diagnostics
-    assert steady["linearity"] == pytest.approx(1.0) and jump["linearity"] == pytest.approx(0.5)
-    assert steady["breakthroughness"] == pytest.approx(0.2) and jump["breakthroughness"] == pytest.approx(0.8)
+    assert steady.linearity == pytest.approx(1.0) and jump.linearity == pytest.approx(0.5)
+    assert steady.breakthroughness == pytest.approx(0.2) and jump.breakthroughness == pytest.approx(0.8)
 
 
 def test_saturated_describes_the_pooled_curve_not_one_replicate():

@@ -60,7 +60,7 @@ def test_zigzag_around_a_weak_trend_is_not_correlated(swing, trend):
     trend explains little and the residuals are many times the noise."""
     values = [0.4 + trend * i + (swing if i % 2 else -swing) * (1 if i % 4 < 2 else 0.8) for i in range(8)]
     got = classify(exact_match(values, n=1000, chance=0.25))
-    assert got.diagnostics["rho"] > 0 and got.diagnostics["r2_linear"] < 0.5
+    assert got.diagnostics.rho > 0 and got.diagnostics.r2_linear < 0.5
     assert got.label == "not_correlated", got
 
 
