@@ -3,7 +3,7 @@
     harness bigbench fetch                      # once
     python benchmarks/bigbench_coverage.py --limit 3 [--json out.json]
 
-Every (sub)task is resolved by name (``bigbench:TASK``), rendered 0-shot (and ``--shots`` shots), and its first
+Every (sub)task is resolved by name (``bigbench:TASK``), rendered 0-shot (and ``--num-fewshot`` shots), and its first
 ``--limit`` documents are scored on a tiny randomly initialised model built here (no hub), through the same
 ``evaluate`` the runner uses. Reasons for failures are counted by their message with names and numbers removed.
 """
@@ -32,7 +32,7 @@ from harness.testing import build_tiny_model
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=int, default=3, help="documents scored per (sub)task")
-    p.add_argument("--shots", type=int, default=0)
+    p.add_argument("--num-fewshot", type=int, default=0)
     p.add_argument("--tasks", default="*", help="a glob over task names")
     p.add_argument("--json", help="write per-task outcomes here")
     args = p.parse_args()
@@ -54,8 +54,8 @@ def main() -> int:
             continue
         for task in tasks:
             try:
-                if args.shots:
-                    task.spec.dataset.bigbench.shots = args.shots  # type: ignore[union-attr]
+                if args.num_fewshot:
+                    task.spec.dataset.bigbench.num_fewshot = args.num_fewshot  # type: ignore[union-attr]
                 prepared = prepare(task, args.limit)
                 records = evaluate(backend, prepared)
                 assert len(records) == len(prepared.instances) and all(r["metrics"] for r in records)

@@ -50,9 +50,9 @@ def load_documents(spec: DatasetSpec, task_file: Path, split: Optional[str] = No
         where = "dataset.hf"
     elif spec.bigbench is not None:
         if split is not None:
-            raise HarnessError("a BIG-bench task brings its own shots (dataset.bigbench.shots); leave fewshot empty",
+            raise HarnessError("a BIG-bench task brings its own shots (dataset.bigbench.num_fewshot); leave fewshot empty",
                                source=task_file, where="fewshot.split")
-        docs = bigbench_documents(spec.bigbench.task, spec.bigbench.subtask, spec.bigbench.shots)
+        docs = bigbench_documents(spec.bigbench.task, spec.bigbench.subtask, spec.bigbench.num_fewshot)
         where = "dataset.bigbench"
     else:
         if split is not None:

@@ -70,7 +70,7 @@ def prepare(task: Task | LmEvalTask, limit: Optional[int] = None, data_roots: Se
     spec = task.spec
     docs = load_documents(spec.dataset, task.source, roots=data_roots)
     pool, same_split = docs, True  # shots come from the whole split, so they do not depend on ``limit``
-    if spec.fewshot.k and spec.fewshot.split is not None:
+    if spec.num_fewshot and spec.fewshot.split is not None:
         pool, same_split = load_documents(spec.dataset, task.source, split=spec.fewshot.split, roots=data_roots), False
     if limit is not None:
         docs = docs[:limit]

@@ -192,9 +192,10 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
     shots_cfg = spec.fewshot
     same_split = fewshot_pool is None if same_split is None else same_split
     pool = docs if fewshot_pool is None else fewshot_pool
-    if shots_cfg.k and len(pool) - (1 if same_split else 0) < shots_cfg.k:
-        raise HarnessError(f"few-shot k={shots_cfg.k} but the pool has only {len(pool)} documents",
-                           source=task.source, where="fewshot.k")
+    n_shots = spec.num_fewshot
+    if n_shots and len(pool) - (1 if same_split else 0) < n_shots:
+        raise HarnessError(f"num_fewshot={n_shots} but the pool has only {len(pool)} documents",
+                           source=task.source, where="num_fewshot")
     shot_text: dict[int, str] = {}
 
     def shot(i: int) -> str:
@@ -206,10 +207,10 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
     for row, doc in enumerate(docs):
         prefix = ""
         doc_hash = digest(doc)
-        if shots_cfg.k:
+        if n_shots:
             rng = random.Random(f"{shots_cfg.seed}:{row}")
-            candidates = rng.sample(range(len(pool)), shots_cfg.k + (1 if same_split else 0))
-            picked = [i for i in candidates if not (same_split and i == row)][: shots_cfg.k]
+            candidates = rng.sample(range(len(pool)), n_shots + (1 if same_split else 0))
+            picked = [i for i in candidates if not (same_split and i == row)][:n_shots]
             prefix = "".join(shot(i) + shots_cfg.delimiter for i in picked)
         slices = tmpl.slices(doc, row)
         if spec.multiple_input:

@@ -26,12 +26,26 @@ class HFDataset(_Strict):
     revision: Optional[str] = None
 
 
+def _renamed(data: Any, old: str, new: str) -> Any:
+    """Accept a field's older name (the shots were ``fewshot.k`` and ``shots`` before they were ``num_fewshot``)."""
+    if isinstance(data, dict) and old in data:
+        if new in data:
+            raise ValueError(f"give '{new}' only ('{old}' is its older name)")
+        data = {**{k: v for k, v in data.items() if k != old}, new: data[old]}
+    return data
+
+
 class BigBenchRef(_Strict):
     """A BIG-bench JSON task (or one subtask), formatted as BIG-bench formats it, with its own n-shot contexts."""
 
     task: str = Field(pattern=NAME_PATTERN)
     subtask: Optional[str] = None
-    shots: int = Field(default=0, ge=0, le=5)  # BIG-bench's standard settings are 0, 1, 2 and 3
+    num_fewshot: int = Field(default=0, ge=0, le=5)  # BIG-bench's standard settings are 0, 1, 2 and 3
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_name(cls, data: Any) -> Any:
+        return _renamed(data, "shots", "num_fewshot")
 
 
 class DatasetSpec(_Strict):
@@ -92,7 +106,8 @@ class GenerationSpec(_Strict):
 
 
 class FewshotSpec(_Strict):
-    k: int = Field(default=0, ge=0, le=64)
+    """Where the shots (``num_fewshot`` of them) come from and how they are joined."""
+
     split: Optional[str] = None  # None: sample from the evaluated split, never the document itself
     seed: int = 1234
     delimiter: str = "\n\n"
@@ -123,6 +138,7 @@ class TaskSpec(_Strict):
     references: Optional[str] = None  # generate: a list of every acceptable answer (default: the target)
     output: str  # a registered output type (harness.outputs)
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    num_fewshot: int = Field(default=0, ge=0, le=64)  # shots before each document (as lm-eval's YAML names it)
     fewshot: FewshotSpec = Field(default_factory=FewshotSpec)
     perplexity: PerplexitySpec = Field(default_factory=PerplexitySpec)
     metrics: list[MetricSpec]
@@ -152,6 +168,15 @@ class TaskSpec(_Strict):
             else:
                 raise ValueError(f"each metric is a name or a mapping with 'name' (got {entry!r})")
         return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("fewshot"), dict) and "k" in data["fewshot"]:
+            moved = _renamed({**data["fewshot"], **({"num_fewshot": data["num_fewshot"]} if "num_fewshot" in data
+                                                   else {})}, "k", "num_fewshot")
+            data = {**data, "num_fewshot": moved.pop("num_fewshot"), "fewshot": moved}
+        return data
 
     @field_validator("output")
     @classmethod

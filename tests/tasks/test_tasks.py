@@ -46,7 +46,8 @@ prompt: "Q: What is {{a}} + {{b}}?\\nA:"
 target: "{{answer}}"
 output: generate
 generation: {until: ["\\n"], max_new_tokens: 8}
-fewshot: {k: 2, split: train, seed: 1234}
+num_fewshot: 2
+fewshot: {split: train, seed: 1234}
 metrics: [exact_match, token_edit_distance, target_logprob]
 """)
     (task,) = load_task_file(tmp_path / "t.yaml")
@@ -62,13 +63,28 @@ metrics: [exact_match, token_edit_distance, target_logprob]
 def test_fewshot_never_includes_the_document_itself(tmp_path):
     (tmp_path / "d.jsonl").write_text("".join(json.dumps({"q": f"q{i}", "a": f"a{i}"}) + "\n" for i in range(6)))
     (tmp_path / "t.yaml").write_text("name: fs\ndataset: {path: d.jsonl}\nprompt: '{{q}}'\ntarget: '{{a}}'\n"
-                                     "output: generate\nfewshot: {k: 5, seed: 3}\nmetrics: [exact_match]\n")
+                                     "output: generate\nnum_fewshot: 5\nfewshot: {seed: 3}\nmetrics: [exact_match]\n")
     (task,) = load_task_file(tmp_path / "t.yaml")
     for inst in prepare(task).instances:
         shots = inst.context.split("\n\n")[:-1]
         assert len(shots) == 5 and f"q{inst.doc_id} a{inst.doc_id}" not in shots
     again = prepare(task).instances
     assert [i.context for i in again] == [i.context for i in prepare(task).instances]  # deterministic
+
+
+def test_the_shots_older_names_read_as_num_fewshot(tmp_path):
+    """``num_fewshot`` is the one name for the number of shots (native tasks, BIG-bench, lm-eval); task files
+    written with the older ``fewshot: {k: N}`` and BIG-bench's ``shots: N`` read the same."""
+    from harness.tasks.schema import BigBenchRef
+
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps({"q": f"q{i}", "a": f"a{i}"}) + "\n" for i in range(6)))
+    body = "dataset: {path: d.jsonl}\nprompt: '{{q}}'\ntarget: '{{a}}'\noutput: generate\nmetrics: [exact_match]\n"
+    (tmp_path / "old.yaml").write_text("name: fs\n" + body + "fewshot: {k: 2, seed: 3}\n")
+    (tmp_path / "new.yaml").write_text("name: fs\n" + body + "num_fewshot: 2\nfewshot: {seed: 3}\n")
+    (old,), (new,) = load_task_file(tmp_path / "old.yaml"), load_task_file(tmp_path / "new.yaml")
+    assert old.spec == new.spec and old.spec.num_fewshot == 2 and old.hash == new.hash
+    assert [i.context for i in prepare(old).instances] == [i.context for i in prepare(new).instances]
+    assert BigBenchRef(task="t", shots=2) == BigBenchRef(task="t", num_fewshot=2)
 
 
 def test_task_group_subtasks(tmp_path):
@@ -142,7 +158,7 @@ BAD = [
     ("row not object", {}, '[1, 2]\n', "row 1"),
     ("empty dataset", {}, "", "dataset is empty"),
     ("non utf-8", {}, b'{"q": "\xff\xfe"}\n', "not valid UTF-8"),
-    ("fewshot too large", {"fewshot": {"k": 5}}, None, "fewshot.k"),
+    ("fewshot too large", {"num_fewshot": 5}, None, "num_fewshot"),
     ("generate without target", {"output": "generate", "metrics": ["exact_match"]}, None, "needs the field 'target'"),
     ("empty file", "", None, "must be a mapping"),
     ("tab indentation", "name: t\n\tprompt: x\n", None, "invalid YAML"),
@@ -152,14 +168,15 @@ BAD = [
                           "generation": {"until": 5}}, None, "generation.until"),
     ("max_new_tokens zero", {"output": "generate", "target": "{{q}}", "metrics": ["exact_match"],
                              "generation": {"max_new_tokens": 0}}, None, "generation.max_new_tokens"),
-    ("negative k", {"fewshot": {"k": -1}}, None, "fewshot.k"),
+    ("negative num_fewshot", {"num_fewshot": -1}, None, "num_fewshot"),
+    ("shots under both names", {"num_fewshot": 1, "fewshot": {"k": 1}}, None, "give 'num_fewshot' only"),
     ("unknown fewshot field", {"fewshot": {"shots": 2}}, None, "fewshot.shots: unknown field"),
     ("subtasks not a list", {"subtasks": "a"}, None, "subtasks"),
     ("duplicate subtasks", {"subtasks": [{"name": "a"}, {"name": "a"}]}, None, "unique"),
     ("subtask error named", {"subtasks": [{"name": "a"}, {"name": "b", "metrics": ["nope"]}]}, None,
      "subtasks.1.metrics.0"),
     ("unsupported data type", {"dataset": {"path": "d.txt"}}, None, "unsupported data file type"),
-    ("path dataset with split", {"fewshot": {"k": 1, "split": "train"}}, None, "fewshot.split"),
+    ("path dataset with split", {"num_fewshot": 1, "fewshot": {"split": "train"}}, None, "fewshot.split"),
     ("hf dataset missing", {"dataset": {"hf": {"path": "no_such_local_dataset_dir"}}}, None, "could not load dataset"),
     ("unknown metric option", {"metrics": [{"name": "acc", "ignore_case": True}]}, None, "has no option"),
     ("undefined filter", {"prompt": "{{ q | shout }}"}, None, "invalid template"),
@@ -243,7 +260,7 @@ def test_multiple_input_renders_a_context_per_choice_and_scores_the_shared_targe
     assert records[1]["logprobs"] == pytest.approx([d.logprob for d in direct], abs=1e-5)
     assert records[1]["contexts"] == list(inst.contexts) and records[1]["target"] == " was thirsty."[1:]
     (tmp_path / "t2.yaml").write_text(WINO.replace("name: fill_blank", "name: fill_blank_2shot") +
-                                      "fewshot: {k: 2}\n")
+                                      "num_fewshot: 2\n")
     (shot_task,) = load_task_file(tmp_path / "t2.yaml")
     shot = prepare(shot_task).instances[0]
     gold_contexts = {f"Ann gave Bo the cup {i} because {['Ann', 'Bo'][i % 2]} was thirsty.\n\n" for i in range(1, 4)}

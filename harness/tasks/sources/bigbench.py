@@ -84,7 +84,7 @@ def _check_examples(data: dict[str, Any], source: Path) -> list[dict[str, Any]]:
     return examples
 
 
-def format_examples(data: dict[str, Any], shots: int = 0, source: Path = Path("task.json"),
+def format_examples(data: dict[str, Any], num_fewshot: int = 0, source: Path = Path("task.json"),
                     seed: int = SEED) -> list[dict[str, Any]]:
     """The task's examples as BIG-bench presents them to a model, in BIG-bench's order. Each document: ``input``
     (task prefix, shots and prompt, ending with the output prefix), ``targets``, and for multiple choice
@@ -98,14 +98,14 @@ def format_examples(data: dict[str, Any], shots: int = 0, source: Path = Path("t
         if key not in seen:
             seen.add(key)
             distinct.append(ex)
-    if len(distinct) < shots + 1:
-        raise HarnessError(f"task {data['name']}: {len(distinct)} distinct examples are too few for {shots} shots",
+    if len(distinct) < num_fewshot + 1:
+        raise HarnessError(f"task {data['name']}: {len(distinct)} distinct examples are too few for {num_fewshot} shots",
                            source=source, where="examples")
     formatted = [_format(copy.deepcopy(ex), data, seed, source, i) for i, ex in enumerate(distinct)]
     for i, ex in enumerate(formatted):
         ex["doc_id"] = i
     prefix = str(data.get("task_prefix", ""))
-    out = _nshot(formatted, shots, seed, data.get("few_shot_example_separator", "\n"))
+    out = _nshot(formatted, num_fewshot, seed, data.get("few_shot_example_separator", "\n"))
     for doc in out:
         doc["input"] = prefix + doc["input"]
     return out
@@ -138,12 +138,12 @@ def _format(sample: dict[str, Any], data: dict[str, Any], seed: int, source: Pat
     return sample
 
 
-def _nshot(samples: list[dict[str, Any]], shots: int, seed: int, separator: str) -> list[dict[str, Any]]:
+def _nshot(samples: list[dict[str, Any]], num_fewshot: int, seed: int, separator: str) -> list[dict[str, Any]]:
     """``json_task.make_nshot_dataset`` with ``max_examples`` = all examples (as ``evaluate_fixed_shot`` calls it):
-    0-shot keeps the order; n-shot visits the queries in a seeded permutation, each with ``shots`` other examples
+    0-shot keeps the order; n-shot visits the queries in a seeded permutation, each with ``num_fewshot`` other examples
     and one of each shot's targets, drawn from the same generator."""
     rng = np.random.RandomState(seed=seed)
-    if shots == 0:
+    if num_fewshot == 0:
         return [_document(s, s["input"]) for s in samples]
     order = rng.permutation(len(samples))  # rng.choice(samples, len(samples), replace=False)
     keys = [_same(x) for x in samples]
@@ -151,7 +151,7 @@ def _nshot(samples: list[dict[str, Any]], shots: int, seed: int, separator: str)
     for q in order:
         sample = samples[q]
         valid = [x for x, key in zip(samples, keys) if key != keys[q]]
-        picked = [valid[j] for j in rng.permutation(len(valid))[:shots]]
+        picked = [valid[j] for j in rng.permutation(len(valid))[:num_fewshot]]
         context = separator.join(ex["input"] + _pick(rng, ex["target"]) for ex in picked)
         out.append(_document(sample, context + separator + sample["input"]))
     return out
@@ -197,7 +197,7 @@ def part(data: dict[str, Any], subtask: Optional[str], path: Path) -> dict[str, 
     return subs[subtask]
 
 
-def documents(task: str, subtask: Optional[str] = None, shots: int = 0) -> list[dict[str, Any]]:
+def documents(task: str, subtask: Optional[str] = None, num_fewshot: int = 0) -> list[dict[str, Any]]:
     """A BIG-bench task's formatted examples as documents; each carries the task's canary, so anything built
     from them keeps it."""
     path = task_path(task)
@@ -209,7 +209,7 @@ def documents(task: str, subtask: Optional[str] = None, shots: int = 0) -> list[
         data = read_task(path)
         chosen = part(data, subtask, path)
     canary = str(data.get("canary", ""))
-    docs = format_examples(chosen, shots, path)
+    docs = format_examples(chosen, num_fewshot, path)
     for doc in docs:
         doc["canary"] = canary
     return sorted(docs, key=lambda d: d["doc_id"])

@@ -51,7 +51,6 @@ class LmEvalSettings:
 
 @dataclass(frozen=True)
 class Fewshot:
-    k: int
     seed: int
 
 
@@ -60,6 +59,7 @@ class LmEvalSpec:
     """The parts of a task's description the runner reads (output type, shots) for an lm-eval task."""
 
     output: str
+    num_fewshot: int
     fewshot: Fewshot
     keywords: tuple[str, ...] = ()
     preferred_metric: Optional[str] = None
@@ -291,7 +291,7 @@ def resolve(pattern: str, data: Optional[dict[str, dict[str, str]]] = None,
             source = Path(entry.yaml_path) if entry is not None and entry.yaml_path else installed_tasks() or Path(".")
             shots = settings.num_fewshot if settings.num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
             output = str(cfg.get("output_type") or "generate_until")
-            spec = LmEvalSpec(OUTPUTS.get(output, output), Fewshot(shots, settings.fewshot_seed))
+            spec = LmEvalSpec(OUTPUTS.get(output, output), shots, Fewshot(settings.fewshot_seed))
             agg = _group_metrics(tm.task_index[group].cfg if group in tm.task_index else None)
             out.setdefault(name, LmEvalTask(name, request, group, source, rows, settings, spec,
                                             _hash(name, source, rows, settings), agg))
@@ -335,7 +335,7 @@ def _group_metrics(cfg: Optional[dict[str, Any]]) -> tuple[tuple[str, Optional[t
 def built_spec(task: Any, settings: LmEvalSettings) -> LmEvalSpec:
     """The spec as the built task says (a Python task class names its output type only when built)."""
     return LmEvalSpec(output=OUTPUTS.get(task.OUTPUT_TYPE, task.OUTPUT_TYPE),
-                      fewshot=Fewshot(int(task.get_config("num_fewshot") or 0), settings.fewshot_seed))
+                      num_fewshot=int(task.get_config("num_fewshot") or 0), fewshot=Fewshot(settings.fewshot_seed))
 
 
 def _hash(name: str, source: Path, data: dict[str, dict[str, str]], settings: LmEvalSettings) -> str:
