@@ -192,9 +192,9 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
     shots_cfg = spec.fewshot
     same_split = fewshot_pool is None if same_split is None else same_split
     pool = docs if fewshot_pool is None else fewshot_pool
-    n_shots = spec.num_fewshot
-    if n_shots and len(pool) - (1 if same_split else 0) < n_shots:
-        raise HarnessError(f"num_fewshot={n_shots} but the pool has only {len(pool)} documents",
+    num_fewshot = spec.num_fewshot
+    if num_fewshot and len(pool) - (1 if same_split else 0) < num_fewshot:
+        raise HarnessError(f"num_fewshot={num_fewshot} but the pool has only {len(pool)} documents",
                            source=task.source, where="num_fewshot")
     shot_text: dict[int, str] = {}
 
@@ -207,10 +207,10 @@ def build_instances(task: Task, docs: Sequence[Document], fewshot_pool: Optional
     for row, doc in enumerate(docs):
         prefix = ""
         doc_hash = digest(doc)
-        if n_shots:
+        if num_fewshot:
             rng = random.Random(f"{shots_cfg.seed}:{row}")
-            candidates = rng.sample(range(len(pool)), n_shots + (1 if same_split else 0))
-            picked = [i for i in candidates if not (same_split and i == row)][:n_shots]
+            candidates = rng.sample(range(len(pool)), num_fewshot + (1 if same_split else 0))
+            picked = [i for i in candidates if not (same_split and i == row)][:num_fewshot]
             prefix = "".join(shot(i) + shots_cfg.delimiter for i in picked)
         slices = tmpl.slices(doc, row)
         if spec.multiple_input:

@@ -177,7 +177,7 @@ def _local_splits(name: str, cfg: dict[str, Any], local: dict[str, str], setting
     if scored and scored not in local:
         raise HarnessError(f"lm_eval:{name} scores the split '{scored}': give it with --data {scored}=FILE (given: "
                            f"{', '.join(sorted(local))})", where="data")
-    shots = settings.num_fewshot if settings.num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
+    shots = num_fewshot(settings, cfg)
     source = cfg.get("fewshot_split") or cfg.get("training_split") or cfg.get("validation_split")
     fixed = isinstance(cfg.get("fewshot_config"), dict) and cfg["fewshot_config"].get("samples")  # shots listed
     if shots and source and source not in local and not fixed:
@@ -289,7 +289,7 @@ def resolve(pattern: str, data: Optional[dict[str, dict[str, str]]] = None,
             entry = tm.task_index.get(name)
             cfg = (entry.cfg if entry is not None else None) or {}
             source = Path(entry.yaml_path) if entry is not None and entry.yaml_path else installed_tasks() or Path(".")
-            shots = settings.num_fewshot if settings.num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
+            shots = num_fewshot(settings, cfg)
             output = str(cfg.get("output_type") or "generate_until")
             spec = LmEvalSpec(OUTPUTS.get(output, output), shots, Fewshot(settings.fewshot_seed))
             agg = _group_metrics(tm.task_index[group].cfg if group in tm.task_index else None)
@@ -330,6 +330,11 @@ def _group_metrics(cfg: Optional[dict[str, Any]]) -> tuple[tuple[str, Optional[t
             filters = [filters] if isinstance(filters, str) else filters
             out.append((item["metric"], tuple(filters) if filters else None, bool(item.get("weight_by_size", True))))
     return tuple(out)
+
+
+def num_fewshot(settings: LmEvalSettings, cfg: dict) -> int:
+    """The shots a task gets: the run's ``num_fewshot`` where set, else the task's own."""
+    return settings.num_fewshot if settings.num_fewshot is not None else int(cfg.get("num_fewshot") or 0)
 
 
 def built_spec(task: Any, settings: LmEvalSettings) -> LmEvalSpec:
