@@ -54,7 +54,7 @@ def pydantic_error(exc: Exception, source: object, model: Optional[Any] = None) 
     first = next((e for e in errors if e.get("type") == "extra_forbidden"), errors[0])
     # pydantic puts the union member it tried into the path ("suite.list[ModelSpec].0"): leave it out
     loc = tuple(p for p in first.get("loc", ()) if isinstance(p, int) or not _union_tag(p))
-    msg = first.get("msg", "invalid value")
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")  # a validator's own words
     if first.get("type") == "extra_forbidden":
         msg = "unknown field"
         if model is not None and loc:
