@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from harness import metrics as M
 from harness.cli import main
 from harness.errors import HarnessError
