@@ -18,7 +18,7 @@ from rapidfuzz.distance import Levenshtein
 from harness.errors import HarnessError
 from harness.extraction import regex_sub
 
-Record = Mapping[str, Any]  # a per-example record (see ``scoring``), read by field
+Record = Mapping[str, Any]  # a per-example record of any output type (see ``harness.outputs``), read by field
 LN2 = math.log(2)
 
 

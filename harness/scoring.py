@@ -11,10 +11,8 @@ from harness.models.backend import Backend
 from harness.outputs import BaseRecord, output_type
 from harness.tasks.prepared import PreparedTask
 
-Record = BaseRecord  # each output type's record (``harness.outputs``) extends it
 
-
-def evaluate(backend: Backend, prepared: PreparedTask) -> list[Record]:
+def evaluate(backend: Backend, prepared: PreparedTask) -> list[BaseRecord]:
     """Run one task on one model and return per-example records with their metric values."""
     spec = prepared.task.spec
     records = output_type(spec.output).evaluate(backend, prepared.instances, spec)
@@ -35,7 +33,7 @@ def unrepresentable_documents(backend: Backend, prepared: PreparedTask) -> int:
     return sum(any([next(flags) for _ in texts]) for texts in per_doc)
 
 
-def chance_levels(prepared: PreparedTask, records: Sequence[Record]) -> dict[str, float]:
+def chance_levels(prepared: PreparedTask, records: Sequence[BaseRecord]) -> dict[str, float]:
     """Chance per metric where the output type knows it (multiple choice: a uniform guess, or the majority class),
     or the task's ``chance``."""
     spec = prepared.task.spec

@@ -19,7 +19,7 @@ from harness import metrics as M
 from harness.errors import HarnessError
 from harness.files import digest
 from harness.models.backend import Backend, GenerationRequest, LogLikelihood, Sampling
-from harness.outputs import Output, output_type
+from harness.outputs import LmEvalRecord, Output, output_type
 from harness.tasks.sources.lm_eval import LmEvalTask
 
 DEFAULT_MAX_GEN_TOKS = 256  # lm-eval's HF backend default
@@ -102,7 +102,7 @@ def sampling(kwargs: Mapping[str, Any], seed: int) -> Optional[Sampling]:
 
 
 def evaluate_lm_eval(backend: Backend, task: LmEvalTask, limit: Optional[int] = None,
-                     bootstrap_iters: int = 100_000) -> tuple[list[dict], dict[str, dict], dict[str, float]]:
+                     bootstrap_iters: int = 100_000) -> tuple[list[LmEvalRecord], dict[str, dict], dict[str, float]]:
     """Run one lm-eval task on a loaded model: per-document records, scores (every metric lm-eval reports, each
     filter as lm-eval names it, with its stderr, beside the continuous partners) and chance levels."""
     from lm_eval import evaluator
@@ -155,16 +155,15 @@ def _number(value: Any) -> Optional[float]:
     return None
 
 
-def _records(samples: list[dict], kind: Output, answers: dict[tuple[int, int], LogLikelihood]) -> list[dict]:
+def _records(samples: list[dict], kind: Output, answers: dict[tuple[int, int], LogLikelihood]) -> list[LmEvalRecord]:
     """One record per document: its requests, raw answers, filtered answers per filter, and every numeric
     per-document metric value (``metric`` for lm-eval's ``none`` filter, ``metric,filter`` otherwise)."""
-    by_doc: dict[int, dict] = {}
+    by_doc: dict[int, LmEvalRecord] = {}
     for s in sorted(samples, key=lambda s: s["doc_id"]):
         doc_id = int(s["doc_id"])
-        rec = by_doc.setdefault(doc_id, {
-            "doc_id": doc_id, "doc_hash": s.get("doc_hash"), "target": s.get("target"),
-            "requests": [list(a) for a in s.get("arguments") or []],
-            "resps": s.get("resps"), "filtered": {}, "metrics": {}})
+        rec = by_doc.setdefault(doc_id, LmEvalRecord(
+            doc_id=doc_id, doc_hash=s.get("doc_hash"), target=s.get("target"),
+            requests=[list(a) for a in s.get("arguments") or []], resps=s.get("resps"), filtered={}, metrics={}))
         filt = s.get("filter", "none")
         rec["filtered"][filt] = s.get("filtered_resps")
         for metric in s.get("metrics", []):
@@ -183,7 +182,7 @@ def _records(samples: list[dict], kind: Output, answers: dict[tuple[int, int], L
     return records
 
 
-def _scores(out: dict, name: str, records: list[dict], partners: Sequence[str]) -> dict[str, dict]:
+def _scores(out: dict, name: str, records: list[LmEvalRecord], partners: Sequence[str]) -> dict[str, dict]:
     """lm-eval's reported metrics with their stderr (and whether higher is better), then the partners."""
     res = out["results"][name]
     n = int(out.get("n-samples", {}).get(name, {}).get("effective") or len(records))

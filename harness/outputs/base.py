@@ -111,7 +111,7 @@ class Output:
         """Each metric's chance level that follows from the records alone (a uniform guess)."""
         return {}
 
-    def lm_eval_partners(self, record: dict[str, Any], answers: Sequence[LogLikelihood]) -> None:
+    def lm_eval_partners(self, record: LmEvalRecord, answers: Sequence[LogLikelihood]) -> None:
         """Add the continuous partners to an lm-eval record from the engine's answers to its requests."""
 
     @classmethod

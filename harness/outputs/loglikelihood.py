@@ -4,12 +4,11 @@ target token's greedy flag: the answer's steps that exact match needs all of."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from typing_extensions import NotRequired
 
 from harness.models.backend import Backend, LogLikelihood
-from harness.outputs.base import BaseRecord, Instance, Output, Settings, register
+from harness.outputs.base import BaseRecord, Instance, LmEvalRecord, Output, Settings, register
 
 
 class TargetRecord(BaseRecord):
@@ -61,7 +60,7 @@ class Loglikelihood(Output):
     def evaluate(self, backend: Backend, instances: Sequence[Instance], spec: Settings) -> list[BaseRecord]:
         return list(score_targets(backend, instances))
 
-    def lm_eval_partners(self, record: dict[str, Any], answers: Sequence[LogLikelihood]) -> None:
+    def lm_eval_partners(self, record: LmEvalRecord, answers: Sequence[LogLikelihood]) -> None:
         if answers:
             record["target_logprob"] = answers[0].logprob
             record["metrics"]["target_logprob"] = answers[0].logprob

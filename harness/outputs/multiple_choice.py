@@ -11,7 +11,7 @@ from typing_extensions import NotRequired
 
 from harness import metrics as M
 from harness.models.backend import Backend, LogLikelihood
-from harness.outputs.base import BaseRecord, Instance, Output, Settings, register
+from harness.outputs.base import BaseRecord, Instance, LmEvalRecord, Output, Settings, register
 
 
 class ChoiceRecord(BaseRecord):
@@ -77,7 +77,7 @@ class MultipleChoice(Output):
             out["multiple_choice_grade"] = float(np.mean([np.mean(r["choice_scores"] or (0.0,)) for r in scored]))
         return out
 
-    def lm_eval_partners(self, record: dict[str, Any], answers: Sequence[LogLikelihood]) -> None:
+    def lm_eval_partners(self, record: LmEvalRecord, answers: Sequence[LogLikelihood]) -> None:
         """The choices' log-probs (lm-eval's own results), and from them p_correct, Brier and the gold's log-prob."""
         logprobs = [float(r[0][0]) for r in record.get("resps") or []]
         gold = record.get("target")

@@ -18,9 +18,9 @@ from harness.files import cache_dir
 from harness.models.adapters import adapter_hash
 from harness.models.backend import Backend, BackendFactory, resolve_device
 from harness.models.suite import ModelMeta, model_metadata
-from harness.outputs import output_type
+from harness.outputs import BaseRecord, Record, output_type
 from harness.runner.plan import Unit
-from harness.scoring import Record, chance_levels, evaluate, unrepresentable_documents
+from harness.scoring import chance_levels, evaluate, unrepresentable_documents
 from harness.scoring_lm_eval import evaluate_lm_eval
 from harness.store import PairSummary, ScoreDict
 from harness.tasks.prepared import LmEvalPrepared, PreparedTask
@@ -55,7 +55,7 @@ class ChunkResult:
     key: str
     size: int
     index: int
-    records: list[Record]
+    records: Sequence[Record]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ class PairResult:
 
     model: str
     task: str
-    records: list[Record]
+    records: Sequence[Record]
     summary: PairSummary
 
 
@@ -132,7 +132,7 @@ def score_task(unit: Unit, p: PreparedTask | LmEvalPrepared, backend: Backend, m
     resumed = unit.resumed.get(task, {})
     yield TaskStarted(name, task, len(p.instances), sum(len(r) for r in resumed.values()), (len(resumed), n_chunks))
     t0 = time.perf_counter()
-    records: list[Record] = []
+    records: list[BaseRecord] = []
     try:
         _check_fits(p, backend.max_length)
         for i in range(n_chunks):
@@ -204,9 +204,9 @@ def _score_lm_eval(unit: Unit, p: LmEvalPrepared, backend: Backend, meta: ModelM
                           scores={k: ScoreDict(**v) for k, v in scores.items()})  # type: ignore[typeddict-item]
     if (peak := _peak_memory(unit.device)) is not None:
         summary["peak_memory_bytes"] = peak
-    if notes := _truncated(records):  # type: ignore[arg-type]
+    if notes := _truncated(records):
         summary["notes"] = notes
-    yield PairResult(name, task, records, summary)  # type: ignore[arg-type]
+    yield PairResult(name, task, records, summary)
 
 
 def _reset_peak_memory(device: str) -> None:
