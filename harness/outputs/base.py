@@ -133,7 +133,6 @@ class Output:
             raise HarnessError(f"metric '{name}' has no option(s) {sorted(unknown)} (known: "
                                f"{sorted(m.options) or 'none'})", where=where)
 
-
     @classmethod
     def parse(cls, raw: Sequence[Any]) -> list[BaseRecord]:
         """Records read back (JSON) as this output's record type; a malformed one raises ValidationError."""
