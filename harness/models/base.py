@@ -6,6 +6,7 @@ how text is generated (lm-eval's ``TemplateLM`` plays this part there)."""
 from __future__ import annotations
 
 import gc
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
@@ -36,7 +37,7 @@ def _freeze_imports() -> None:
         gc.freeze()
 
 
-class TransformersBackend:
+class TransformersBackend(ABC):
     """A model loaded once through a transformers auto class; call :meth:`close` to release it before the next.
     Subclasses set ``arch`` and ``auto_class`` and implement the scoring of one batch (``_item``, ``_cost``,
     ``_score_batch``), ``loglikelihood``, ``loglikelihood_rolling``, ``generate`` and ``describe``."""
@@ -105,19 +106,22 @@ class TransformersBackend:
     def parameter_counts(self) -> ParamCounts:
         return self._counts
 
+    @abstractmethod
     def describe(self) -> str:
         """How this model is being scored, for the run log."""
-        raise NotImplementedError
 
+    @abstractmethod
     def loglikelihood(self, requests: Sequence[tuple[str, str]]) -> list[LogLikelihood]:
-        raise NotImplementedError
+        """Log-prob of each ``continuation`` given its ``context`` (see ``models.backend.Backend``)."""
 
+    @abstractmethod
     def loglikelihood_rolling(self, texts: Sequence[str], window: Optional[int] = None,
                               stride: Optional[int] = None) -> list[LogLikelihood]:
-        raise NotImplementedError
+        """Log-prob of each whole text, scored in windows."""
 
+    @abstractmethod
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        raise NotImplementedError
+        """Continuation of each context, cut at its first stop sequence."""
 
     def close(self) -> None:
         """Release the weights (and GPU memory) before loading the next model; an adapter's base is kept for
@@ -190,17 +194,17 @@ class TransformersBackend:
                 out[i] = res
         return [out[i] for i in index]  # type: ignore[misc]
 
+    @abstractmethod
     def _item(self, ctx: tuple[int, ...], cont: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """What ``_score_batch`` takes for one pair (cut to the model's length)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _cost(self, item: tuple[tuple[int, ...], tuple[int, ...]]) -> int:
         """An item's tokens in a batch (for the token budget)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _score_batch(self, items: Sequence[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[LogLikelihood]:
         """The log-likelihoods of one batch of items."""
-        raise NotImplementedError
 
     def _gather(self, logits: torch.Tensor, targets: list[int], sizes: list[int]) -> list[LogLikelihood]:
         """Float32 log-softmax at the scored positions; sum each continuation's target log-probs."""

@@ -5,6 +5,7 @@ output type's name."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -89,7 +90,7 @@ class Settings(Protocol):
     def perplexity(self) -> Any: ...
 
 
-class Output:
+class Output(ABC):
     """An output type. Subclasses set the class attributes and implement ``evaluate``."""
 
     name: ClassVar[str]
@@ -99,9 +100,9 @@ class Output:
     multiple_input: ClassVar[bool] = False  # may render one context per choice (Winogrande)
     partners: ClassVar[tuple[str, ...]] = ()  # continuous metrics beside its discontinuous ones (also lm-eval's)
 
+    @abstractmethod
     def evaluate(self, backend: Backend, instances: Sequence[Instance], spec: Settings) -> list[BaseRecord]:
         """Ask the engine for this output's requests and return one record per instance (metrics not yet set)."""
-        raise NotImplementedError
 
     def new_tokens(self, spec: Settings) -> int:
         """Tokens the engine appends after the prompt (generation's room in the context)."""
@@ -112,7 +113,9 @@ class Output:
         return {}
 
     def lm_eval_partners(self, record: LmEvalRecord, answers: Sequence[LogLikelihood]) -> None:
-        """Add the continuous partners to an lm-eval record from the engine's answers to its requests."""
+        """Add the continuous partners to an lm-eval record from the engine's answers to its requests (by default
+        none: an lm-eval generation's answers carry no log-probs)."""
+        return
 
     @classmethod
     def allowed_metrics(cls) -> list[str]:
