@@ -26,11 +26,11 @@ class HFDataset(_Strict):
     revision: Optional[str] = None
 
 
-def _renamed(data: Any, old: str, new: str) -> Any:
+def _renamed(data: Any, old: str, new: str, said: str = "") -> Any:
     """Accept a field's older name (the shots were ``fewshot.k`` and ``shots`` before they were ``num_fewshot``)."""
     if isinstance(data, dict) and old in data:
         if new in data:
-            raise ValueError(f"give '{new}' only ('{old}' is its older name)")
+            raise ValueError(f"give '{new}' only ('{said or old}' is its older name)")
         data = {**{k: v for k, v in data.items() if k != old}, new: data[old]}
     return data
 
@@ -172,10 +172,10 @@ class TaskSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _older_name(cls, data: Any) -> Any:
+        """``fewshot: {k: N}`` reads as ``num_fewshot: N``."""
         if isinstance(data, dict) and isinstance(data.get("fewshot"), dict) and "k" in data["fewshot"]:
-            moved = _renamed({**data["fewshot"], **({"num_fewshot": data["num_fewshot"]} if "num_fewshot" in data
-                                                   else {})}, "k", "num_fewshot")
-            data = {**data, "num_fewshot": moved.pop("num_fewshot"), "fewshot": moved}
+            fewshot = dict(data["fewshot"])
+            data = _renamed({**data, "k": fewshot.pop("k"), "fewshot": fewshot}, "k", "num_fewshot", "fewshot.k")
         return data
 
     @field_validator("output")
