@@ -130,7 +130,7 @@ class Manifest(BaseModel):
     device: str = ""
     seeds: dict[str, Any] = Field(default_factory=dict)
     suite: list[dict[str, Any]] = Field(default_factory=list)
-    models: list[dict[str, Any]] = Field(default_factory=list)  # each a ModelMeta
+    models: list[dict[str, Any]] = Field(default_factory=list)  # each a ModelMeta (read loosely: older runs lack newer keys)
     tasks: list[ManifestTask] = Field(default_factory=list)
     failures: list[dict[str, Any]] = Field(default_factory=list)
     duplicate_weights: list[list[str]] = Field(default_factory=list)
