@@ -7,7 +7,7 @@ import pytest
 from harness import metrics as M
 from harness.cli import main
 from harness.errors import HarnessError
-from harness.outputs import OUTPUTS, BaseRecord, Output, output_type
+from harness.outputs import OUTPUTS, BaseRecord, Output, output_type, parse_records
 from harness.store import RunStore
 from harness.testing import write_config, write_jsonl
 
@@ -79,3 +79,7 @@ def test_records_of_each_type_parse_back_unchanged():
     assert output_type("multiple_choice").parse([rec]) == [rec]
     with pytest.raises(ValueError):
         output_type("multiple_choice").parse([{**rec, "gold": "b"}])
+    older = {k: v for k, v in rec.items() if k != "n_bytes"}  # a field an older version did not write yet
+    assert parse_records("multiple_choice", [older]) == [older]
+    with pytest.raises(ValueError, match=r"row 0.gold: Input should be a valid integer"):
+        parse_records("multiple_choice", [{**older, "gold": "b"}])

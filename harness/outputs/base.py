@@ -149,7 +149,8 @@ def _adapter(record: type) -> TypeAdapter:
 
 def parse_records(output: str, raw: Sequence[Any]) -> list[Record]:
     """Stored records as their type: an lm-eval task's (they carry lm-eval's requests) or the output type's. A
-    record that does not parse raises ValueError naming its row and field."""
+    field of the wrong type raises ValueError naming its row and field; fields an older version did not write yet
+    are only absent (the records are returned as read, every field present checked)."""
     try:
         if raw and isinstance(raw[0], dict) and "requests" in raw[0]:
             return _adapter(LmEvalRecord).validate_python(raw)
@@ -157,9 +158,11 @@ def parse_records(output: str, raw: Sequence[Any]) -> list[Record]:
             raise ValueError(f"unknown output type {output!r}")
         return list(OUTPUTS[output].parse(raw))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        raise ValueError(f"row {loc}: {err.get('msg', 'invalid')}") from None
+        wrong = [e for e in exc.errors() if e.get("type") != "missing"]
+        if not wrong:
+            return list(raw)
+        loc = ".".join(str(p) for p in wrong[0].get("loc", ()))
+        raise ValueError(f"row {loc}: {wrong[0].get('msg', 'invalid')}") from None
 
 
 OUTPUTS: dict[str, Output] = {}
