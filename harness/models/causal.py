@@ -71,7 +71,7 @@ class CausalBackend(TransformersBackend):
         """Logits at the positions ``at`` (index tensors into batch × sequence) only."""
         if self._head is not None:
             return self._head(at, **inputs)
-        return self.model(**inputs).logits[at]
+        return super().logits_at(at, **inputs)
 
     def _packing_works(self) -> bool:
         """Probe: does scoring choices packed behind one shared context (a block attention mask with

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 from harness.models import causal, seq2seq  # noqa: F401  (each registers its backend)
 from harness.models.base import BACKENDS, TransformersBackend
 from harness.models.suite import ModelSpec
 
 
-def is_encoder_decoder(spec: ModelSpec) -> bool:
-    """From ``arch`` in the suite entry, else the model's config."""
+def architecture(config: Any) -> str:
+    """The backend a model's config calls for: ``seq2seq`` for an encoder-decoder model, else ``causal``."""
+    return "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
+
+
+def spec_architecture(spec: ModelSpec) -> str:
+    """A suite entry's backend: its ``arch``, else what the model's config calls for (``causal`` when the config
+    cannot be read: the loader then says why the model cannot be loaded)."""
     if spec.arch is not None:
-        return spec.arch == "seq2seq"
+        return spec.arch
     from transformers import AutoConfig
 
     from harness.files import hub_reachable
@@ -21,14 +27,13 @@ def is_encoder_decoder(spec: ModelSpec) -> bool:
     try:
         config = AutoConfig.from_pretrained(spec.model, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
                                             local_files_only=offline)
-    except Exception:  # the loader reports why the model cannot be loaded
-        return False
-    return bool(getattr(config, "is_encoder_decoder", False))
+    except Exception:
+        return "causal"
+    return architecture(config)
 
 
 def load_backend(spec: ModelSpec, *, device: str, dtype: str, batch_size: Union[int, str],
                  token_budget: Optional[int]) -> TransformersBackend:
-    """The default backend factory: the registered backend for the model's architecture (encoder-decoder models
-    ``seq2seq``, the rest ``causal``)."""
-    cls = BACKENDS["seq2seq" if is_encoder_decoder(spec) else "causal"]
+    """The default backend factory: the registered backend for the entry's architecture."""
+    cls = BACKENDS[spec_architecture(spec)]
     return cls(spec, device=device, dtype=dtype, batch_size=batch_size, token_budget=token_budget)

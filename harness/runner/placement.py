@@ -50,14 +50,17 @@ def _count_on_meta(config_json: str, remote_code_from: str) -> int:
     import json
 
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    import transformers
+    from transformers import AutoConfig
+
+    from harness.models.loading import BACKENDS, architecture
 
     if remote_code_from:
         config = AutoConfig.from_pretrained(remote_code_from, trust_remote_code=True)
     else:
         raw = json.loads(config_json)
         config = AutoConfig.for_model(raw.pop("model_type"), **raw)
-    auto: Any = AutoModelForSeq2SeqLM if getattr(config, "is_encoder_decoder", False) else AutoModelForCausalLM
+    auto: Any = getattr(transformers, BACKENDS[architecture(config)].auto_class)
     with torch.device("meta"):
         model = auto.from_config(config, trust_remote_code=bool(remote_code_from))
     return sum(p.numel() for p in model.parameters())

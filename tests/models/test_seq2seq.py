@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from harness.errors import HarnessError
 from harness.models.backend import GenerationRequest
-from harness.models.loading import is_encoder_decoder, load_backend
+from harness.models.loading import load_backend, spec_architecture
 from harness.models.seq2seq import Seq2SeqBackend
 from harness.models.suite import ModelSpec
 
@@ -109,8 +109,9 @@ def test_generation_equals_model_generate(seq2seq):
 
 
 def test_the_run_picks_the_backend_and_refuses_perplexity(seq2seq, tiny_llama):
-    assert is_encoder_decoder(ModelSpec(model=str(seq2seq))) and not is_encoder_decoder(ModelSpec(model=str(tiny_llama)))
-    assert not is_encoder_decoder(ModelSpec(model=str(seq2seq), arch="causal"))
+    assert spec_architecture(ModelSpec(model=str(seq2seq))) == "seq2seq"
+    assert spec_architecture(ModelSpec(model=str(tiny_llama))) == "causal"
+    assert spec_architecture(ModelSpec(model=str(seq2seq), arch="causal")) == "causal"
     backend = load_backend(ModelSpec(model=str(seq2seq)), device="cpu", dtype="float32", batch_size=4, token_budget=None)
     assert isinstance(backend, Seq2SeqBackend) and "encoder-decoder" in backend.describe()
     with pytest.raises(HarnessError, match="not comparable on an encoder-decoder model"):
