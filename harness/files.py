@@ -94,6 +94,17 @@ class _BoundedLoader(yaml.SafeLoader):
         return node
 
 
+def read_json(path: Path, what: str = "valid JSON") -> Any:
+    """A JSON file's content; unreadable, invalid or too deeply nested is one line naming the file (``what``: what
+    the file is not, in that line)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise HarnessError(f"not {what} ({exc})", source=path) from None
+    except RecursionError:
+        raise HarnessError(TOO_DEEP, source=path) from None
+
+
 def read_yaml(path: Path) -> Any:
     """Safe-load a YAML file (no Python objects from YAML), bounded in depth and alias expansion, with errors
     naming the file and line."""

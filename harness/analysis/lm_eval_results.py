@@ -3,7 +3,6 @@ size from the run's config, every metric and filter with its stderr, and each ta
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
@@ -14,7 +13,7 @@ import pandas as pd
 
 from harness.analysis.scaling import known_chance, metric_info
 from harness.errors import HarnessError
-from harness.files import TOO_DEEP
+from harness.files import read_json
 from harness.store import SCORE_COLUMNS
 
 
@@ -62,12 +61,7 @@ def read_lm_eval(root: Path) -> tuple[pd.DataFrame, dict[tuple[str, str], Path]]
     rows: dict[tuple, dict] = {}
     samples: dict[tuple[str, str], Path] = {}
     for file in files:
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise HarnessError(f"not valid JSON ({exc})", source=file) from None
-        except RecursionError:
-            raise HarnessError(TOO_DEEP, source=file) from None
+        data = read_json(file)
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             continue  # not an lm-eval results file
         model, params = _lm_eval_model(data, file)

@@ -17,7 +17,7 @@ import numpy as np
 
 from harness.errors import HarnessError
 from harness.extraction import BIGBENCH_OUTPUT_REGEX
-from harness.files import TOO_DEEP, atomic_write, cache_dir, digest
+from harness.files import atomic_write, cache_dir, digest, read_json
 
 SEED = 42  # BIG-bench's default random_seed for formatting and shots
 
@@ -41,12 +41,7 @@ def require_root() -> Path:
 
 def read_task(path: Path) -> dict[str, Any]:
     """One ``task.json`` (its subtasks, in BIG-bench's sorted order, under ``subtasks`` when it has no examples)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HarnessError(f"not a readable task.json ({exc})", source=path) from None
-    except RecursionError:
-        raise HarnessError(TOO_DEEP, source=path) from None
+    data = read_json(path, "a readable task.json")
     if not isinstance(data, dict):
         raise HarnessError("a task.json must hold an object", source=path)
     for key in ("canary", "name", "description", "keywords"):
